@@ -1,0 +1,38 @@
+"""The ipywidgets layer: shared controls and one app per lesson.
+
+Apps compute nothing themselves: they call the engine and show what `render`
+draws. Each lesson's app is importable from here, e.g.
+``from cnnviz_widgets.widgets import OcclusionApp``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .base import App, Runner
+from .controls import ChannelSlider, ClassPicker, ImagePicker, LayerPicker, ModelPicker
+
+# lesson apps, loaded on first use: name -> module
+_APPS: dict[str, str] = {
+    "HelloApp": "start",
+    "FiltersApp": "filters",
+    "NeighborsApp": "neighbors",
+    "EmbeddingApp": "embedding",
+    "ActivationsApp": "activations",
+    "PatchesApp": "patches",
+    "OcclusionApp": "occlusion",
+    "SaliencyApp": "saliency",
+    "GuidedBackpropApp": "guided",
+    "AscentApp": "ascent",
+    "FoolingApp": "adversarial",
+    "DeepDreamApp": "deepdream",
+    "InversionApp": "inversion",
+}
+
+__all__ = sorted(_APPS) + ["App", "Runner", "ChannelSlider", "ClassPicker", "ImagePicker", "LayerPicker", "ModelPicker"]
+
+
+def __getattr__(name: str):
+    if name in _APPS:
+        return getattr(importlib.import_module(f".{_APPS[name]}", __name__), name)
+    raise AttributeError(f"module 'cnnviz_widgets.widgets' has no attribute {name!r}")

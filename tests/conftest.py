@@ -1,0 +1,52 @@
+"""Shared fixtures. Tests run offline, in quick mode, on the CPU unless CUDA is there."""
+
+from __future__ import annotations
+
+import os
+
+# Notebook kernels (nbval) inherit this environment: quick mode shrinks steps and
+# sizes, never the assertions. Offline mode makes online features fail fast.
+os.environ.setdefault("CNNVIZ_QUICK", "1")
+os.environ.setdefault("CNNVIZ_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest
+import torch
+
+from cnnviz_widgets.engine import models
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def effnet() -> models.Network:
+    """The embedded ImageNet model (real weights)."""
+    return models.load_model("efficientnet_lite0")
+
+
+@pytest.fixture(scope="session")
+def shapes_net() -> models.Network:
+    """The kit's own shapes CNN (shipped weights)."""
+    return models.load_model("shapes")
+
+
+def make_random_alexnet(seed: int = 0) -> models.Network:
+    """A randomly initialised torchvision AlexNet wrapped as the kit wraps the real one."""
+    import torchvision
+
+    torch.manual_seed(seed)
+    m = torchvision.models.alexnet(weights=None)
+    return models.Network("alexnet", m, dict(models._ALEXNET_LAYERS), models._imagenet_classes(),
+                          models.IMAGENET_MEAN, models.IMAGENET_STD, input_size=224, resize_size=256)
+
+
+@pytest.fixture(scope="session")
+def random_alexnet() -> models.Network:
+    return make_random_alexnet()
+
+
+@pytest.fixture(scope="session")
+def shapes_data():
+    from cnnviz_widgets.engine.data import load_dataset
+
+    return load_dataset("shapes", n=200, seed=4242)
