@@ -15,7 +15,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 from PIL import Image
 
-__all__ = ["Item", "ListDataset", "FolderDataset", "DatasetUnavailable", "load_dataset", "DATASETS"]
+__all__ = ["Item", "ListDataset", "FolderDataset", "DatasetUnavailable", "load_dataset", "model_for", "DATASETS"]
 
 DATASETS = ("shapes", "samples", "folder", "imagenette")
 
@@ -184,3 +184,11 @@ def load_dataset(name: str | None = None, **options):
     if name == "imagenette":
         return _imagenette(options.get("split", "val"), options.get("size", "160px"), options.get("n"), options.get("root"))
     raise ValueError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
+
+
+def model_for(dataset) -> str | None:
+    """The model a dataset lesson should use by default: the kit's `shapes` CNN for
+    the shapes set (an ImageNet model has never seen them), else ``$CNNVIZ_MODEL``
+    or the embedded ImageNet model (None)."""
+    name = getattr(dataset, "name", str(dataset))
+    return "shapes" if name.startswith("shapes") else None
