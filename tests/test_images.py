@@ -364,6 +364,12 @@ def test_path_bytes_and_file_objects_agree(tmp_path, photo):
         img = load_image(f)
     assert np.array_equal(np.asarray(img), ref)
     assert img.info["cnnviz_name"] == "cat.png"  # the name comes from the file object
+    upload = {"name": "upload.png", "type": "image/png", "content": memoryview(data)}
+    img = load_image(upload)  # one ipywidgets FileUpload entry
+    assert np.array_equal(np.asarray(img), ref)
+    assert img.info["cnnviz_name"] == "upload.png"
+    with pytest.raises(BadImage, match="'empty.png' is empty"):
+        load_image({"name": "empty.png", "content": b""})
 
 
 def test_result_is_detached_from_the_file(tmp_path, photo):

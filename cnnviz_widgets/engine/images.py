@@ -94,6 +94,10 @@ def _label(name: str | None) -> str:
 
 def _read_source(source: Any, name: str | None) -> tuple[bytes, str | None]:
     """Read *source* into memory; return its bytes and a display name."""
+    if isinstance(source, dict) and "content" in source:
+        # One entry of an ipywidgets FileUpload value: {"name": ..., "content": ...}.
+        name = name or source.get("name") or None
+        source = source["content"]
     if source is None:
         raise BadImage("No file was given: choose or upload an image first.")
     if isinstance(source, (str, os.PathLike)):
@@ -208,8 +212,9 @@ def load_image(
     ----------
     source
         A path (``str`` or :class:`os.PathLike`), the file's bytes (``bytes``,
-        ``bytearray``, ``memoryview``, e.g. from an upload widget), or a binary
-        file-like object.
+        ``bytearray``, ``memoryview``, e.g. from an upload widget), a binary
+        file-like object, or one ipywidgets ``FileUpload`` entry (a dict with
+        ``"content"`` and ``"name"``).
     name
         The file name to use in messages (defaults to the path's or file object's name).
     min_size
@@ -237,7 +242,7 @@ def load_image(
     label = _label(name)
 
     header = _peek_header(data)
-    if False:
+    if header is not None and max_pixels is not None:
         w, h = header[1]
         if w * h > max_pixels:
             raise _too_large(name, (w, h), max_pixels)
