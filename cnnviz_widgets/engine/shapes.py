@@ -182,12 +182,19 @@ def _stroke(img: np.ndarray, p: np.ndarray, half_width: float, col: np.ndarray) 
     img[:, m] = col[:, None]
 
 
-def render_shape(rng: np.random.Generator, label: int, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def render_shape(
+    rng: np.random.Generator, label: int, size: int = 64, *, with_object: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Draw one image of class ``label``.
 
     Returns ``(image, mask)``: ``image`` uint8 (size, size, 3), ``mask`` bool (size, size),
     True exactly on the pixels the object covers.  The object lies fully inside the image
     (it never touches the border row/column).  All randomness comes from ``rng``.
+
+    ``with_object=False`` draws the very same image (same background, clutter and noise,
+    same random draws) without the object, while still returning the object's mask: the
+    two renderings differ only inside the mask.  Useful as a background-only baseline and
+    to check the masks.
     """
     if not 0 <= label < len(SHAPE_CLASSES):
         raise ValueError(f"label must be in 0..{len(SHAPE_CLASSES) - 1}, got {label}")
@@ -238,7 +245,8 @@ def render_shape(rng: np.random.Generator, label: int, size: int = 64) -> tuple[
     if tone2 is not None:
         c2 = _colour_far_from(rng, [c1], 120.0)
         colours[:, tone2[mask]] = c2.astype(f32)[:, None]
-    img[:, mask] = colours * shade[None]
+    if with_object:
+        img[:, mask] = colours * shade[None]
 
     # ---- sensor noise over everything
     # uniform noise of standard deviation sigma (cheaper than normal noise, looks the same)
@@ -277,9 +285,13 @@ class ShapesDataset:
     def label(self, i: int) -> int:
         return i % len(self.classes)
 
-    def _render(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+    def _render(self, i: int, with_object: bool = True) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng([self.seed, i])
-        return render_shape(rng, self.label(i), self.size)
+        return render_shape(rng, self.label(i), self.size, with_object=with_object)
+
+    def background(self, i: int) -> np.ndarray:
+        """Item ``i``'s image without its object (uint8 HxWx3): identical outside the mask."""
+        return self._render(int(i), with_object=False)[0]
 
     def __getitem__(self, i: int) -> Item:
         if not isinstance(i, (int, np.integer)):
