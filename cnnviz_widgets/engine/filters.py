@@ -1,0 +1,205 @@
+"""First-layer filters: a convolution's weights drawn as pictures (lesson 01).
+
+The first convolution of a network looks straight at RGB pixels, so each of its
+filters (3 x k x k) can be drawn as a small colour image: the lecture's AlexNet
+conv1 grid of 64 filters of 11 x 11, full of oriented edges and colour blobs.
+A deeper filter looks at the previous layer's feature maps instead (Cin x k x k),
+so it can only be drawn as Cin grey kernels, and those say little by themselves.
+
+Weights are signed: they are drawn with 0 as mid-grey, so a filter's positive
+and negative lobes look like light and dark (or like a colour and its opposite).
+
+Lesson notebook: ``notebooks/01_first_layer_filters.ipynb``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import render
+from .models import Network
+from .shapes_net import SNAPSHOTS_PATH, filter_smoothness, load_conv1_snapshots
+
+__all__ = [
+    "conv_layers",
+    "first_layer_filters",
+    "deeper_filters",
+    "filter_grid",
+    "filter_zoom",
+    "filter_snapshots",
+    "filter_smoothness",
+    "NORMALIZATIONS",
+]
+
+NORMALIZATIONS = ("per_filter", "global")
+
+
+def conv_layers(net: Network) -> list[str]:
+    """Module paths of the network's convolutions, in the order they are defined."""
+    return [name for name, m in net.model.named_modules() if isinstance(m, nn.Conv2d)]
+
+
+def _first_conv(net: Network) -> tuple[str, nn.Conv2d]:
+    for name, m in net.model.named_modules():
+        if isinstance(m, nn.Conv2d) and m.in_channels == 3 and m.groups == 1:
+            return name, m
+    raise ValueError(f"{net.name} has no convolution that reads the RGB image")
+
+
+def first_layer_filters(net: Network) -> torch.Tensor:
+    """The weights of the convolution that reads the RGB pixels: Cout x 3 x k x k.
+
+    AlexNet-shaped nets (``shapes``, ``alexnet``): conv1; ``efficientnet_lite0``:
+    its 3 x 3 stem. A detached CPU copy, so drawing it can never touch the model.
+    """
+    _, conv = _first_conv(net)
+    return conv.weight.detach().float().cpu().clone()
+
+
+def _conv_for(net: Network, layer_or_conv_index: str | int) -> tuple[str, nn.Conv2d]:
+    """A convolution by readable layer name (the last conv that runs before that
+    layer's output is ready) or by its index in `conv_layers(net)`."""
+    convs = conv_layers(net)
+    modules = dict(net.model.named_modules())
+    if isinstance(layer_or_conv_index, (int, np.integer)) and not isinstance(layer_or_conv_index, bool):
+        i = int(layer_or_conv_index)
+        if not 0 <= i < len(convs):
+            raise ValueError(f"conv index {i} is out of range: {net.name} has convolutions 0..{len(convs) - 1}.")
+        return convs[i], modules[convs[i]]
+    layer = net.check_layer(str(layer_or_conv_index))
+    path = net._layer_paths[layer]
+    order = [name for name, _ in net.model.named_modules()]
+    # The layer's output exists once its last sub-module has run.
+    end = max(i for i, name in enumerate(order) if name == path or name.startswith(path + "."))
+    before = [name for name in convs if order.index(name) <= end]
+    if not before:
+        raise ValueError(f"{net.name}: no convolution runs before layer {layer!r}.")
+    return before[-1], modules[before[-1]]
+
+
+def deeper_filters(net: Network, layer_or_conv_index: str | int, out_channel: int) -> torch.Tensor:
+    """One filter of any convolution, as its Cin x k x k kernels (one per input channel).
+
+    `layer_or_conv_index` is a readable layer name (``"conv2"``: the convolution
+    that feeds it) or an index into `conv_layers(net)`. Grouped convolutions
+    (EfficientNet's depthwise ones) give Cin/groups kernels.
+    """
+    name, conv = _conv_for(net, layer_or_conv_index)
+    n = conv.out_channels
+    if isinstance(out_channel, bool) or not isinstance(out_channel, (int, np.integer)) or not 0 <= int(out_channel) < n:
+        raise ValueError(f"filter {out_channel!r} is out of range: {net.name}'s {name} has filters 0..{n - 1}.")
+    return conv.weight[int(out_channel)].detach().float().cpu().clone()
+
+
+# --- drawing ---------------------------------------------------------------------------
+
+def _as_numpy(weights) -> np.ndarray:
+    a = weights.detach().float().cpu().numpy() if isinstance(weights, torch.Tensor) else np.asarray(weights, np.float32)
+    return a.astype(np.float32)
+
+
+def _symmetric(a: np.ndarray, normalize: str) -> np.ndarray:
+    """Signed weights -> [0, 1] with 0 at 0.5; one scale per tile or for all."""
+    if normalize not in NORMALIZATIONS:
+        raise ValueError(f"normalize must be 'per_filter' or 'global', not {normalize!r}")
+    axes = tuple(range(1, a.ndim))
+    if normalize == "per_filter":
+        m = np.abs(a).max(axis=axes, keepdims=True)
+    else:
+        m = np.abs(a).max()
+    return np.clip(a / (2 * np.maximum(m, 1e-12)) + 0.5, 0, 1)
+
+
+def _tiles(weights) -> np.ndarray:
+    """N x 3 x k x k (RGB filters) -> N x k x k x 3; N x k x k (grey kernels) as is."""
+    a = _as_numpy(weights)
+    if a.ndim == 4 and a.shape[1] == 3:
+        return np.moveaxis(a, 1, -1)
+    if a.ndim == 3:
+        return a
+    raise ValueError(
+        f"filter_grid draws N x 3 x k x k RGB filters or N x k x k grey kernels, not shape {tuple(a.shape)}; "
+        "for a deeper convolution take one filter with deeper_filters(net, layer, out_channel)."
+    )
+
+
+def _default_scale(k: int) -> int:
+    return max(1, 36 // max(1, k))  # tiles of about 36 px: AlexNet 11 -> 33, shapes 9 -> 36, 3 -> 36
+
+
+def filter_grid(weights, normalize: str = "per_filter", scale: int | None = None, ncols: int | None = None,
+                pad: int = 2, highlight: int | None = None, labels: Sequence[str] | None = None) -> np.ndarray:
+    """Filters as a grid of tiles, uint8 H x W x 3, 0 drawn as mid-grey.
+
+    `weights`: N x 3 x k x k (first-layer filters, drawn in colour) or N x k x k
+    (the kernels of one deeper filter, drawn in grey). `normalize`:
+    ``"per_filter"`` stretches each tile to its own largest weight (shapes are
+    easy to see); ``"global"`` uses one scale for all (strong and weak filters
+    can be compared). `highlight` frames one tile in red.
+    """
+    tiles = _tiles(weights)
+    if len(tiles) == 0:
+        raise ValueError("filter_grid needs at least one filter")
+    pixels = (_symmetric(tiles, normalize) * 255 + 0.5).astype(np.uint8)
+    k = tiles.shape[1]
+    scale = scale or _default_scale(k)
+    ncols = ncols or int(np.ceil(np.sqrt(len(tiles))))
+    grid = render.tile_grid(pixels, ncols=ncols, pad=pad, normalize_mode="none", labels=labels, scale=scale)
+    if highlight is not None:
+        if not 0 <= int(highlight) < len(tiles):
+            raise ValueError(f"highlight {highlight} is out of range 0..{len(tiles) - 1}")
+        _frame(grid, int(highlight), ncols, (k * scale, k * scale), pad, 12 if labels else 0)
+    return grid
+
+
+def _frame(grid: np.ndarray, i: int, ncols: int, tile: tuple[int, int], pad: int, label_h: int) -> None:
+    """Paint the padding around tile `i` red (the layout of render.tile_grid)."""
+    h, w = tile
+    r, c = divmod(i, ncols)
+    y, x = pad + r * (h + pad + label_h), pad + c * (w + pad)
+    t = max(1, pad)
+    y0, x0 = max(0, y - t), max(0, x - t)
+    red = np.array([220, 20, 60], np.uint8)
+    grid[y0:y, x0:x + w + t] = red
+    grid[y + h:y + h + t, x0:x + w + t] = red
+    grid[y0:y + h + t, x0:x] = red
+    grid[y0:y + h + t, x + w:x + w + t] = red
+
+
+def filter_zoom(weights, index: int, normalize: str = "per_filter", size: int = 120) -> np.ndarray:
+    """One first-layer filter big, then its R, G and B weights as grey images.
+
+    All four share one symmetric scale (the filter's own, or the whole bank's
+    with ``normalize="global"``), so a channel that barely matters looks flat grey.
+    """
+    tiles = _tiles(weights)
+    if tiles.ndim != 4:
+        raise ValueError("filter_zoom shows an RGB first-layer filter (N x 3 x k x k weights)")
+    if not 0 <= int(index) < len(tiles):
+        raise ValueError(f"filter {index} is out of range: there are filters 0..{len(tiles) - 1}")
+    scaled = _symmetric(tiles, normalize)[int(index)]  # k x k x 3, 0.5 = zero weight
+    parts = [scaled] + [np.repeat(scaled[..., c:c + 1], 3, axis=-1) for c in range(3)]
+    pixels = (np.stack(parts) * 255 + 0.5).astype(np.uint8)
+    scale = max(1, size // tiles.shape[1])
+    return render.tile_grid(pixels, ncols=4, pad=4, normalize_mode="none", scale=scale,
+                            labels=[f"filter {int(index)}", "red", "green", "blue"])
+
+
+def filter_snapshots(path=None) -> list[tuple[int, torch.Tensor]]:
+    """The ``shapes`` network's conv1 during training: [(step, 32 x 3 x 9 x 9 weights)].
+
+    The first is the random initialisation, the last the shipped filters.
+    """
+    path = path or SNAPSHOTS_PATH
+    try:
+        snaps = load_conv1_snapshots(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"the conv1 training snapshots are missing ({path}); "
+            "recreate them with `python -m cnnviz_widgets.engine.train_shapes`."
+        ) from None
+    return [(s["step"], s["weight"]) for s in snaps]

@@ -1,0 +1,169 @@
+"""Lesson 04: activations (engine and app)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+from torch import nn
+
+from cnnviz_widgets.engine import activations as A
+from cnnviz_widgets.engine.images import sample_image
+from cnnviz_widgets.engine.models import Network
+from cnnviz_widgets.engine.shapes_net import WEIGHTS_PATH
+
+from .helpers import assert_restored, png_to_array
+
+needs_shapes = pytest.mark.skipif(not WEIGHTS_PATH.exists(), reason="shapes weights not committed yet")
+
+
+def tiny_net() -> Network:
+    """conv1 3->2 (3x3, pad 1), conv2 2->4 (3x3, no pad), a linear head; seeded weights."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 2, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(2, 4, 3), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3),
+    )
+    return Network("tiny", model, {"conv1": "1", "conv2": "3", "fc": "6"}, ["a", "b", "c"],
+                   mean=(0, 0, 0), std=(1, 1, 1), input_size=8, resize_size=8)
+
+
+@pytest.fixture
+def tiny():
+    return tiny_net()
+
+
+@pytest.fixture
+def x8():
+    torch.manual_seed(1)
+    return torch.rand(1, 3, 8, 8)
+
+
+# --- engine -----------------------------------------------------------------------------
+
+def test_activations_equal_a_manual_convolution(tiny, x8):
+    conv1, conv2 = tiny.model[0], tiny.model[2]
+    expected1 = TF.relu(TF.conv2d(x8, conv1.weight, conv1.bias, padding=1))[0]
+    expected2 = TF.relu(TF.conv2d(expected1[None], conv2.weight, conv2.bias))[0]
+    got1 = A.activations(tiny, x8, "conv1")
+    assert got1.shape == (2, 8, 8) and torch.allclose(got1, expected1, atol=1e-6)
+    assert torch.allclose(A.activations(tiny, x8[0], "conv2"), expected2, atol=1e-6)  # 3-D input too
+    fc = A.activations(tiny, x8, "fc")
+    assert fc.shape == (3, 1, 1)
+    assert torch.allclose(fc.flatten(), tiny(x8)[0], atol=1e-6)
+
+
+def test_all_activations_is_one_forward_pass_with_the_same_values(tiny, x8):
+    calls = []
+    handle = tiny.model.register_forward_pre_hook(lambda m, i: calls.append(1))
+    try:
+        every = A.all_activations(tiny, x8)
+    finally:
+        handle.remove()
+    assert len(calls) == 1 and list(every) == tiny.layers
+    for layer in tiny.layers:
+        assert torch.allclose(every[layer], A.activations(tiny, x8, layer), atol=1e-6)
+
+
+def test_engine_calls_restore_the_model_also_when_they_raise(tiny, x8, effnet):
+    tiny.train()  # a caller left it training: the engine must run in eval and give it back
+    with assert_restored(tiny):
+        A.activations(tiny, x8, "conv2")
+        A.all_activations(tiny, x8)
+        with pytest.raises(ValueError, match="no layer 'conv7'"):
+            A.activations(tiny, x8, "conv7")
+        with pytest.raises(ValueError, match="one RGB image"):
+            A.activations(tiny, torch.rand(2, 3, 8, 8), "conv1")
+        with pytest.raises(RuntimeError):  # 2x2 is too small for conv2: raises mid-forward
+            A.all_activations(tiny, torch.rand(1, 3, 2, 2))
+    assert tiny.training
+    with assert_restored(effnet):
+        acts = A.activations(effnet, sample_image("cat"), "stage3")
+        with pytest.raises(ValueError, match="no layer"):
+            A.all_activations(effnet, sample_image("cat"), ["stage3", "stage99"])
+    assert acts.shape == effnet.layer_shape("stage3")
+
+
+def test_top_channels_rank_by_mean_activation():
+    acts = torch.zeros(4, 2, 2)
+    acts[1] = 1.0
+    acts[3, 0, 0] = 3.0  # mean 0.75: a single strong pixel ranks below a broad response
+    acts[2, 0, 0] = 0.5
+    assert A.top_channels(acts, 3).tolist() == [1, 3, 2]
+    assert A.top_channels(acts, 10).tolist()[:3] == [1, 3, 2]  # k above C: all channels
+    with pytest.raises(ValueError, match="k must be"):
+        A.top_channels(acts, 0)
+    with pytest.raises(ValueError, match="channels x height x width"):
+        A.top_channels(acts[0], 1)
+
+
+def test_activation_grid_layout_and_scales():
+    acts = torch.zeros(4, 2, 2)
+    acts[0] = 2.0
+    acts[1] = 1.0
+    grid = A.activation_grid(acts, scale=1, ncols=2)
+    assert grid.shape == (2 + 2 + 2 + 2 + 2, 10, 3)
+    tile = lambda g, r, c: g[2 + r * 4:4 + r * 4, 2 + c * 4:4 + c * 4]
+    # one scale for the layer: the strongest channel is white, half of it mid-grey, silent black
+    assert (tile(grid, 0, 0) == 255).all() and (tile(grid, 0, 1) == 128).all() and (tile(grid, 1, 0) == 0).all()
+    per = A.activation_grid(acts, channels=[1], normalize="channel", scale=1, labels=False)
+    assert per.shape == (6, 6, 3)
+    with pytest.raises(ValueError, match="channel 4 is out of range"):
+        A.activation_grid(acts, channels=[0, 4])
+    with pytest.raises(ValueError, match="normalize"):
+        A.activation_grid(acts, normalize="per_tile")
+
+
+def test_activation_grid_highlights_the_chosen_channel():
+    acts = torch.rand(9, 4, 4)
+    red = lambda g: np.all(g == [220, 20, 60], axis=-1)
+    assert not red(A.activation_grid(acts, scale=2)).any()
+    framed = red(A.activation_grid(acts, scale=2, highlight=4))  # the middle tile of 3x3
+    rows, cols = np.nonzero(framed)
+    assert rows.min() > 8 and rows.max() < 22 and cols.min() > 8 and cols.max() < 22
+
+
+def test_channel_overlay_is_bright_where_the_channel_fires():
+    image = np.full((32, 32, 3), 100, np.uint8)
+    heat = torch.zeros(4, 4)
+    heat[:2, :2] = 1.0
+    out = A.channel_overlay(image, heat)
+    assert out.shape == image.shape and out.dtype == np.uint8
+    assert out[:12, :12].mean() > out[20:, 20:].mean() + 50
+    with pytest.raises(ValueError, match="H x W map"):
+        A.channel_overlay(image, torch.zeros(2, 4, 4))
+
+
+def test_mask_fraction_against_hand_computed_cases():
+    mask = np.zeros((8, 8), bool)
+    mask[:, :2] = True
+    assert math.isclose(A.mask_fraction(torch.ones(4, 4), mask), 0.25, rel_tol=1e-6)  # uniform -> area
+    heat = torch.zeros(4, 4)
+    heat[:, 0] = 1.0
+    inside = A.mask_fraction(heat, mask)
+    assert math.isclose(inside + A.mask_fraction(heat, ~mask), 1.0, rel_tol=1e-6)
+    assert inside > 0.6  # most of the (blurred) mass of column 0 stays on the left quarter
+    assert math.isnan(A.mask_fraction(torch.zeros(4, 4), mask))
+    with pytest.raises(ValueError, match="2-D"):
+        A.mask_fraction(heat, np.zeros((2, 8, 8), bool))
+    with pytest.raises(ValueError, match="H x W map"):
+        A.mask_fraction(heat[None], mask)
+
+
+@needs_shapes
+def test_strong_late_channels_fire_on_the_object(shapes_net, shapes_data):
+    # The lesson's claim, on ground truth: conv5's strongest channels look at the shape,
+    # not at the cluttered background. 40 images of every class.
+    fractions, areas = [], []
+    with assert_restored(shapes_net):
+        for i in range(40):
+            item = shapes_data[i]
+            f, a = A.top_channel_mask_fraction(shapes_net, item.image, item.mask, "conv5", k=3)
+            fractions.append(f)
+            areas.append(a)
+    assert np.nanmean(fractions) > 1.5 * np.mean(areas)
+    assert np.mean(np.array(fractions) > np.array(areas)) > 0.75
