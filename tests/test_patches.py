@@ -1,0 +1,152 @@
+"""Lesson 05: maximally activating patches (engine, then app)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cnnviz_widgets.engine import patches as P
+from cnnviz_widgets.engine.data import Item, ListDataset, load_dataset
+from tests.helpers import assert_restored
+
+
+@pytest.fixture(scope="module")
+def small_data():
+    return load_dataset("shapes", n=14, seed=7)
+
+
+def _all_activations(net, dataset, layer):
+    """The brute-force reference: every image's whole activation tensor at `layer`."""
+    with torch.no_grad(), net.guard():
+        x = torch.cat([net.preprocess(dataset[i].image) for i in range(len(dataset))])
+        a = net.forward_to(x, layer)
+    return a if a.dim() == 4 else a[:, :, None, None]
+
+
+@pytest.mark.parametrize("layer", ["conv2", "conv5", "fc6"])
+def test_top_k_matches_brute_force(random_alexnet, small_data, layer):
+    P.clear_scan_cache()
+    # batch_size 4 over 14 images: the running top-k is merged across four batches.
+    scan = P.max_activating_patches(random_alexnet, small_data, layer, k=5, batch_size=4, cache=False)
+    acts = _all_activations(random_alexnet, small_data, layer)
+    n, c, h, w = acts.shape
+    expected = acts.permute(1, 0, 2, 3).reshape(c, -1).topk(5, dim=1).values
+    assert scan.values.shape == (c, 5)
+    torch.testing.assert_close(scan.values, expected, rtol=1e-4, atol=1e-5)
+    # Each position holds the value reported for it, in the full tensor.
+    at = acts[scan.image, torch.arange(c)[:, None], scan.row, scan.col]
+    torch.testing.assert_close(at, scan.values, rtol=1e-4, atol=1e-5)
+    assert bool((scan.values[:, :-1] >= scan.values[:, 1:]).all()), "top-k not sorted strongest first"
+    if layer == "fc6":
+        assert int(scan.row.abs().max()) == 0 and int(scan.col.abs().max()) == 0
+
+
+def test_each_patch_activation_recomputed_on_its_image(effnet, small_data):
+    layer = "stage3"
+    scan = P.max_activating_patches(effnet, small_data, layer, k=3, batch_size=8, cache=False)
+    for channel in (0, 7, scan.channels - 1):
+        for value, i, r, c in scan.top(channel):
+            with torch.no_grad(), effnet.guard():
+                a = effnet.forward_to(effnet.preprocess(small_data[i].image), layer)[0, channel]
+            tol = 1e-4 * max(1.0, abs(value))
+            assert abs(float(a[r, c]) - value) <= tol
+            # nothing in that image beats the channel's overall strongest unit
+            assert float(a.max()) <= scan.top(channel)[0][0] + tol
+
+
+def test_batch_size_does_not_change_the_answer(random_alexnet, small_data):
+    a = P.max_activating_patches(random_alexnet, small_data, "conv3", k=4, batch_size=3, cache=False)
+    b = P.max_activating_patches(random_alexnet, small_data, "conv3", k=4, batch_size=64, cache=False)
+    torch.testing.assert_close(a.values, b.values, rtol=1e-4, atol=1e-5)
+
+
+def test_memory_is_bounded_to_k_per_channel(random_alexnet, small_data):
+    scan = P.max_activating_patches(random_alexnet, small_data, "conv2", k=3, batch_size=5, cache=False)
+    c = random_alexnet.layer_shape("conv2")[0]
+    tensors = {name: v for name, v in vars(scan).items() if isinstance(v, torch.Tensor)}
+    assert set(tensors) == {"values", "image", "row", "col"}
+    for name, t in tensors.items():
+        assert tuple(t.shape) == (c, 3), name
+    # the activation grid (N x C x 27 x 27) is far larger than what is kept
+    assert sum(t.numel() for t in tensors.values()) == 4 * c * 3
+
+
+def test_progress_then_result_and_cache(random_alexnet, small_data):
+    P.clear_scan_cache()
+    steps = list(P.scan_max_activating_iter(random_alexnet, small_data, "conv1", k=2, batch_size=5))
+    progress, result = steps[:-1], steps[-1]
+    assert [(p.step, p.total) for p in progress] == [(5, 14), (10, 14), (14, 14)]
+    assert isinstance(result, P.PatchScan) and result.complete and result.n_images == 14
+    again = list(P.scan_max_activating_iter(random_alexnet, small_data, "conv1", k=2))
+    assert len(again) == 1 and again[0] is result, "second scan of the same (model, data, layer) should be cached"
+    fewer = P.max_activating_patches(random_alexnet, small_data, "conv1", k=1)
+    torch.testing.assert_close(fewer.values, result.values[:, :1])
+
+
+def test_stop_gives_partial_uncached_scan(random_alexnet, small_data):
+    P.clear_scan_cache()
+    calls = []
+
+    def stop_after_first_batch():
+        calls.append(1)
+        return len(calls) > 1
+
+    steps = list(P.scan_max_activating_iter(random_alexnet, small_data, "conv1", k=2, batch_size=5,
+                                            should_stop=stop_after_first_batch))
+    scan = steps[-1]
+    assert isinstance(scan, P.PatchScan) and not scan.complete and scan.n_images == 5
+    assert int(scan.image.max()) < 5
+    assert P.cached_scan(random_alexnet, small_data, "conv1", 2) is None
+
+
+def test_crop_patch_pads_at_the_border(random_alexnet, small_data):
+    rf = random_alexnet.receptive_field("conv5")
+    x = random_alexnet.preprocess(small_data[0].image)
+    pixels = random_alexnet.deprocess(x)
+    corner = P.crop_patch(random_alexnet, small_data[0].image, rf, 0, 0)
+    assert corner.shape == (163, 163, 3) and corner.dtype == np.uint8
+    top, left, _, _ = rf.box(0, 0)
+    assert top < 0 and left < 0, "the corner unit's field should leave the image"
+    assert (corner[: -top, :] == P.PAD_VALUE).all() and (corner[:, : -left] == P.PAD_VALUE).all()
+    np.testing.assert_array_equal(corner[-top:, -left:], pixels[: 163 + top, : 163 + left])
+    # the same via a layer name and a preprocessed tensor
+    np.testing.assert_array_equal(P.crop_patch(random_alexnet, x, "conv5", 0, 0), corner)
+    whole = P.crop_patch(random_alexnet, small_data[0].image, "fc6", 0, 0)
+    np.testing.assert_array_equal(whole, pixels)
+
+
+def test_patches_have_the_field_size(random_alexnet, small_data):
+    scan = P.max_activating_patches(random_alexnet, small_data, "conv3", k=4)
+    crops = scan.patches(5, small_data)
+    assert len(crops) == 4
+    assert all(c.shape == (99, 99, 3) for c in crops)
+    value, i, r, c = scan.top(5)[0]
+    np.testing.assert_array_equal(crops[0], P.crop_patch(random_alexnet, small_data[i].image, "conv3", r, c))
+
+
+def test_bad_settings_raise_clear_errors_and_restore_state(random_alexnet, small_data):
+    with assert_restored(random_alexnet):
+        with pytest.raises(ValueError, match="no layer 'conv9'"):
+            P.max_activating_patches(random_alexnet, small_data, "conv9")
+    with pytest.raises(ValueError, match="k .*positive"):
+        P.max_activating_patches(random_alexnet, small_data, "conv1", k=0)
+    with pytest.raises(ValueError, match="empty"):
+        P.max_activating_patches(random_alexnet, ListDataset([], ["a"], "empty"), "conv1")
+    scan = P.max_activating_patches(random_alexnet, small_data, "conv1", k=2)
+    with pytest.raises(ValueError, match="channel 64 is out of range"):
+        scan.patches(64, small_data)
+
+
+def test_state_restored_when_the_scan_fails_midway(random_alexnet, small_data):
+    items = [small_data[i] for i in range(6)] + [Item("not an image", 0, None, "broken")]
+    broken = ListDataset(items, small_data.classes, "broken-set")
+    random_alexnet.train()  # the guard must restore training mode too, after the error
+    try:
+        with assert_restored(random_alexnet):
+            with pytest.raises(ValueError, match=r"image 6 \(broken\) of broken-set"):
+                P.max_activating_patches(random_alexnet, broken, "conv2", batch_size=3, cache=False)
+            P.max_activating_patches(random_alexnet, small_data, "conv2", k=2, cache=False)
+        assert random_alexnet.training
+    finally:
+        random_alexnet.eval()
