@@ -1,0 +1,228 @@
+"""Feature vectors of a whole dataset at one layer, computed once and cached.
+
+Lessons 02 (nearest neighbours) and 03 (PCA / t-SNE) compare images by the
+activations of a late layer (AlexNet's fc7: "the 4096-dimensional code"); lesson 05
+and others can reuse the same scan. `extract_features(net, dataset, layer)` returns
+an ``N x D`` tensor (the layer's output flattened per image), computed with
+`Network.forward_to` so the network never runs past the layer, in batches, under
+``net.guard()`` and ``torch.no_grad()``. `pixel_features` gives the preprocessed
+pixels flattened the same way, the baseline the lessons compare against.
+
+Scans of the same (model, dataset, layer) are kept in a small in-memory LRU cache:
+moving a slider in an app must not rescan the dataset.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+
+from .models import Network
+
+__all__ = [
+    "FeatureProgress",
+    "PIXELS",
+    "extract_features",
+    "extract_features_iter",
+    "pixel_features",
+    "image_features",
+    "default_feature_layer",
+    "feature_size",
+    "clear_feature_cache",
+    "feature_cache_info",
+    "MAX_FEATURE_BYTES",
+]
+
+#: The pseudo-layer name for "the preprocessed pixels" (the lessons' baseline).
+PIXELS = "pixels"
+
+#: One scan may not hold more than this (N x D float32): a conv1 scan of a big set would
+#: otherwise quietly fill the memory of a Binder or Colab machine.
+MAX_FEATURE_BYTES = 1 << 30
+
+_CACHE_ENTRIES = 12
+_CACHE_BYTES = 1 << 30
+
+
+@dataclass(frozen=True)
+class FeatureProgress:
+    """One step of a dataset scan: `step` of `total` images done; `features` is set on
+    the last step only (the ``N x D`` result)."""
+
+    step: int
+    total: int
+    features: torch.Tensor | None = None
+
+
+class _FeatureCache:
+    """An LRU map from (model, dataset, layer) to a CPU tensor, bounded in entries and bytes."""
+
+    def __init__(self, max_entries: int, max_bytes: int):
+        self.max_entries, self.max_bytes = max_entries, max_bytes
+        self._items: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key: tuple) -> torch.Tensor | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def put(self, key: tuple, value: torch.Tensor) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_entries or (len(self._items) > 1 and self.nbytes() > self.max_bytes):
+                self._items.popitem(last=False)
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self._items.values())
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self.hits = self.misses = 0
+
+
+_CACHE = _FeatureCache(_CACHE_ENTRIES, _CACHE_BYTES)
+
+# Two networks can share a name (load_model(name, fresh=True), a randomised copy in
+# lesson 08): each instance gets its own token so one never answers from the other's scan.
+_TOKENS: "weakref.WeakKeyDictionary[Network, int]" = weakref.WeakKeyDictionary()
+_NEXT_TOKEN = itertools.count()
+
+
+def _cache_key(net: Network, dataset, layer: str) -> tuple | None:
+    name = getattr(dataset, "name", None)
+    if not name:
+        return None  # a dataset that cannot say what it holds is never cached
+    if net not in _TOKENS:
+        _TOKENS[net] = next(_NEXT_TOKEN)
+    return (net.name, _TOKENS[net], str(net.device), str(name), len(dataset), layer)
+
+
+def clear_feature_cache() -> None:
+    _CACHE.clear()
+
+
+def feature_cache_info() -> dict:
+    """Entries, bytes held, hits and misses of the scan cache (for tests and curiosity)."""
+    return {"entries": len(_CACHE._items), "bytes": _CACHE.nbytes(), "hits": _CACHE.hits, "misses": _CACHE.misses}
+
+
+def default_feature_layer(net: Network) -> str:
+    """The layer lessons 02/03 describe images by: fc7 on AlexNet-shaped nets (the
+    lecture's choice), else the last layer before the logits."""
+    layers = net.layers
+    if "fc7" in layers:
+        return "fc7"
+    if len(layers) > 1 and layers[-1] in ("logits", "fc8"):
+        return layers[-2]
+    return layers[-1]
+
+
+def feature_size(net: Network, layer: str) -> int:
+    """D, the length of one image's feature vector at `layer` (or of its pixels)."""
+    if layer == PIXELS:
+        return 3 * net.input_size * net.input_size
+    return math.prod(net.layer_shape(layer))
+
+
+def _check_dataset(dataset) -> int:
+    try:
+        n = len(dataset)
+    except TypeError:
+        raise ValueError(f"a dataset must have a length and items; got {type(dataset).__name__}") from None
+    if n == 0:
+        raise ValueError("the dataset is empty: there is nothing to describe")
+    return n
+
+
+def _batch(net: Network, dataset, start: int, stop: int) -> torch.Tensor:
+    return torch.cat([net.preprocess(dataset[i].image) for i in range(start, stop)])
+
+
+def _describe(net: Network, x: torch.Tensor, layer: str) -> torch.Tensor:
+    out = x if layer == PIXELS else net.forward_to(x, layer)
+    return out.reshape(out.shape[0], -1).float().cpu()
+
+
+def extract_features_iter(net: Network, dataset, layer: str, batch_size: int = 64) -> Iterator[FeatureProgress]:
+    """Scan `dataset` and yield progress after each batch; the last item carries the
+    ``N x D`` features (a CPU float32 tensor). See lesson 02.
+
+    `layer` is one of ``net.layers`` or ``"pixels"``. A cached scan yields its result
+    at once. Stopping the generator early leaves nothing in the cache.
+    """
+    if layer != PIXELS:
+        net.check_layer(layer)
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, not {batch_size!r}")
+    n = _check_dataset(dataset)
+    key = _cache_key(net, dataset, layer)
+    cached = _CACHE.get(key) if key is not None else None
+    if cached is not None:
+        yield FeatureProgress(n, n, cached)
+        return
+    out: torch.Tensor | None = None
+    # The generator may be paused between batches (a progress bar, a Stop button), so
+    # the guard and no_grad are held only around each batch's forward, never across a yield.
+    for start in range(0, n, batch_size):
+        stop = min(n, start + batch_size)
+        x = _batch(net, dataset, start, stop)
+        with torch.no_grad(), net.guard():
+            rows = _describe(net, x, layer)
+        if out is None:  # D is known from the first batch: no extra forward pass to size it
+            size = rows.shape[1]
+            if n * size * 4 > MAX_FEATURE_BYTES:
+                raise ValueError(
+                    f"{layer} features of {n} images would take {n * size * 4 / 2**30:.1f} GiB "
+                    f"({size} numbers per image): pick a later layer or a smaller dataset."
+                )
+            out = torch.empty(n, size, dtype=torch.float32)
+        out[start:stop] = rows
+        if stop < n:
+            yield FeatureProgress(stop, n)
+    if key is not None:
+        _CACHE.put(key, out)
+    yield FeatureProgress(n, n, out)
+
+
+def extract_features(net: Network, dataset, layer: str, batch_size: int = 64) -> torch.Tensor:
+    """``N x D``: each image's output at `layer`, flattened (cached). See lesson 02."""
+    last = None
+    for last in extract_features_iter(net, dataset, layer, batch_size):
+        pass
+    return last.features
+
+
+def pixel_features(net: Network, dataset, batch_size: int = 256) -> torch.Tensor:
+    """``N x 3*S*S``: the preprocessed pixels in [0, 1], flattened (cached): the
+    "no network at all" description of each image."""
+    return extract_features(net, dataset, PIXELS, batch_size)
+
+
+def image_features(net: Network, image, layer: str) -> torch.Tensor:
+    """A ``D`` vector for one image (PIL, array, tensor, or the bytes of an uploaded
+    file), described exactly as `extract_features` describes the dataset's images."""
+    if layer != PIXELS:
+        net.check_layer(layer)
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        from .images import load_image
+
+        image = load_image(bytes(image), name="the uploaded file")  # BadImage: a ValueError
+    x = net.preprocess(image)
+    with torch.no_grad(), net.guard():
+        return _describe(net, x, layer)[0]

@@ -1,0 +1,112 @@
+"""Nearest neighbours of an image, in pixel space and in a layer's feature space.
+
+Lesson 02: the lecture shows, for a few query images, the training images whose
+fc7 codes are closest (Krizhevsky, Sutskever & Hinton, 2012, figure 4). They share
+the query's class even when their pixels look nothing alike, while neighbours by
+raw pixel distance share its colours and layout instead.
+
+`nearest_neighbors(features, query, k, metric)` is exact (a full distance row,
+no approximate index): datasets in the lessons hold hundreds to a few thousand
+images. `neighbor_agreement` measures the lesson's claim over a whole set.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+__all__ = ["METRICS", "nearest_neighbors", "pairwise_distances", "neighbor_agreement"]
+
+METRICS = ("cosine", "l2")
+
+
+def _check_metric(metric: str) -> str:
+    if metric not in METRICS:
+        raise ValueError(f"metric must be 'cosine' or 'l2', not {metric!r}")
+    return metric
+
+
+def _as_matrix(features) -> torch.Tensor:
+    f = torch.as_tensor(features)
+    if f.dim() != 2 or f.shape[0] == 0:
+        raise ValueError(f"features must be an N x D matrix with N >= 1, got shape {tuple(f.shape)}")
+    return f.double()  # exact ordering: float32 cancellation in L2 can swap near-ties
+
+
+def pairwise_distances(a: torch.Tensor, b: torch.Tensor, metric: str = "cosine") -> torch.Tensor:
+    """``len(a) x len(b)`` distances: ``1 - cosine similarity`` or Euclidean.
+
+    An all-zero vector (a ReLU layer that stays silent for an image) has no direction:
+    its cosine similarity to everything is taken as 0, so its distance is 1.
+    """
+    _check_metric(metric)
+    if metric == "cosine":
+        an = a / a.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        bn = b / b.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        return (1 - an @ bn.T).clamp_min(0)
+    return torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist")
+
+
+def _is_index(query) -> bool:
+    if isinstance(query, bool):
+        return False
+    if isinstance(query, (int, np.integer)):
+        return True
+    return isinstance(query, torch.Tensor) and query.dim() == 0 and not query.is_floating_point()
+
+
+def nearest_neighbors(features, query, k: int = 5, metric: str = "cosine",
+                      exclude: int | Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The `k` rows of `features` closest to `query`: ``(indices, distances)``, nearest first.
+
+    `query` is an index into `features` (that row is then left out: an image is
+    always its own nearest neighbour) or a ``D`` feature vector (for an uploaded image,
+    from `features.image_features`). `exclude` lists further indices to leave out.
+    Ties are broken by the lower index, so results are reproducible. See lesson 02.
+    """
+    f = _as_matrix(features)
+    n, d = f.shape
+    skip: set[int] = set()
+    if _is_index(query):
+        index = int(query)
+        if not 0 <= index < n:
+            raise ValueError(f"query index {index} is out of range: the set has items 0..{n - 1}")
+        q = f[index:index + 1]
+        skip.add(index)
+    else:
+        q = torch.as_tensor(query).double().reshape(1, -1)
+        if q.shape[1] != d:
+            raise ValueError(f"the query has {q.shape[1]} features but the set has {d} per item: "
+                             "describe it at the same layer")
+    if exclude is not None:
+        for i in ([exclude] if isinstance(exclude, int) else exclude):
+            if not 0 <= int(i) < n:
+                raise ValueError(f"exclude index {int(i)} is out of range: the set has items 0..{n - 1}")
+            skip.add(int(i))
+    available = n - len(skip)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= available:
+        raise ValueError(f"k must be an integer from 1 to {available} (the items left to compare), not {k!r}")
+    dist = pairwise_distances(q, f, _check_metric(metric))[0]
+    if skip:
+        dist[list(skip)] = float("inf")
+    order = torch.sort(dist, stable=True).indices[:k]
+    return order, dist[order].float()
+
+
+def neighbor_agreement(features, labels, k: int = 5, metric: str = "cosine") -> float:
+    """The fraction of each image's `k` nearest neighbours (itself left out) that share
+    its label, averaged over every image of the set: 1.0 means the space groups by
+    class perfectly; ``1 / classes`` is what a random arrangement gives on balanced data."""
+    f = _as_matrix(features)
+    y = torch.as_tensor(labels).reshape(-1)
+    if y.numel() != f.shape[0]:
+        raise ValueError(f"{y.numel()} labels for {f.shape[0]} feature rows")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < f.shape[0]:
+        raise ValueError(f"k must be an integer from 1 to {f.shape[0] - 1}, not {k!r}")
+    dist = pairwise_distances(f, f, metric)
+    dist.fill_diagonal_(float("inf"))
+    # Stable sort on each row, not topk: ties fall to the lower index, as in nearest_neighbors.
+    nearest = torch.sort(dist, dim=1, stable=True).indices[:, :k]
+    return float((y[nearest] == y[:, None]).double().mean())

@@ -1,0 +1,199 @@
+"""Lesson 02: feature extraction (with its cache), exact nearest neighbours, NeighborsApp."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from cnnviz_widgets.engine import features as F
+from cnnviz_widgets.engine.data import ListDataset, load_dataset
+from cnnviz_widgets.engine.neighbors import nearest_neighbors, neighbor_agreement, pairwise_distances
+
+from .conftest import make_random_alexnet
+from .helpers import assert_restored, png_to_array
+
+
+@pytest.fixture(scope="module")
+def tiny_shapes():
+    return load_dataset("shapes", n=12, seed=77)
+
+
+# --- nearest_neighbors on hand-made features -------------------------------------------
+
+def _brute_force(rows, q, metric):
+    out = []
+    for r in rows:
+        if metric == "l2":
+            out.append(math.sqrt(sum((a - b) ** 2 for a, b in zip(r, q))))
+        else:
+            dot = sum(a * b for a, b in zip(r, q))
+            out.append(1 - dot / (math.sqrt(sum(a * a for a in r)) * math.sqrt(sum(b * b for b in q))))
+    return out
+
+
+def test_cosine_and_l2_disagree_on_a_constructed_set():
+    # `far` points the query's way but is long; `near` is short and 45 degrees off:
+    # L2 prefers near, cosine prefers far.
+    query = [1.0, 0.0]
+    rows = [[10.0, 1.0], [0.5, 0.5], [-1.0, 0.2], [0.0, 3.0]]
+    feats = torch.tensor(rows)
+    for metric in ("l2", "cosine"):
+        idx, dist = nearest_neighbors(feats, torch.tensor(query), k=4, metric=metric)
+        expected = _brute_force(rows, query, metric)
+        assert idx.tolist() == sorted(range(4), key=lambda i: expected[i])
+        assert np.allclose(dist.numpy(), [expected[i] for i in idx.tolist()], atol=1e-6)
+    l2_first = nearest_neighbors(feats, torch.tensor(query), k=1, metric="l2")[0].item()
+    cos_first = nearest_neighbors(feats, torch.tensor(query), k=1, metric="cosine")[0].item()
+    assert (l2_first, cos_first) == (1, 0)
+
+
+def test_index_query_leaves_itself_out_and_exclude_and_ties():
+    feats = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [2.0, 0.0], [1.0, 0.0]])
+    idx, dist = nearest_neighbors(feats, 1, k=4, metric="l2")
+    assert 1 not in idx.tolist()
+    # item 4 equals the query (distance 0); 0 and 3 tie at distance 1: lower index first
+    assert idx.tolist()[:3] == [4, 0, 3]
+    assert dist[0].item() == 0.0
+    idx2, _ = nearest_neighbors(feats, 1, k=2, metric="l2", exclude=[4])
+    assert idx2.tolist() == [0, 3]
+    # numpy integers are indices too
+    assert nearest_neighbors(feats, np.int64(1), k=1, metric="l2")[0].tolist() == [4]
+
+
+def test_zero_vector_has_cosine_distance_one():
+    d = pairwise_distances(torch.tensor([[0.0, 0.0]]).double(), torch.tensor([[1.0, 2.0]]).double(), "cosine")
+    assert d.item() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda f: nearest_neighbors(f, 0, k=4), "k must be"),
+    (lambda f: nearest_neighbors(f, 0, k=0), "k must be"),
+    (lambda f: nearest_neighbors(f, 9, k=1), "out of range"),
+    (lambda f: nearest_neighbors(f, torch.zeros(3), k=1), "3 features"),
+    (lambda f: nearest_neighbors(f, 0, k=1, metric="manhattan"), "metric"),
+    (lambda f: nearest_neighbors(f, 0, k=1, exclude=[7]), "exclude"),
+    (lambda f: neighbor_agreement(f, [0, 1], k=1), "labels"),
+])
+def test_bad_settings_are_one_clear_value_error(call, words):
+    feats = torch.rand(4, 2)
+    with pytest.raises(ValueError, match=words):
+        call(feats)
+
+
+def test_neighbor_agreement_matches_brute_force():
+    gen = torch.Generator().manual_seed(0)
+    feats = torch.randn(30, 5, generator=gen)
+    labels = torch.randint(0, 3, (30,), generator=gen)
+    total = 0.0
+    for i in range(30):
+        idx, _ = nearest_neighbors(feats, i, k=4, metric="l2")
+        total += float((labels[idx] == labels[i]).float().mean())
+    assert neighbor_agreement(feats, labels, k=4, metric="l2") == pytest.approx(total / 30)
+    # two well separated clusters agree perfectly
+    clusters = torch.cat([torch.randn(10, 3, generator=gen), torch.randn(10, 3, generator=gen) + 50])
+    assert neighbor_agreement(clusters, [0] * 10 + [1] * 10, k=5, metric="l2") == 1.0
+
+
+# --- feature extraction ------------------------------------------------------------------
+
+def test_features_equal_a_direct_forward_to(random_alexnet, tiny_shapes):
+    feats = F.extract_features(random_alexnet, tiny_shapes, "fc7", batch_size=5)
+    assert feats.shape == (len(tiny_shapes), 4096)
+    for i in (0, 7, 11):
+        with torch.no_grad():
+            direct = random_alexnet.forward_to(random_alexnet.preprocess(tiny_shapes[i].image), "fc7")[0]
+        assert torch.allclose(feats[i], direct.flatten(), atol=1e-4, rtol=1e-4)
+        one = F.image_features(random_alexnet, tiny_shapes[i].image, "fc7")
+        assert torch.allclose(feats[i], one, atol=1e-4, rtol=1e-4)
+    pixels = F.pixel_features(random_alexnet, tiny_shapes)
+    assert torch.equal(pixels[3], random_alexnet.preprocess(tiny_shapes[3].image).flatten().cpu())
+
+
+def _count_forwards(net):
+    calls = []
+    handle = net.model.register_forward_pre_hook(lambda m, inp: calls.append(inp[0].shape[0]))
+    return calls, handle
+
+
+def test_cache_hit_returns_the_same_tensor_without_recomputing(random_alexnet, tiny_shapes):
+    F.clear_feature_cache()
+    calls, handle = _count_forwards(random_alexnet)
+    try:
+        first = F.extract_features(random_alexnet, tiny_shapes, "conv5", batch_size=4)
+        assert sum(calls) == len(tiny_shapes) and len(calls) == 3  # three batches of 4
+        calls.clear()
+        again = F.extract_features(random_alexnet, tiny_shapes, "conv5", batch_size=4)
+        assert again is first and calls == []
+        # another layer is another scan
+        F.extract_features(random_alexnet, tiny_shapes, "fc6")
+        assert sum(calls) == len(tiny_shapes)
+    finally:
+        handle.remove()
+    assert F.feature_cache_info()["hits"] >= 1
+
+
+def test_same_name_different_weights_never_share_a_scan(tiny_shapes):
+    a, b = make_random_alexnet(seed=1), make_random_alexnet(seed=2)
+    assert a.name == b.name
+    fa = F.extract_features(a, tiny_shapes, "fc8")
+    fb = F.extract_features(b, tiny_shapes, "fc8")
+    assert not torch.allclose(fa, fb)
+
+
+def test_cache_is_bounded():
+    cache = F._FeatureCache(max_entries=2, max_bytes=10_000)
+    for i in range(4):
+        cache.put(("k", i), torch.zeros(10))
+    assert list(cache._items) == [("k", 2), ("k", 3)]
+    cache.put(("big",), torch.zeros(5000))  # alone over the byte budget: kept, the rest go
+    assert list(cache._items) == [("big",)]
+
+
+def test_progress_is_reported_per_batch(random_alexnet, tiny_shapes):
+    F.clear_feature_cache()
+    steps = list(F.extract_features_iter(random_alexnet, tiny_shapes, "conv3", batch_size=5))
+    assert [(s.step, s.total) for s in steps] == [(5, 12), (10, 12), (12, 12)]
+    assert steps[-1].features is not None and all(s.features is None for s in steps[:-1])
+
+
+class _Broken(ListDataset):
+    def __getitem__(self, i):
+        if i == 6:
+            raise ValueError("item 6 is broken")
+        return super().__getitem__(i)
+
+
+def test_state_restored_also_when_a_scan_raises(random_alexnet, tiny_shapes):
+    random_alexnet.train()  # the scan must run in eval mode and put training back
+    try:
+        with assert_restored(random_alexnet):
+            F.extract_features(random_alexnet, tiny_shapes, "fc6", batch_size=4)
+        with assert_restored(random_alexnet), pytest.raises(ValueError, match="no layer 'fc9'"):
+            F.extract_features(random_alexnet, tiny_shapes, "fc9")
+        with assert_restored(random_alexnet), pytest.raises(ValueError):
+            F.image_features(random_alexnet, b"definitely not an image", "fc7")
+        broken = _Broken(list(tiny_shapes), tiny_shapes.classes, "broken-set")
+        with assert_restored(random_alexnet), pytest.raises(ValueError, match="item 6"):
+            F.extract_features(random_alexnet, broken, "conv2", batch_size=4)
+        # a scan stopped half way leaves nothing in the cache
+        before = F.feature_cache_info()["entries"]
+        with assert_restored(random_alexnet):
+            gen = F.extract_features_iter(random_alexnet, tiny_shapes, "conv1", batch_size=4)
+            next(gen)
+            gen.close()
+        assert F.feature_cache_info()["entries"] == before
+    finally:
+        random_alexnet.eval()
+
+
+def test_bad_scan_settings(random_alexnet, tiny_shapes):
+    with pytest.raises(ValueError, match="batch_size"):
+        F.extract_features(random_alexnet, tiny_shapes, "fc7", batch_size=0)
+    with pytest.raises(ValueError, match="empty"):
+        F.extract_features(random_alexnet, ListDataset([], [], "empty"), "fc7")
+    big = load_dataset("shapes", n=2000, seed=1)
+    with pytest.raises(ValueError, match="GiB"):  # conv1 of AlexNet: 2000 x 193600 floats
+        F.extract_features(random_alexnet, big, "conv1")
