@@ -7,6 +7,8 @@ tooltip trait's name.
 
 from __future__ import annotations
 
+import datetime
+
 import ipywidgets
 
 IPYWIDGETS_MAJOR = int(ipywidgets.__version__.split(".")[0])
@@ -57,5 +59,5 @@ def fake_upload_value(name: str, content: bytes):
     """A FileUpload `value` as the browser would send it, for headless tests."""
     if IPYWIDGETS_MAJOR >= 8:
         return ({"name": name, "type": "", "size": len(content), "content": memoryview(content),
-                 "last_modified": 0},)
+                 "last_modified": datetime.datetime.now(datetime.timezone.utc)},)
     return {name: {"metadata": {"name": name, "type": "", "size": len(content)}, "content": content}}

@@ -128,9 +128,9 @@ class LayerPicker(W.Dropdown):
     def set_network(self, net: models.Network, value: str | None = None) -> None:
         layers = [l for l in net.layers if self.only is None or self.only(net, l)]
         keep = value if value in layers else (self.value if self.value in layers else layers[-1 if not value else 0])
-        with self.hold_trait_notifications():
+        if list(self.options) != layers:
             self.options = layers
-            self.value = keep
+        self.value = keep
 
 
 class ChannelSlider(W.IntSlider):

@@ -1,0 +1,65 @@
+"""Arrays -> pictures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cnnviz_widgets import render
+
+from .helpers import png_to_array
+
+
+def test_tile_grid_layout_and_padding():
+    tiles = np.stack([np.full((4, 5), v, np.float32) for v in range(6)])
+    grid = render.tile_grid(tiles, ncols=3, pad=1, normalize_mode="global")
+    assert grid.shape == (2 * (4 + 1) + 1, 3 * (5 + 1) + 1, 3)
+    assert (grid[0] == 255).all() and (grid[:, 0] == 255).all()  # padding
+    assert grid[1, 1, 0] == 0 and grid[1 + 5, 1 + 2 * 6, 0] == 255  # first tile dark, last bright
+
+
+def test_per_tile_normalisation_stretches_each_tile():
+    tiles = np.stack([np.linspace(0, 1, 16).reshape(4, 4), np.linspace(0, 0.01, 16).reshape(4, 4)])
+    per = render.tile_grid(tiles, ncols=2, pad=0, normalize_mode="per_tile")
+    glob = render.tile_grid(tiles, ncols=2, pad=0, normalize_mode="global")
+    assert per[:, 4:].max() == 255  # the faint tile is stretched
+    assert glob[:, 4:].max() <= 4  # ... but not under one global scale
+
+
+def test_tile_grid_accepts_channel_first_tensors_and_labels():
+    t = torch.rand(3, 3, 8, 8)
+    grid = render.tile_grid(t, labels=["a", "b", "c"], ncols=3)
+    plain = render.tile_grid(t, ncols=3)
+    assert grid.shape[1] == plain.shape[1] and grid.shape[0] == plain.shape[0] + 12
+
+
+def test_symmetric_normalisation_maps_zero_to_grey():
+    out = render.normalize(np.array([-2.0, 0.0, 1.0]), "symmetric")
+    assert out[1] == pytest.approx(0.5) and out[0] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_heatmap_overlay_resizes_and_blends():
+    img = np.zeros((32, 32, 3), np.uint8)
+    heat = np.zeros((4, 4)); heat[0, 0] = 1
+    out = render.heatmap_overlay(img, heat, alpha=1.0, cmap="gray", smooth=False)
+    assert out.shape == (32, 32, 3)
+    assert out[:8, :8].min() == 255 and out[8:, 8:].max() == 0
+    half = render.heatmap_overlay(np.full((32, 32, 3), 200, np.uint8), heat, alpha=0.0)
+    assert (half == 200).all()
+
+
+def test_heatmap_figure_has_a_colour_bar():
+    png = render.heatmap_figure(np.zeros((32, 32, 3), np.uint8), np.random.rand(8, 8), colorbar_label="p")
+    arr = png_to_array(png)
+    assert arr.shape[1] > arr.shape[0]  # the bar makes it wider than tall
+
+
+def test_to_png_round_trip():
+    a = (np.random.rand(9, 7, 3) * 255).astype(np.uint8)
+    assert (png_to_array(render.to_png(a)) == a).all()
+
+
+def test_bad_normalize_mode():
+    with pytest.raises(ValueError, match="normalize mode"):
+        render.normalize(np.zeros(3), "loud")
