@@ -125,6 +125,8 @@ def test_activation_grid_highlights_the_chosen_channel():
     framed = red(A.activation_grid(acts, scale=2, highlight=4))  # the middle tile of 3x3
     rows, cols = np.nonzero(framed)
     assert rows.min() > 8 and rows.max() < 22 and cols.min() > 8 and cols.max() < 22
+    labelled = A.activation_grid(acts, channels=[4, 1], scale=8, highlight=4)  # a subset: labels
+    assert red(labelled)[:, :36].any() and not red(labelled)[:, 36:].any()
 
 
 def test_channel_overlay_is_bright_where_the_channel_fires():
@@ -167,3 +169,77 @@ def test_strong_late_channels_fire_on_the_object(shapes_net, shapes_data):
             areas.append(a)
     assert np.nanmean(fractions) > 1.5 * np.mean(areas)
     assert np.mean(np.array(fractions) > np.array(areas)) > 0.75
+
+
+# --- app --------------------------------------------------------------------------------
+
+def _fake_upload(name: str, content: bytes):
+    """What the browser sends; ipywidgets 8 serialises `last_modified` as a datetime."""
+    import datetime
+
+    from cnnviz_widgets.widgets import compat
+
+    value = compat.fake_upload_value(name, content)
+    if compat.IPYWIDGETS_MAJOR >= 8:
+        value = ({**value[0], "last_modified": datetime.datetime.now(datetime.timezone.utc)},)
+    return value
+
+
+@pytest.fixture(scope="module")
+def app():
+    from cnnviz_widgets.widgets.activations import ActivationsApp
+
+    return ActivationsApp(model="efficientnet_lite0", image="cat", layer="stage4")
+
+
+def test_activations_app_answers_from_one_forward_pass(app, effnet):
+    assert app.error == "" and app.layer.value == "stage4" and app.channel.max == 79
+    calls = []
+    handle = effnet.model.register_forward_pre_hook(lambda m, i: calls.append(1))
+    try:
+        seen = [app.view.value]
+        for control, value in [(app.layer, "stage2"), (app.channel, 5), (app.top_only, True),
+                               (app.normalize, "channel"), (app.layer, "logits"), (app.layer, "stage4")]:
+            control.value = value
+            assert app.error == "", app.error
+            assert app.view.value != seen[-1], control
+            seen.append(app.view.value)
+    finally:
+        handle.remove()
+    assert calls == []  # all from the cache
+    assert app.channel.max == 79 and "stage4" in app.info.value
+    assert png_to_array(app.view.value).ndim == 3
+    app.top_only.value, app.normalize.value = False, "layer"
+
+
+def test_activations_app_picture_holds_the_engines_grid(app, effnet):
+    app.layer.value, app.channel.value = "stage5", 2
+    acts = A.activations(effnet, sample_image("cat"), "stage5")
+    grid = A.activation_grid(acts, highlight=2)
+    picture = png_to_array(app.view.value)
+    right = picture[:grid.shape[0], -grid.shape[1]:]
+    assert np.abs(right.astype(int) - grid.astype(int)).max() <= 1
+
+
+def test_activations_app_reports_a_bad_upload_and_keeps_working(app):
+    app.image.value = "cat"
+    before = app.view.value
+    app.image.load_upload("bad.txt", b"not an image")
+    assert "bad.txt" in app.error and "not an image" in app.error
+    assert app.image.value == "cat" and app.view.value == before
+    app.image.upload.value = _fake_upload("broken.png", b"\x89PNG\r\n\x1a\n but then nothing")
+    assert "broken.png" in app.error
+    app.channel.value = 1
+    assert app.error == "" and app.view.value != before
+    app.image.value = "coffee"  # a new image: a new forward pass, new maps
+    assert app.error == "" and "coffee" in [k[1] for k in app._cache]
+
+
+def test_activations_app_takes_a_good_upload(app):
+    import io
+
+    buf = io.BytesIO()
+    sample_image("rocket").resize((120, 90)).save(buf, format="PNG")
+    app.image.upload.value = _fake_upload("mine.png", buf.getvalue())
+    assert app.error == "" and app.image.value == "mine.png"
+    assert "mine.png" in [k[1] for k in app._cache]

@@ -152,3 +152,52 @@ def test_trained_first_layer_is_smoother_than_its_initialisation(shapes_net):
     assert trained < filter_smoothness(snaps[0][1])
     torch.manual_seed(1)
     assert trained < filter_smoothness(torch.randn_like(snaps[0][1]))
+
+
+# --- app --------------------------------------------------------------------------------
+
+def test_filters_app_headless_controls_change_the_picture(effnet):
+    from cnnviz_widgets.widgets.filters import FiltersApp
+
+    app = FiltersApp(model="efficientnet_lite0")
+    assert app.error == "" and app.filter.max == 31
+    assert app.snapshot.layout.display == "none" and app.conv.layout.display == "none"
+    pictures = [png_to_array(app.view.value)]
+    for control, value in [(app.filter, 7), (app.normalize, "global"), (app.mode, "deeper"), (app.filter, 3)]:
+        control.value = value
+        assert app.error == ""
+        pictures.append(png_to_array(app.view.value))
+        assert pictures[-1].shape != pictures[-2].shape or (pictures[-1] != pictures[-2]).any(), control
+    assert app.conv.layout.display != "none"
+    deeper = F.deeper_filters(effnet, app.conv.value, 3)
+    assert f"{deeper.shape[0]} kernels of {deeper.shape[-1]} x {deeper.shape[-1]}" in app.info.value
+
+
+def test_filters_app_reports_a_model_it_cannot_load_and_keeps_working():
+    from cnnviz_widgets.engine.models import torchvision_weight_file
+    from cnnviz_widgets.widgets.filters import FiltersApp
+
+    if torchvision_weight_file("alexnet").exists():
+        pytest.skip("alexnet is cached here, so it would load")
+    app = FiltersApp(model="efficientnet_lite0")
+    app.model.value = "alexnet"
+    assert "alexnet" in app.error and "offline" in app.error
+    assert app.model.value == "efficientnet_lite0"  # back to the model that works
+    before = app.view.value
+    app.filter.value = 4
+    assert app.error == "" and app.view.value != before
+
+
+@needs_snapshots
+def test_filters_app_snapshot_slider_shows_training(shapes_net):
+    from cnnviz_widgets.widgets.filters import FiltersApp
+
+    app = FiltersApp(model="shapes")
+    assert app.error == "" and app.snapshot.layout.display != "none"
+    assert app.snapshot.value == len(app.snapshot.options) - 1 and app.filter.max == 31
+    trained = app.view.value
+    app.snapshot.value = 0
+    assert app.error == "" and app.view.value != trained and "training step 0" in app.info.value
+    app.mode.value = "deeper"
+    assert app.snapshot.layout.display == "none"
+    assert "32 kernels of 5 x 5" in app.info.value  # conv2 reads conv1's 32 maps

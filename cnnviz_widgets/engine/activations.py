@@ -137,7 +137,7 @@ def activation_grid(acts: torch.Tensor, channels: Sequence[int] | None = None, n
     if highlight is not None and int(highlight) in chosen:
         from .filters import _frame
 
-        _frame(grid, chosen.index(int(highlight)), ncols, (h * scale, w * scale), pad, 12 if text else 0)
+        grid = _frame(grid, chosen.index(int(highlight)), ncols, (h * scale, w * scale), pad, 12 if text else 0)
     return grid
 
 

@@ -152,12 +152,14 @@ def filter_grid(weights, normalize: str = "per_filter", scale: int | None = None
     if highlight is not None:
         if not 0 <= int(highlight) < len(tiles):
             raise ValueError(f"highlight {highlight} is out of range 0..{len(tiles) - 1}")
-        _frame(grid, int(highlight), ncols, (k * scale, k * scale), pad, 12 if labels else 0)
+        grid = _frame(grid, int(highlight), ncols, (k * scale, k * scale), pad, 12 if labels else 0)
     return grid
 
 
-def _frame(grid: np.ndarray, i: int, ncols: int, tile: tuple[int, int], pad: int, label_h: int) -> None:
-    """Paint the padding around tile `i` red (the layout of render.tile_grid)."""
+def _frame(grid: np.ndarray, i: int, ncols: int, tile: tuple[int, int], pad: int, label_h: int) -> np.ndarray:
+    """The grid with the padding around tile `i` painted red (render.tile_grid's layout)."""
+    if not grid.flags.writeable:  # grids with labels come back from Pillow read-only
+        grid = grid.copy()
     h, w = tile
     r, c = divmod(i, ncols)
     y, x = pad + r * (h + pad + label_h), pad + c * (w + pad)
@@ -168,6 +170,7 @@ def _frame(grid: np.ndarray, i: int, ncols: int, tile: tuple[int, int], pad: int
     grid[y + h:y + h + t, x0:x + w + t] = red
     grid[y0:y + h + t, x0:x] = red
     grid[y0:y + h + t, x + w:x + w + t] = red
+    return grid
 
 
 def filter_zoom(weights, index: int, normalize: str = "per_filter", size: int = 120) -> np.ndarray:
