@@ -1,0 +1,236 @@
+"""Occlusion sensitivity (Zeiler & Fergus 2014): slide a patch over the image and
+watch the class probability. Lesson ``06_occlusion``.
+
+Reading the map: each cell holds the target's probability (or logit) with the patch
+at that position. Low (dark) means hiding that region hurt the decision, so the
+network depends on it.
+
+The kit's definition differs from Captum's in two small ways, both said in the lesson:
+the map is per patch position (not per pixel; `occlusion_to_pixels` gives Captum's
+per-pixel form), and the last row/column of positions is shifted to end exactly at
+the border (Captum lets its last window hang over the edge instead). When
+``(size - patch)`` is a multiple of ``stride`` the two place the same windows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .models import Network
+
+__all__ = [
+    "OcclusionMap",
+    "OcclusionProgress",
+    "occlusion",
+    "occlusion_iter",
+    "occlusion_to_pixels",
+    "occluded_image",
+    "occluded_scores",
+    "fill_image",
+    "positions",
+    "FILLS",
+    "OUTPUTS",
+]
+
+FILLS = ("grey", "mean", "blur")
+OUTPUTS = ("prob", "logit")
+
+Box = tuple[int, int, int, int]  # (top, left, bottom, right), bottom/right exclusive
+
+
+@dataclass
+class OcclusionProgress:
+    """Where a running occlusion map is: `heat` holds NaN for positions not yet done."""
+
+    step: int
+    total: int
+    heat: np.ndarray
+
+
+@dataclass
+class OcclusionMap:
+    """The finished map.
+
+    heat: rows x cols, the target's probability (or logit) with the patch at each
+    position; boxes: rows x cols x 4 pixel boxes (top, left, bottom, right);
+    clean: the same value without any patch.
+    """
+
+    heat: np.ndarray
+    boxes: np.ndarray
+    clean: float
+    target: int
+    output: str
+    patch: int
+    stride: int
+    fill: str | float
+    image_size: tuple[int, int]
+    extra: dict = field(default_factory=dict)
+
+    # A finished map is also the last progress report (the Runner reads these).
+    @property
+    def step(self) -> int:
+        return int(self.heat.size)
+
+    @property
+    def total(self) -> int:
+        return int(self.heat.size)
+
+    @property
+    def drop(self) -> np.ndarray:
+        """clean - heat: how much each position's patch lowered the output."""
+        return self.clean - self.heat
+
+    def lowest(self) -> tuple[int, int]:
+        """(row, col) of the position whose patch hurt the most."""
+        r, c = np.unravel_index(int(np.argmin(self.heat)), self.heat.shape)
+        return int(r), int(c)
+
+    def box(self, row: int, col: int) -> Box:
+        return tuple(int(v) for v in self.boxes[row, col])  # type: ignore[return-value]
+
+
+# --- the pieces --------------------------------------------------------------------------
+
+def _as_input(net: Network, x) -> torch.Tensor:
+    x = x if isinstance(x, torch.Tensor) else net.preprocess(x)
+    if x.dim() == 3:
+        x = x.unsqueeze(0)
+    if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3:
+        raise ValueError(f"occlusion takes one RGB image (1x3xHxW), not a tensor of shape {tuple(x.shape)}")
+    return x.detach().to(net.device, torch.float32)
+
+
+def positions(size: int, patch: int, stride: int) -> list[int]:
+    """Top (or left) edges 0, stride, ... and always size - patch, so the far border is covered."""
+    starts = list(range(0, size - patch + 1, stride))
+    if starts[-1] != size - patch:
+        starts.append(size - patch)
+    return starts
+
+
+def _check_settings(x: torch.Tensor, patch: int, stride: int) -> None:
+    h, w = x.shape[-2:]
+    if isinstance(patch, bool) or not isinstance(patch, (int, np.integer)) or patch < 1:
+        raise ValueError(f"patch size must be a positive whole number of pixels, not {patch!r}")
+    if patch > min(h, w):
+        raise ValueError(f"patch size {patch} is larger than the image ({h}x{w} pixels)")
+    if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1:
+        raise ValueError(f"stride must be a positive whole number of pixels, not {stride!r}")
+
+
+def fill_image(x: torch.Tensor, fill: str | float, patch: int) -> torch.Tensor:
+    """What the patch shows, as a full image (1x3xHxW) to copy the occluded square from.
+
+    grey: 0.5 everywhere (the mid-grey of Zeiler & Fergus); mean: the image's own mean
+    colour, so the patch adds no new colour; blur: a Gaussian-blurred copy, so only the
+    detail is removed; a number in [0, 1]: that grey level.
+    """
+    if isinstance(fill, (int, float, np.floating)) and not isinstance(fill, bool):
+        if not 0.0 <= float(fill) <= 1.0:
+            raise ValueError(f"a fill value is a grey level in [0, 1], not {fill}")
+        return torch.full_like(x, float(fill))
+    if fill == "grey" or fill == "gray":
+        return torch.full_like(x, 0.5)
+    if fill == "mean":
+        return x.mean(dim=(-2, -1), keepdim=True).expand_as(x).clone()
+    if fill == "blur":
+        from torchvision.transforms.functional import gaussian_blur
+
+        # Blur on the patch's scale: a sigma of a quarter patch wipes out what fits inside it.
+        sigma = max(1.0, patch / 4.0)
+        kernel = min(2 * int(2 * sigma) + 1, 2 * (min(x.shape[-2:]) - 1) + 1)
+        kernel = kernel if kernel % 2 else kernel - 1
+        return gaussian_blur(x, [kernel, kernel], [sigma, sigma])
+    raise ValueError(f"fill must be 'grey', 'mean', 'blur' or a number in [0, 1], not {fill!r}")
+
+
+def occluded_image(x: torch.Tensor, filler: torch.Tensor, box: Box) -> torch.Tensor:
+    """x with the box replaced by the filler's pixels (a new 1x3xHxW tensor)."""
+    top, left, bottom, right = box
+    out = x.clone()
+    out[..., top:bottom, left:right] = filler[..., top:bottom, left:right]
+    return out
+
+
+def _score(logits: torch.Tensor, target: int, output: str) -> torch.Tensor:
+    return logits.softmax(-1)[:, target] if output == "prob" else logits[:, target]
+
+
+def occluded_scores(net: Network, x: torch.Tensor, filler: torch.Tensor, boxes: Sequence[Box],
+                    target: int, output: str) -> torch.Tensor:
+    """The target's output for one batch of occluded copies of x, one value per box.
+
+    This is the one per-batch forward of `occlusion_iter` (its `scorer` argument): a
+    faster scorer (e.g. incremental inference) can be swapped in with the same signature.
+    """
+    batch = x.expand(len(boxes), -1, -1, -1).clone()
+    for i, (top, left, bottom, right) in enumerate(boxes):
+        batch[i, :, top:bottom, left:right] = filler[0, :, top:bottom, left:right]
+    # Guard per batch, not across the generator's yields: state never leaks to the caller.
+    with net.guard(), torch.no_grad():
+        return _score(net(batch), target, output).float().cpu()
+
+
+Scorer = Callable[[Network, torch.Tensor, torch.Tensor, Sequence[Box], int, str], torch.Tensor]
+
+
+def occlusion_iter(net: Network, x, target: int | str, patch: int = 16, stride: int = 8,
+                   fill: str | float = "grey", batch_size: int = 32, output: str = "prob",
+                   scorer: Scorer = occluded_scores) -> Iterator[OcclusionProgress | OcclusionMap]:
+    """Yield an `OcclusionProgress` after each batch of positions, then the `OcclusionMap`.
+
+    x: one image (1x3xHxW in [0, 1], or anything `net.preprocess` takes); target: class
+    index or name; patch/stride in pixels; fill: "grey", "mean", "blur" or a grey level;
+    output: "prob" (softmax probability, as in the paper) or "logit".
+    """
+    x = _as_input(net, x)
+    _check_settings(x, patch, stride)
+    target = net.class_index(target)
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be 'prob' or 'logit', not {output!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive whole number, not {batch_size!r}")
+    h, w = x.shape[-2:]
+    filler = fill_image(x, fill, patch)
+    tops, lefts = positions(h, patch, stride), positions(w, patch, stride)
+    boxes = np.array([[(t, l, t + patch, l + patch) for l in lefts] for t in tops], dtype=np.int64)
+    flat = [tuple(int(v) for v in b) for b in boxes.reshape(-1, 4)]
+    with net.guard(), torch.no_grad():
+        clean = float(_score(net(x), target, output)[0])
+    heat = np.full(len(flat), np.nan, dtype=np.float32)
+    for start in range(0, len(flat), batch_size):
+        chunk = flat[start:start + batch_size]
+        heat[start:start + len(chunk)] = scorer(net, x, filler, chunk, target, output).numpy()
+        yield OcclusionProgress(step=start + len(chunk), total=len(flat), heat=heat.reshape(len(tops), len(lefts)).copy())
+    yield OcclusionMap(heat=heat.reshape(len(tops), len(lefts)), boxes=boxes, clean=clean, target=target,
+                       output=output, patch=int(patch), stride=int(stride), fill=fill, image_size=(int(h), int(w)))
+
+
+def occlusion(net: Network, x, target: int | str, patch: int = 16, stride: int = 8,
+              fill: str | float = "grey", batch_size: int = 32, output: str = "prob",
+              scorer: Scorer = occluded_scores) -> OcclusionMap:
+    """The occlusion map of `target` for image x (runs `occlusion_iter` to the end)."""
+    last = None
+    for last in occlusion_iter(net, x, target, patch, stride, fill, batch_size, output, scorer):
+        pass
+    return last  # type: ignore[return-value]
+
+
+def occlusion_to_pixels(omap: OcclusionMap) -> np.ndarray:
+    """Per-pixel attribution in Captum's form: the output drop (clean - occluded)
+    averaged over every patch position that covers the pixel. H x W."""
+    h, w = omap.image_size
+    total = np.zeros((h, w), dtype=np.float64)
+    count = np.zeros((h, w), dtype=np.float64)
+    drop = omap.drop
+    for r in range(drop.shape[0]):
+        for c in range(drop.shape[1]):
+            top, left, bottom, right = omap.box(r, c)
+            total[top:bottom, left:right] += drop[r, c]
+            count[top:bottom, left:right] += 1
+    return (total / np.maximum(count, 1)).astype(np.float32)

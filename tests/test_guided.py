@@ -1,0 +1,161 @@
+"""Lesson 08, guided backprop / deconvnet / plain: the rules on a hand-set net with
+hand-computed gradients, the hooks always removed, neurons, crops, and the
+model-randomisation sanity check on a copy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cnnviz_widgets.engine import guided as G
+from cnnviz_widgets.engine.models import hook_count
+from cnnviz_widgets.engine.shapes_net import WEIGHTS_PATH
+from tests.helpers import assert_restored, model_state
+
+needs_shapes_weights = pytest.mark.skipif(not WEIGHTS_PATH.is_file(), reason="shapes weights not committed yet")
+
+
+def tiny_net(activation: nn.Module) -> nn.Module:
+    """x = (1, 3) gives pre-activations (-1, 3, 8, 2, 1); the top layer's weights
+    (2, 1, 3, -1, 5) are the gradient that reaches the activation."""
+    net = nn.Sequential(nn.Linear(2, 5), activation, nn.Linear(5, 1))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1., 0.], [0., 1.], [1., 1.], [0., 1.], [1., 0.]]))
+        net[0].bias.copy_(torch.tensor([-2., 0., 4., -1., 0.]))
+        net[2].weight.copy_(torch.tensor([[2., 1., 3., -1., 5.]]))
+        net[2].bias.zero_()
+    return net
+
+
+def input_gradient(net: nn.Module, rule: str) -> list[float]:
+    x = torch.tensor([[1.0, 3.0]], requires_grad=True)
+    with G.backprop_rule(net, rule):
+        net(x).sum().backward()
+    return x.grad[0].tolist()
+
+
+# Worked by hand. Upstream gradient g = (2, 1, 3, -1, 5), pre-activations (-1, 3, 8, 2, 1),
+# first-layer rows w_i = (1,0), (0,1), (1,1), (0,1), (1,0); dx = sum_i passed_i * w_i.
+@pytest.mark.parametrize("activation, rule, expected", [
+    # ReLU6 passes 0 < pre < 6: units 1, 3, 4 -> 1*(0,1) - 1*(0,1) + 5*(1,0)
+    (nn.ReLU6(), "plain", [5.0, 0.0]),
+    # ... and only positive gradients: units 1, 4 -> (0,1) + 5*(1,0)
+    (nn.ReLU6(), "guided", [5.0, 1.0]),
+    # deconvnet ignores the input: relu(g) = (2,1,3,0,5) -> 2(1,0)+(0,1)+3(1,1)+5(1,0)
+    (nn.ReLU6(), "deconvnet", [10.0, 4.0]),
+    # plain ReLU passes unit 2 (pre 8) as well: guided -> (0,1) + 3(1,1) + 5(1,0)
+    (nn.ReLU(), "guided", [8.0, 4.0]),
+    (nn.ReLU(), "plain", [8.0, 3.0]),
+])
+def test_rules_by_hand(activation, rule, expected):
+    assert input_gradient(tiny_net(activation), rule) == pytest.approx(expected)
+
+
+def test_the_forward_is_unchanged_and_hooks_go_away():
+    net = tiny_net(nn.ReLU6())
+    x = torch.tensor([[1.0, 3.0]])
+    before = net(x)
+    with G.backprop_rule(net, "guided"):
+        assert hook_count(net) == 1
+        assert torch.equal(net(x), before)
+    assert hook_count(net) == 0
+    with pytest.raises(RuntimeError, match="inside"):
+        with G.backprop_rule(net, "guided"):
+            raise RuntimeError("failure inside the block")
+    assert hook_count(net) == 0
+    with pytest.raises(ValueError, match="rule must be"):
+        with G.backprop_rule(net, "smooth"):
+            pass
+
+
+def test_efficientnet_relu6_inside_batchnormact_is_covered(effnet):
+    relu6 = [m for m in effnet.modules() if isinstance(m, nn.ReLU6)]
+    assert effnet.model.bn1.act in relu6  # timm applies ReLU6 as a module inside BatchNormAct2d
+    with assert_restored(effnet):
+        with G.backprop_rule(effnet, "guided"):
+            assert hook_count(effnet) == model_state(effnet)["hooks"] and hook_count(effnet) >= len(relu6)
+
+
+def test_plain_rule_is_the_true_gradient_on_efficientnet(effnet):
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 224, 224)
+    plain = G.guided_backprop_class(effnet, x, 281, rule="plain")
+    xr = x.clone().requires_grad_(True)
+    effnet(xr)[0, 281].backward()
+    assert torch.allclose(plain, xr.grad, rtol=1e-4, atol=1e-6 * float(xr.grad.abs().max()))
+    guided = G.guided_backprop_class(effnet, x, 281, rule="guided")
+    assert not torch.allclose(guided, plain)
+
+
+def test_neuron_defaults_to_the_strongest_position(random_alexnet):
+    torch.manual_seed(2)
+    x = torch.rand(1, 3, 224, 224)
+    with torch.no_grad():
+        act = random_alexnet.forward_to(x, "conv2")[0, 7]
+    result = G.guided_backprop(random_alexnet, x, "conv2", 7)
+    assert result.position == tuple(int(v) for v in divmod(int(act.argmax()), act.shape[1]))
+    assert result.gradient.shape == (3, 224, 224)
+    # The gradient lives inside the neuron's receptive field.
+    top, left, bottom, right = random_alexnet.receptive_field("conv2").box(*result.position)
+    outside = result.gradient.abs().sum(0).clone()
+    outside[max(top, 0):bottom, max(left, 0):right] = 0
+    assert result.gradient.abs().sum() > 0 and outside.sum() == 0
+    tops = G.top_positions(random_alexnet, x, "conv2", 7, k=3)
+    assert tops[0][:2] == result.position and tops[0][2] >= tops[1][2] >= tops[2][2]
+
+
+def test_restored_also_on_error(random_alexnet):
+    x = torch.rand(1, 3, 224, 224)
+    with assert_restored(random_alexnet):
+        G.guided_backprop(random_alexnet, x, "conv5", 3, rule="deconvnet")
+    with assert_restored(random_alexnet):
+        with pytest.raises(ValueError, match="channel 999 is out of range"):
+            G.guided_backprop(random_alexnet, x, "conv5", 999)  # raises inside the rule's block
+    with assert_restored(random_alexnet):
+        with pytest.raises(ValueError, match="outside"):
+            G.guided_backprop(random_alexnet, x, "conv5", 3, position=(40, 0))
+    with pytest.raises(ValueError, match="no layer"):
+        G.guided_backprop(random_alexnet, x, "conv9", 0)
+
+
+def test_crop_box_pads_at_borders():
+    img = torch.arange(2 * 4 * 4, dtype=torch.float32).view(2, 4, 4) + 1
+    crop = G.crop_box(img, (-1, 2, 2, 5))
+    assert crop.shape == (2, 3, 3)
+    assert torch.all(crop[:, 0] == 0) and torch.all(crop[:, :, 2] == 0)
+    assert torch.equal(crop[:, 1:, :2], img[:, 0:2, 2:4])
+    arr = np.ones((4, 4, 3), np.uint8)
+    assert G.crop_box(arr, (2, 2, 6, 6), pad_value=9).shape == (4, 4, 3)
+
+
+def test_layer_parameters_follow_forward_order(random_alexnet):
+    owned = G.layer_parameters(random_alexnet)
+    assert owned["conv1"] == [random_alexnet.model.features[0]]
+    assert owned["fc8"] == [random_alexnet.model.classifier[6]]
+
+
+def test_randomisation_works_on_a_copy(random_alexnet):
+    x = torch.rand(1, 3, 224, 224)
+    with assert_restored(random_alexnet):
+        res = G.randomisation_test(random_alexnet, x, 3, ("saliency", "guided"), ["fc8", "fc7"])
+    assert res.stages == ["original", "fc8", "fc7"]
+    assert res.correlations["saliency"][0] == pytest.approx(1.0)
+    assert res.maps["guided"][0].shape == (224, 224)
+    with pytest.raises(ValueError, match="no layer"):
+        G.randomisation_test(random_alexnet, x, 3, ("saliency",), ["fc99"])
+
+
+@needs_shapes_weights
+def test_sanity_check_saliency_changes_guided_barely(shapes_net, shapes_data):
+    """Adebayo et al. 2018 on the shapes model: destroying the top layers changes the
+    gradient a lot, the guided backprop picture hardly."""
+    sal, gb = [], []
+    for i in range(4):
+        item = shapes_data[i]
+        res = G.randomisation_test(shapes_net, shapes_net.preprocess(item.image), item.label,
+                                   ("saliency", "guided"), ["fc8", "fc7", "fc6", "conv5"])
+        sal.append(res.correlations["saliency"][-1])
+        gb.append(res.correlations["guided"][-1])
+    assert np.mean(gb) > 0.5 and np.mean(gb) > np.mean(sal) + 0.2, (sal, gb)

@@ -1,0 +1,90 @@
+"""Lesson 07, saliency maps and SmoothGrad: definition, batching, seeding, restoring
+the model, bad input, and ground truth from the shapes masks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cnnviz_widgets.engine.saliency import saliency
+from cnnviz_widgets.engine.shapes_net import WEIGHTS_PATH
+from tests.helpers import assert_restored
+
+needs_shapes_weights = pytest.mark.skipif(not WEIGHTS_PATH.is_file(), reason="shapes weights not committed yet")
+
+
+@pytest.fixture(scope="module")
+def two_images():
+    g = torch.Generator().manual_seed(3)
+    return torch.rand(2, 3, 224, 224, generator=g)
+
+
+def test_is_max_over_channels_of_abs_logit_gradient(random_alexnet, two_images):
+    x = two_images[:1].clone().requires_grad_(True)
+    random_alexnet(x)[0, 5].backward()
+    expected = x.grad.abs().amax(1)
+    got = saliency(random_alexnet, two_images[:1], 5)
+    assert got.shape == (1, 224, 224)
+    assert torch.allclose(got, expected, rtol=1e-5, atol=1e-7 * float(expected.max()))
+
+
+def test_batch_with_one_target_per_image(random_alexnet, two_images):
+    both = saliency(random_alexnet, two_images, [5, 9])
+    assert torch.allclose(both[0], saliency(random_alexnet, two_images[:1], 5)[0], atol=1e-6 * float(both.max()))
+    assert torch.allclose(both[1], saliency(random_alexnet, two_images[1:], 9)[0], atol=1e-6 * float(both.max()))
+    assert not torch.allclose(both[1], saliency(random_alexnet, two_images[1:], 5)[0])
+
+
+def test_smoothgrad_is_seeded_and_leaves_the_global_rng(random_alexnet, two_images):
+    x = two_images[:1]
+    state = torch.get_rng_state()
+    a = saliency(random_alexnet, x, 5, smooth=3, noise=0.2, seed=1)
+    assert torch.equal(torch.get_rng_state(), state)
+    b = saliency(random_alexnet, x, 5, smooth=3, noise=0.2, seed=1, batch_size=2)  # batching does not matter
+    c = saliency(random_alexnet, x, 5, smooth=3, noise=0.2, seed=2)
+    assert torch.allclose(a, b, rtol=1e-4, atol=1e-6 * float(a.max()))
+    assert not torch.allclose(a, c)
+    # No noise: every sample is the plain map.
+    assert torch.allclose(saliency(random_alexnet, x, 5, smooth=2, noise=0.0), saliency(random_alexnet, x, 5),
+                          rtol=1e-5, atol=1e-7 * float(a.max()))
+
+
+def test_model_restored_also_on_error(effnet):
+    x = torch.rand(1, 3, 224, 224)
+    with assert_restored(effnet):
+        saliency(effnet, x, 1, smooth=2)
+    with assert_restored(effnet):
+        with pytest.raises(ValueError, match="out of range"):
+            saliency(effnet, x, 5000)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(target=[1, 2, 3]), "3 targets for 1 images"),
+    (dict(target="no such class"), "no class named"),
+    (dict(smooth=-1), "smooth"),
+    (dict(noise=2.0), "noise"),
+])
+def test_bad_input_names_the_problem(random_alexnet, kwargs, words):
+    args = dict(target=0)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=words):
+        saliency(random_alexnet, torch.rand(1, 3, 224, 224), args.pop("target"), **args)
+
+
+def test_wrong_shape_is_refused(random_alexnet):
+    with pytest.raises(ValueError, match="RGB"):
+        saliency(random_alexnet, torch.rand(1, 1, 224, 224), 0)
+
+
+@needs_shapes_weights
+def test_most_saliency_falls_on_the_object(shapes_net, shapes_data):
+    """Ground truth: the gradient should concentrate on the shape, not the clutter."""
+    images, labels, masks = shapes_data.arrays()
+    n = 40
+    x = torch.from_numpy(np.ascontiguousarray(images[:n])).permute(0, 3, 1, 2).float() / 255
+    maps = saliency(shapes_net, x, [int(t) for t in labels[:n]]).numpy()
+    inside = (maps * masks[:n]).sum(axis=(1, 2)) / maps.sum(axis=(1, 2))
+    area = masks[:n].mean(axis=(1, 2))
+    assert inside.mean() > 0.6, f"only {inside.mean():.0%} of the saliency is on the object"
+    assert inside.mean() > area.mean() + 0.2, f"{inside.mean():.0%} on the object, which covers {area.mean():.0%}"
