@@ -225,7 +225,7 @@ def render_shape(
         _stroke(img, p, half_width, col)
 
     # ---- the object
-    R = float(rng.uniform(0.2, 0.42)) * S  # bounding radius
+    R = float(rng.uniform(0.25, 0.42)) * S  # bounding radius
     margin = 1.5
     cx = rng.uniform(R + margin, S - R - margin)
     cy = rng.uniform(R + margin, S - R - margin)

@@ -62,7 +62,7 @@ class ShapesNet(nn.Module):
     -conv3..5(3)-> 8 -pool-> 4 -avgpool-> 4x4 -> fc6 -> fc7 -> fc8.
     """
 
-    def __init__(self, num_classes: int = len(SHAPE_CLASSES), dropout: float = 0.3):
+    def __init__(self, num_classes: int = len(SHAPE_CLASSES), dropout: float = 0.1):
         super().__init__()
         self.features = nn.Sequential(
             nn.Conv2d(3, 32, kernel_size=9, stride=2, padding=4),  # 0
@@ -92,11 +92,16 @@ class ShapesNet(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Kaiming-normal init for ReLU layers (biases zero), uses the global torch RNG."""
+        """Kaiming-normal init for ReLU layers (biases zero), uses the global torch RNG.
+
+        conv1 starts as small white noise (a tenth of the Kaiming scale) so that what it
+        learns, not what it started from, dominates its final filters."""
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
                 nn.init.zeros_(m.bias)
+        with torch.no_grad():
+            self.features[0].weight.mul_(0.1)
         nn.init.normal_(self.classifier[6].weight, std=0.01)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

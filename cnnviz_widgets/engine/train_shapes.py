@@ -1,6 +1,6 @@
 """Train the bundled ``shapes`` network and write its weights, conv1 snapshots and provenance.
 
-    python -m cnnviz_widgets.engine.train_shapes [--seed 0] [--epochs 3] [--out cnnviz_widgets/assets]
+    python -m cnnviz_widgets.engine.train_shapes [--seed 0] [--epochs 4] [--out cnnviz_widgets/assets]
 
 Runs on 2 CPU cores in a few minutes.  Training data: ``ShapesDataset(n, seed=data_seed)``
 (default 40,000 images of seed 1) with random flips / 90-degree rotations (every class is
@@ -73,10 +73,11 @@ def train(
     seed: int = 0,
     data_seed: int = 1,
     n: int = 40000,
-    epochs: int = 3,
+    epochs: int = 4,
     batch: int = 128,
     lr: float = 2e-3,
     weight_decay: float = 0.05,
+    conv1_weight_decay: float = 0.5,
     heldout: int = 1000,
     log=print,
 ):
@@ -98,12 +99,18 @@ def train(
 
     net = ShapesNet()
     net.train()
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+    conv1 = net.features[0]
+    others = [p for p in net.parameters() if p is not conv1.weight]
+    # stronger decay on conv1's weights wears the initial noise away (smoother filters)
+    opt = torch.optim.AdamW(
+        [{"params": [conv1.weight], "weight_decay": conv1_weight_decay},
+         {"params": others, "weight_decay": weight_decay}],
+        lr=lr,
+    )
     steps_per_epoch = n // batch
     total = steps_per_epoch * epochs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=0.15)
     snap_at = set(snapshot_steps(total))
-    conv1 = net.features[0]
     snapshots = [{"step": 0, "weight": conv1.weight.detach().clone().half()}]
     gen = torch.Generator().manual_seed(seed)
 
@@ -171,7 +178,8 @@ def write_outputs(net, snapshots, stats, out: Path, argv: list[str], args) -> No
 ```
 
 - torch seed {args.seed}; training data `{stats['train_name']}` (data seed {args.data_seed}),
-  random flips / 90-degree rotations; AdamW (lr {args.lr}, weight decay {args.weight_decay}),
+  random flips / 90-degree rotations; AdamW (lr {args.lr}, weight decay {args.weight_decay},
+  {args.conv1_weight_decay} on conv1's weights),
   one-cycle schedule, batch {args.batch}, {args.epochs} epochs = {stats['steps']} steps;
   input normalisation MEAN={MEAN}, STD={STD} on x in [0, 1].
 - Time taken: {stats['seconds']:.0f} s wall clock (data generation included) on 2 CPU threads
@@ -195,10 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="torch seed (init, shuffling, augmentation)")
     p.add_argument("--data-seed", type=int, default=1, help="ShapesDataset seed of the training set")
     p.add_argument("--n", type=int, default=40000, help="training images")
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--weight-decay", type=float, default=0.05)
+    p.add_argument("--conv1-weight-decay", type=float, default=0.5)
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "assets")
     args = p.parse_args(argv)
     if args.data_seed == HELDOUT_SEED:
@@ -206,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     net, snapshots, stats = train(
         seed=args.seed, data_seed=args.data_seed, n=args.n, epochs=args.epochs,
         batch=args.batch, lr=args.lr, weight_decay=args.weight_decay,
+        conv1_weight_decay=args.conv1_weight_decay,
     )
     print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in stats.items()})
     write_outputs(net, snapshots, stats, args.out, argv, args)
