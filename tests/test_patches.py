@@ -150,3 +150,76 @@ def test_state_restored_when_the_scan_fails_midway(random_alexnet, small_data):
         assert random_alexnet.training
     finally:
         random_alexnet.eval()
+
+
+# --- the app -----------------------------------------------------------------------
+
+from cnnviz_widgets.widgets.patches import PatchesApp  # noqa: E402
+from tests.helpers import png_to_array  # noqa: E402
+
+
+@pytest.fixture()
+def app(random_alexnet, small_data):
+    P.clear_scan_cache()
+    return PatchesApp(dataset=small_data, model=random_alexnet, layer="conv3", rows=3, k=4, threaded=False)
+
+
+def test_app_shows_k_patches_per_channel_row(app, random_alexnet, small_data):
+    assert app.error == "" and app.scan is not None and app.scan.layer == "conv3"
+    shown = png_to_array(app.view.value)
+    np.testing.assert_array_equal(shown, app.grid)
+    # 3 rows of 4 tiles (64 px + labels + padding)
+    assert shown.shape[1] == 4 * (64 + 2) + 2 and shown.shape[0] == 3 * (64 + 2 + 12) + 2
+    assert "99×99 px" in app.info.value  # conv3's field on AlexNet
+    # The first tile is channel 0's strongest patch, cropped by the engine.
+    value, i, r, c = app.scan.top(0)[0]
+    expected = app._tile(P.crop_patch(random_alexnet, small_data[i].image, "conv3", r, c))
+    np.testing.assert_array_equal(shown[2:66, 2:66], expected)
+
+
+def test_app_channels_answer_from_the_cached_scan(app, monkeypatch):
+    def no_scan(*a, **k):
+        raise AssertionError("browsing channels must not rescan")
+
+    monkeypatch.setattr(P, "scan_max_activating_iter", no_scan)
+    before = app.view.value
+    app.channel.value = 10
+    assert app.error == "" and app.view.value != before
+    assert "channels 10–12" in app.info.value
+    app.rows.value = 1
+    assert png_to_array(app.view.value).shape[0] == 64 + 2 + 12 + 2
+
+
+def test_app_scans_each_layer_once(app, monkeypatch):
+    calls = []
+    real = P.scan_max_activating_iter
+    monkeypatch.setattr(P, "scan_max_activating_iter", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    app.layer.value = "conv1"
+    assert app.scan.layer == "conv1" and "11×11 px" in app.info.value
+    app.layer.value = "conv3"
+    app.layer.value = "conv1"
+    assert calls == ["conv1"]
+    app.layer.value = "fc6"
+    assert "whole 224×224 image" in app.info.value
+
+
+def test_app_bad_layer_and_channel_show_a_message_and_keep_working(app, random_alexnet, small_data):
+    with assert_restored(random_alexnet):
+        app.select(layer="conv9")
+        assert "no layer 'conv9'" in app.error and "conv9" in app.message.value
+        app.select(channel=999)
+        assert "channel 999 is out of range" in app.error and "0..383" in app.error
+        app.select(channel=5)
+        assert app.error == "" and app.channel.value == 5 and app.scan.layer == "conv3"
+    other = PatchesApp(dataset=small_data, model=random_alexnet, layer="conv9", threaded=False)
+    assert "no layer 'conv9'" in other.error
+    assert other.layer.value == "conv5" and other.grid is not None
+
+
+def test_app_scans_in_a_worker_thread(random_alexnet, small_data):
+    P.clear_scan_cache()
+    app = PatchesApp(dataset=small_data, model=random_alexnet, layer="conv2", rows=2, k=3, batch_size=5)
+    app.runner.wait()
+    assert app.runner.status.value == "done" and app.runner.progress.value == 1.0
+    assert app.error == "" and app.scan is not None and app.scan.layer == "conv2"
+    assert png_to_array(app.view.value).shape == app.grid.shape

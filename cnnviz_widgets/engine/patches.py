@@ -28,6 +28,7 @@ __all__ = [
     "PatchScan",
     "ScanProgress",
     "crop_patch",
+    "crop_pixels",
     "max_activating_patches",
     "scan_max_activating_iter",
     "clear_scan_cache",
@@ -117,12 +118,13 @@ class PatchScan:
             if mask is None:
                 raise ValueError(f"dataset {self.dataset!r} has no object masks")
             m = self.net.preprocess_mask(mask)
-            out.append(_crop_array(m, self.rf, r, c, fill=False))
+            out.append(crop_pixels(m, self.rf, r, c, fill=False))
         return out
 
 
-def _crop_array(a: np.ndarray, rf: ReceptiveField, row: int, col: int, fill) -> np.ndarray:
-    """Cut rf.box(row, col) out of an H x W (x 3) array, filling what lies outside."""
+def crop_pixels(a: np.ndarray, rf: ReceptiveField, row: int, col: int, fill=np.uint8(PAD_VALUE)) -> np.ndarray:
+    """Cut rf.box(row, col) out of an H x W (x 3) array of the network's input, filling
+    what lies outside (for callers that keep the preprocessed pixels themselves)."""
     if rf.is_global:
         return a.copy()
     h, w = a.shape[:2]
@@ -147,7 +149,7 @@ def crop_patch(net: Network, image, rf: Union[ReceptiveField, str], row: int, co
         rf = net.receptive_field(rf)
     x = image if isinstance(image, torch.Tensor) and image.dim() == 3 else net.preprocess(image)
     pixels = net.deprocess(x)
-    return _crop_array(pixels, rf, int(row), int(col), fill=np.uint8(PAD_VALUE))
+    return crop_pixels(pixels, rf, int(row), int(col), fill=np.uint8(PAD_VALUE))
 
 
 # --- the scan ------------------------------------------------------------------------

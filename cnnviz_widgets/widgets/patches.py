@@ -1,0 +1,166 @@
+"""Lesson 05's app: for several channels of a layer, the dataset patches that excite
+each one most, one row per channel (the lecture's grid of maximally activating patches).
+
+The dataset is scanned once per (model, dataset, layer) in a worker thread, with a
+progress bar and a Stop button; every channel is then answered from that scan.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import OrderedDict
+
+import ipywidgets as W
+import numpy as np
+
+from .. import render
+from ..engine import patches as engine
+from ..engine.data import load_dataset, model_for
+from ..engine.models import Network, load_model
+from .base import App, Runner
+from .controls import ChannelSlider, LayerPicker
+
+__all__ = ["PatchesApp"]
+
+_TILE = 64  # pixels per patch on screen, whatever the field size
+
+
+class PatchesApp(App):
+    """Layer and channel pickers over a k x n grid of maximally activating patches.
+
+    `dataset`: a dataset or its name (default ``load_dataset()``); `model`: a Network or
+    a name (default the dataset's model, ``model_for``). `rows` channels are shown from
+    the chosen one on, `k` patches each. ``threaded=False`` scans in the caller (tests).
+    """
+
+    title = "Maximally activating patches"
+
+    def __init__(self, dataset=None, model=None, layer: str | None = None, channel: int = 0,
+                 rows: int = 4, k: int = 9, batch_size: int = 64, threaded: bool = True):
+        self.dataset = load_dataset(dataset) if dataset is None or isinstance(dataset, str) else dataset
+        self.net = model if isinstance(model, Network) else load_model(model or model_for(self.dataset))
+        self.k, self.batch_size = int(k), int(batch_size)
+        self.scan: engine.PatchScan | None = None
+        self.grid: np.ndarray | None = None
+        self._scans: dict[str, engine.PatchScan] = {}
+        self._pixels: OrderedDict[int, np.ndarray] = OrderedDict()
+
+        self.layer = LayerPicker(self.net, value=layer if layer in self.net.layers else _default_layer(self.net))
+        self.channel = ChannelSlider()
+        self.rows = W.IntSlider(value=max(1, min(8, int(rows))), min=1, max=8, description="channels",
+                                continuous_update=False, style={"description_width": "70px"})
+        self.runner = Runner(run_label="Scan", threaded=threaded)
+        self.runner.on_error = self.show_error
+        self.runner.run_button.on_click(lambda _b: self.guarded(self._start_scan)(True))
+        super().__init__([W.HBox([self.layer, self.rows]), self.channel, self.runner])
+        self.watch([self.layer], self.refresh)
+        self.watch([self.channel, self.rows], self.draw)
+        self.guarded(self._first_show)(layer, channel)
+
+    def _first_show(self, layer, channel) -> None:
+        self.refresh()
+        # A bad constructor argument is reported like any bad setting; the default stays.
+        self._select(layer, channel)
+
+    # -- what the learner (or a test) sets
+    def select(self, layer: str | None = None, channel: int | None = None) -> None:
+        """Show `layer` from `channel` on; a bad name or index is reported in the message line."""
+        self.guarded(self._select)(layer, channel)
+
+    def _select(self, layer: str | None, channel: int | None) -> None:
+        if layer is not None and layer != self.layer.value:
+            self.net.check_layer(layer)
+            self.layer.value = layer  # triggers refresh
+        if channel is not None and channel != self.channel.value:
+            count = self.net.layer_shape(self.layer.value)[0]
+            if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) or not 0 <= channel < count:
+                raise ValueError(f"channel {channel!r} is out of range: {self.layer.value} has channels 0..{count - 1}.")
+            self.channel.value = int(channel)
+
+    def refresh(self) -> None:
+        """A new layer: show its cached scan, or start scanning the dataset for it."""
+        layer = self.layer.value
+        self.channel.set_count(self.net.layer_shape(layer)[0])
+        scan = self._scans.get(layer) or engine.cached_scan(self.net, self.dataset, layer, self.k)
+        if scan is not None:
+            self._scans[layer] = scan
+            self.draw()
+        else:
+            self.scan, self.grid = None, None
+            self.show_text(f"scanning {len(self.dataset)} images of {html.escape(self.dataset.name)} "
+                           f"up to {html.escape(layer)}…")
+            self._start_scan()
+
+    def _start_scan(self, rescan: bool = False) -> None:
+        layer = self.layer.value
+        if self.runner.running:
+            self.runner.stop()
+            self.runner.wait()
+        if rescan:
+            self._scans.pop(layer, None)
+
+        def steps(should_stop):
+            return engine.scan_max_activating_iter(self.net, self.dataset, layer, k=self.k,
+                                                   batch_size=self.batch_size, should_stop=should_stop)
+
+        def done(last, stopped):
+            if isinstance(last, engine.PatchScan):
+                self._scans[layer] = last
+                if self.layer.value == layer:
+                    self.guarded(self.draw)()
+
+        self.runner.start(steps, lambda _progress: None, done)
+
+    def draw(self) -> None:
+        """Answer from the cached scan: rows of channels, k patches each."""
+        layer = self.layer.value
+        scan = self._scans.get(layer)
+        if scan is None:
+            return  # the scan is still running; it draws when done
+        self.scan = scan
+        first = scan.check_channel(self.channel.value)
+        channels = list(range(first, min(scan.channels, first + self.rows.value)))
+        tiles, labels = [], []
+        for c in channels:
+            for j, (value, i, r, col) in enumerate(scan.top(c)):
+                tiles.append(self._tile(engine.crop_pixels(self.pixels(i), scan.rf, r, col)))
+                labels.append(f"#{c} {value:.3g}" if j == 0 else f"{value:.3g}")
+        self.grid = render.tile_grid(tiles, ncols=scan.k, normalize_mode="none", labels=labels)
+        self.show_picture(self.grid)
+        self.show_text(self._caption(scan, channels))
+
+    # -- helpers
+    def pixels(self, index: int) -> np.ndarray:
+        """Image `index` as the network sees it (uint8), kept for the last few hundred."""
+        if index not in self._pixels:
+            self._pixels[index] = self.net.deprocess(self.net.preprocess(self.dataset[index].image))
+            while len(self._pixels) > 512:
+                self._pixels.popitem(last=False)
+        self._pixels.move_to_end(index)
+        return self._pixels[index]
+
+    @staticmethod
+    def _tile(patch: np.ndarray) -> np.ndarray:
+        # Small fields are enlarged in whole pixels so their squares stay visible.
+        h = patch.shape[0]
+        if h < _TILE:
+            patch = render.upscale(patch, max(1, _TILE // h))
+        return render.resize_to(patch, (_TILE, _TILE), smooth=h > _TILE)
+
+    def _caption(self, scan: engine.PatchScan, channels: list[int]) -> str:
+        s = self.net.input_size
+        if scan.rf.is_global:
+            field = f"<b>{scan.layer}</b> sees the whole {s}×{s} image, so each patch is a whole image."
+        else:
+            field = (f"<b>{scan.layer}</b>: each unit sees a <b>{scan.rf.size}×{scan.rf.size} px</b> patch of the "
+                     f"{s}×{s} input (stride {scan.rf.stride} px); grey marks where the field leaves the image.")
+        partial = "" if scan.complete else f" <i>Scan stopped: only the first {scan.n_images} images.</i>"
+        return (f"{field}<br>Rows: channels {channels[0]}–{channels[-1]} of {scan.channels}; "
+                f"each row shows the {scan.k} strongest of {scan.n_images} images of "
+                f"{html.escape(scan.dataset)}, strongest on the left.{partial}")
+
+
+def _default_layer(net: Network) -> str:
+    """The last layer with a spatial field: the lecture's conv5."""
+    spatial = [l for l in net.layers if not net.receptive_field(l).is_global]
+    return spatial[-1] if spatial else net.layers[-1]
