@@ -243,3 +243,21 @@ def test_activations_app_takes_a_good_upload(app):
     app.image.upload.value = _fake_upload("mine.png", buf.getvalue())
     assert app.error == "" and app.image.value == "mine.png"
     assert "mine.png" in [k[1] for k in app._cache]
+
+
+def test_top_channels_only_jumps_to_a_channel_in_the_grid(app, effnet):
+    app.image.value, app.layer.value, app.top_only.value = "cat", "stage6", False
+    acts = A.activations(effnet, sample_image("cat"), "stage6")
+    top = A.top_channels(acts, app.top_k).tolist()
+    app.channel.value = next(c for c in range(len(acts)) if c not in top)
+    app.top_only.value = True
+    assert app.error == "" and app.channel.value == top[0]
+    assert f"Channel <b>{top[0]}</b>" in app.info.value and "rank 1 of" in app.info.value
+    app.top_only.value = False
+
+
+def test_shape_examples_are_offered_beside_the_photos(app):
+    shapes = [name for name in app.image.dropdown.options if name.startswith("shape: ")]
+    assert len(shapes) >= 3 and "cat" in app.image.dropdown.options
+    app.image.value = shapes[0]
+    assert app.error == "" and app.info.value

@@ -29,6 +29,14 @@ def beside(left: np.ndarray, right: np.ndarray, gap: int = 8) -> np.ndarray:
     return np.concatenate([pad(left), np.full((h, gap, 3), 255, np.uint8), pad(right)], axis=1)
 
 
+def _shape_examples(count: int = 5) -> dict:
+    """A few synthetic shapes (what the ``shapes`` model knows), besides the photos."""
+    from ..engine.shapes import ShapesDataset
+
+    data = ShapesDataset(count, seed=404)
+    return {f"shape: {data.classes[item.label]}": item.image for item in data}
+
+
 class ActivationsApp(App):
     """Feature maps of a layer as grey tiles, the chosen channel framed in red and
     overlaid on the image on the left.
@@ -45,9 +53,9 @@ class ActivationsApp(App):
 
     def __init__(self, model: str | None = None, image=None, layer: str | None = None, top_k: int = 16):
         self.model = ModelPicker(value=model)
-        extra = None
+        extra = _shape_examples()
         if image is not None and not isinstance(image, str):
-            extra = {"your image": as_pil(image)}
+            extra["your image"] = as_pil(image)
             image = "your image"
         self.image = ImagePicker(extra=extra, value=image)
         self.image.on_error = self.show_error
@@ -65,6 +73,7 @@ class ActivationsApp(App):
         self._wanted_layer = layer
         self._cache: OrderedDict = OrderedDict()
         self._syncing = False
+        self._was_top_only = self.top_only.value
         self.watch([self.model, self.image.dropdown, self.layer, self.channel, self.top_only, self.normalize],
                    self.refresh)
         self.guarded(self.refresh)()
@@ -128,8 +137,11 @@ class ActivationsApp(App):
                 self.channel.set_count(len(acts))
             finally:
                 self._syncing = False
-        c = self.channel.value
         top = A.top_channels(acts, self.top_k).tolist()
+        if self.top_only.value and not self._was_top_only and self.channel.value not in top:
+            self._quietly(self.channel, value=top[0])  # jump to a channel that is in the grid
+        self._was_top_only = self.top_only.value
+        c = self.channel.value
         shown = top if self.top_only.value else None
         grid = A.activation_grid(acts, channels=shown, normalize=self.normalize.value, highlight=c)
         overlay = A.channel_overlay(pixels, acts[c])
