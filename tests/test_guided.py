@@ -120,14 +120,16 @@ def test_restored_also_on_error(random_alexnet):
         G.guided_backprop(random_alexnet, x, "conv9", 0)
 
 
-def test_crop_box_pads_at_borders():
-    img = torch.arange(2 * 4 * 4, dtype=torch.float32).view(2, 4, 4) + 1
-    crop = G.crop_box(img, (-1, 2, 2, 5))
-    assert crop.shape == (2, 3, 3)
-    assert torch.all(crop[:, 0] == 0) and torch.all(crop[:, :, 2] == 0)
-    assert torch.equal(crop[:, 1:, :2], img[:, 0:2, 2:4])
-    arr = np.ones((4, 4, 3), np.uint8)
-    assert G.crop_box(arr, (2, 2, 6, 6), pad_value=9).shape == (4, 4, 3)
+def test_neuron_pictures_are_receptive_field_crops(random_alexnet):
+    torch.manual_seed(4)
+    x = torch.rand(1, 3, 224, 224)
+    pics = G.neuron_pictures(random_alexnet, x, "conv3", 2, k=2)
+    size = random_alexnet.receptive_field("conv3").size
+    assert len(pics) == 2 and pics[0].activation >= pics[1].activation
+    assert pics[0].crop.shape == (size, size, 3) and pics[0].gradient.shape == (3, size, size)
+    # The crop holds the whole gradient: nothing of it lies outside the field.
+    full = G.guided_backprop(random_alexnet, x, "conv3", 2, position=pics[0].position).gradient
+    assert np.isclose(np.abs(pics[0].gradient).sum(), float(full.abs().sum()), rtol=1e-5)
 
 
 def test_layer_parameters_follow_forward_order(random_alexnet):
@@ -159,3 +161,23 @@ def test_sanity_check_saliency_changes_guided_barely(shapes_net, shapes_data):
         sal.append(res.correlations["saliency"][-1])
         gb.append(res.correlations["guided"][-1])
     assert np.mean(gb) > 0.5 and np.mean(gb) > np.mean(sal) + 0.2, (sal, gb)
+
+
+# --- the app (headless) ---------------------------------------------------------------
+
+def test_guided_app_methods_layers_and_bad_input(random_alexnet):
+    from cnnviz_widgets.widgets import GuidedBackpropApp
+
+    app = GuidedBackpropApp(random_alexnet, image="astronaut", layer="conv2", channel=4)
+    assert app.error == "" and app.channel.max == random_alexnet.layer_shape("conv2")[0] - 1
+    guided_png = app.view.value
+    app.method.value = "deconvnet"
+    assert app.error == "" and app.view.value != guided_png and "deconvnet" in app.info.value
+    app.layer.value = "fc6"               # a vector layer: the whole image is the field
+    assert app.error == "" and "whole image" in app.info.value
+    app.k.value = 1
+    assert app.error == ""
+    app.images.load_upload("notes.txt", b"this is not a picture")
+    assert "notes.txt" in app.error
+    app.channel.value = 1
+    assert app.error == ""

@@ -128,3 +128,32 @@ def test_lowest_position_is_on_the_object(shapes_net, shapes_data):
         top, left, bottom, right = m.box(*m.lowest())
         hits += bool(masks[i][top:bottom, left:right].mean() > 0.25) or bool(masks[i][(top + bottom) // 2, (left + right) // 2])
     assert hits / n >= 0.8, f"lowest position on the object in only {hits}/{n} images"
+
+
+# --- the app (headless) ---------------------------------------------------------------
+
+def test_occlusion_app_maps_browses_and_survives_bad_input(random_alexnet):
+    from cnnviz_widgets.widgets import OcclusionApp
+    from tests.helpers import png_to_array
+
+    app = OcclusionApp(random_alexnet, image="cat", patch=112, stride=56)
+    app.runner.wait()
+    assert app.error == "" and app.omap is not None and app.omap.heat.shape == (3, 3)
+    assert (app.row.value, app.col.value) == app.omap.lowest()
+    assert "Dark = the patch mattered" in app.info.value
+    first = app.view.value
+    cached = app.omap
+    app.opacity.value = 0.1          # answers from the cache: same map object, new picture
+    assert app.omap is cached and app.view.value != first
+    app.row.value, app.col.value = 0, 2
+    assert "row 0, col 2" in app.info.value and app.omap is cached
+    assert png_to_array(app.view.value).shape[1] > png_to_array(app.view.value).shape[0]  # map and occluded image
+    app.classes.value = "no such class"
+    app.runner.wait()
+    assert "no class named" in app.error and "no such class" in app.message.value
+    app.classes.value = "tabby"
+    app.runner.wait()
+    assert app.error == "" and app.omap.target == random_alexnet.class_index("tabby")
+    app.fill.value = "blur"
+    app.runner.wait()
+    assert app.error == "" and app.omap.fill == "blur"

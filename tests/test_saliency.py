@@ -88,3 +88,27 @@ def test_most_saliency_falls_on_the_object(shapes_net, shapes_data):
     area = masks[:n].mean(axis=(1, 2))
     assert inside.mean() > 0.6, f"only {inside.mean():.0%} of the saliency is on the object"
     assert inside.mean() > area.mean() + 0.2, f"{inside.mean():.0%} on the object, which covers {area.mean():.0%}"
+
+
+# --- the app (headless) ---------------------------------------------------------------
+
+def test_saliency_app_caches_switches_and_survives_bad_input(random_alexnet):
+    from cnnviz_widgets.engine.images import sample_names
+    from cnnviz_widgets.widgets import SaliencyApp
+    from tests.helpers import png_to_array
+
+    app = SaliencyApp(random_alexnet, image="coffee")
+    assert app.error == "" and len(app._cache) == 1
+    raw = app.view.value
+    app.opacity.value = 0.2               # redraw only: no new map
+    assert len(app._cache) == 1 and app.view.value != raw
+    app.method.value = "SmoothGrad"
+    app.samples.value = 2
+    assert app.error == "" and "noisy copies" in app.info.value
+    app.classes.value = "not a class at all"
+    assert "no class named" in app.error
+    app.classes.value = "espresso"
+    assert app.error == "" and "espresso" in app.info.value
+    app.show_all.value = "all samples"
+    grid = png_to_array(app.view.value)
+    assert app.error == "" and grid.shape[1] > grid.shape[0] and len(sample_names()) == 4

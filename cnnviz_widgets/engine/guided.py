@@ -37,7 +37,8 @@ __all__ = [
     "guided_backprop_class",
     "GuidedResult",
     "top_positions",
-    "crop_box",
+    "NeuronPicture",
+    "neuron_pictures",
     "randomisation_test",
     "RandomisationResult",
     "reinitialise",
@@ -169,24 +170,32 @@ def top_positions(net: Network, x, layer: str, channel: int, k: int = 4) -> list
     return [(int(i) // fmap.shape[1], int(i) % fmap.shape[1], float(v)) for v, i in zip(values, idx)]
 
 
-def crop_box(image: torch.Tensor | np.ndarray, box: tuple[int, int, int, int], pad_value: float = 0.0):
-    """The box (top, left, bottom, right) of a C x H x W tensor or H x W [x C] array,
-    padded with `pad_value` where it leaves the image (receptive fields at the border do)."""
-    top, left, bottom, right = (int(v) for v in box)
-    is_tensor = isinstance(image, torch.Tensor)
-    a = image if is_tensor else np.asarray(image)
-    h, w = (a.shape[-2:] if is_tensor else a.shape[:2])
-    if is_tensor:
-        out = torch.full((*a.shape[:-2], bottom - top, right - left), pad_value, dtype=a.dtype, device=a.device)
-    else:
-        out = np.full((bottom - top, right - left, *a.shape[2:]), pad_value, dtype=a.dtype)
-    t, l, b, r = max(top, 0), max(left, 0), min(bottom, h), min(right, w)
-    if b > t and r > l:
-        if is_tensor:
-            out[..., t - top:b - top, l - left:r - left] = a[..., t:b, l:r]
-        else:
-            out[t - top:b - top, l - left:r - left] = a[t:b, l:r]
-    return out
+class NeuronPicture(NamedTuple):
+    """One activating position of a channel: where, how strongly, the receptive-field
+    crop of the image (uint8, grey-padded at borders) and of the gradient image (3 x S x S
+    float, zero-padded)."""
+
+    position: tuple[int, int]
+    activation: float
+    crop: np.ndarray
+    gradient: np.ndarray
+
+
+def neuron_pictures(net: Network, x, layer: str, channel: int, k: int = 4, rule: str = "guided") -> list[NeuronPicture]:
+    """For the k strongest positions of `channel` in this image, the gradient image of
+    that neuron under `rule`, cut to its receptive field next to the image's crop
+    (the crops reuse lesson 05's `patches.crop_patch` / `crop_pixels`)."""
+    from .patches import crop_patch, crop_pixels
+
+    x = _one_image(net, x)
+    rf = net.receptive_field(layer)
+    pictures = []
+    for r, c, value in top_positions(net, x, layer, channel, k):
+        grad = guided_backprop(net, x, layer, channel, position=None if rf.is_global else (r, c), rule=rule).gradient
+        hwc = grad.permute(1, 2, 0).cpu().numpy()
+        pictures.append(NeuronPicture((r, c), value, crop_patch(net, x, rf, r, c),
+                                      crop_pixels(hwc, rf, r, c, fill=np.float32(0)).transpose(2, 0, 1)))
+    return pictures
 
 
 # --- the sanity check ----------------------------------------------------------------

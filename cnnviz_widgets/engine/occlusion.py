@@ -32,6 +32,7 @@ __all__ = [
     "occluded_scores",
     "fill_image",
     "positions",
+    "check_settings",
     "FILLS",
     "OUTPUTS",
 ]
@@ -113,7 +114,8 @@ def positions(size: int, patch: int, stride: int) -> list[int]:
     return starts
 
 
-def _check_settings(x: torch.Tensor, patch: int, stride: int) -> None:
+def check_settings(x: torch.Tensor, patch: int, stride: int) -> None:
+    """A ValueError naming the problem if the patch or stride cannot be used on x."""
     h, w = x.shape[-2:]
     if isinstance(patch, bool) or not isinstance(patch, (int, np.integer)) or patch < 1:
         raise ValueError(f"patch size must be a positive whole number of pixels, not {patch!r}")
@@ -189,7 +191,7 @@ def occlusion_iter(net: Network, x, target: int | str, patch: int = 16, stride: 
     output: "prob" (softmax probability, as in the paper) or "logit".
     """
     x = _as_input(net, x)
-    _check_settings(x, patch, stride)
+    check_settings(x, patch, stride)
     target = net.class_index(target)
     if output not in OUTPUTS:
         raise ValueError(f"output must be 'prob' or 'logit', not {output!r}")
