@@ -26,6 +26,7 @@ from .shapes_net import SNAPSHOTS_PATH, filter_smoothness, load_conv1_snapshots
 
 __all__ = [
     "conv_layers",
+    "conv_module",
     "first_layer_filters",
     "deeper_filters",
     "filter_grid",
@@ -60,8 +61,8 @@ def first_layer_filters(net: Network) -> torch.Tensor:
     return conv.weight.detach().float().cpu().clone()
 
 
-def _conv_for(net: Network, layer_or_conv_index: str | int) -> tuple[str, nn.Conv2d]:
-    """A convolution by readable layer name (the last conv that runs before that
+def conv_module(net: Network, layer_or_conv_index: str | int) -> tuple[str, nn.Conv2d]:
+    """(module path, convolution), by readable layer name (the last conv that runs before that
     layer's output is ready) or by its index in `conv_layers(net)`."""
     convs = conv_layers(net)
     modules = dict(net.model.named_modules())
@@ -88,7 +89,7 @@ def deeper_filters(net: Network, layer_or_conv_index: str | int, out_channel: in
     that feeds it) or an index into `conv_layers(net)`. Grouped convolutions
     (EfficientNet's depthwise ones) give Cin/groups kernels.
     """
-    name, conv = _conv_for(net, layer_or_conv_index)
+    name, conv = conv_module(net, layer_or_conv_index)
     n = conv.out_channels
     if isinstance(out_channel, bool) or not isinstance(out_channel, (int, np.integer)) or not 0 <= int(out_channel) < n:
         raise ValueError(f"filter {out_channel!r} is out of range: {net.name}'s {name} has filters 0..{n - 1}.")

@@ -94,7 +94,7 @@ class FiltersApp(App):
         readable = {}
         for layer in net.layers:
             try:
-                readable.setdefault(F._conv_for(net, layer)[0], layer)
+                readable.setdefault(F.conv_module(net, layer)[0], layer)
             except ValueError:
                 pass
         options = []
@@ -137,7 +137,7 @@ class FiltersApp(App):
             self._show_first(net)
 
     def _first_weights(self, net: Network):
-        if self._snapshots and self.snapshot.layout.display != "none":
+        if self._snapshots:
             step, weights = self._snapshots[self.snapshot.value]
             return weights, f"training step {step} of {self._snapshots[-1][0]}"
         return F.first_layer_filters(net), "trained weights"
@@ -168,7 +168,7 @@ class FiltersApp(App):
         kernels = F.deeper_filters(net, self.conv.value, i)
         cin, k = kernels.shape[0], kernels.shape[-1]
         ncols = int(np.ceil(np.sqrt(cin)))
-        scale = max(2, min(F._default_scale(k), 720 // max(1, ncols * k)))
+        scale = max(2, min(36 // k, 720 // (ncols * k)))  # ~36 px tiles, at most ~720 px wide
         self.show_picture(F.filter_grid(kernels, self.normalize.value, scale=scale, ncols=ncols))
         self.show_text(
             f"<b>{html.escape(path)}</b>, filter {i}: {cin} kernels of {k} x {k}, one per input channel. "
