@@ -1,0 +1,121 @@
+"""Lesson 10: fooling images (engine/adversarial.py, widgets/adversarial.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cnnviz_widgets.engine import adversarial
+from cnnviz_widgets.engine.images import sample_image
+from tests.helpers import assert_restored, png_to_array
+
+SIZE = 160  # the photos at a smaller size: the claim does not depend on it, the run time does
+
+
+@pytest.fixture(scope="module")
+def photos(effnet):
+    import torchvision.transforms.functional as TF
+
+    out = {}
+    for name in ("cat", "coffee", "astronaut", "rocket"):
+        img = TF.center_crop(TF.resize(sample_image(name), SIZE), SIZE)
+        out[name] = TF.to_tensor(img)[None]
+    return out
+
+
+def ce(net, x, cls):
+    with torch.no_grad():
+        return float(F.cross_entropy(net(x), torch.tensor([cls])))
+
+
+@pytest.mark.parametrize("name", ["cat", "coffee", "astronaut", "rocket"])
+def test_fool_reaches_the_target_under_8_levels(effnet, photos, name):
+    x = photos[name]
+    for target in ("goldfish", "volcano"):
+        with assert_restored(effnet):
+            r = adversarial.fool(effnet, x, target, eps=8 / 255, max_steps=40)
+        idx = effnet.class_index(target)
+        assert r.success and r.target == idx
+        assert adversarial.predicted_class(effnet, r.adversarial) == idx  # not just what fool says
+        assert r.original_class != idx
+        linf, l2 = adversarial.perturbation_size(x, r.adversarial)
+        assert linf < 8 / 255 + 1e-6 and r.linf == pytest.approx(linf) and r.linf_255 == pytest.approx(linf * 255)
+        assert l2 == pytest.approx(float((r.adversarial - x).norm()), rel=1e-5)
+        assert 0 <= float(r.adversarial.min()) and float(r.adversarial.max()) <= 1
+
+
+def test_fgsm_is_one_signed_step_that_raises_the_loss(effnet, photos):
+    x = photos["coffee"]
+    label = adversarial.predicted_class(effnet, x)
+    with assert_restored(effnet):
+        r = adversarial.fgsm(effnet, x, label, eps=2 / 255)
+    d = (r.adversarial - x).abs()
+    inside = (x > 2 / 255) & (x < 1 - 2 / 255)  # where clipping to [0,1] cannot shorten the step
+    assert torch.allclose(d[inside], torch.full_like(d[inside], 2 / 255), atol=1e-6)
+    assert ce(effnet, r.adversarial, label) > ce(effnet, x, label)
+    assert r.steps == 1
+
+
+def test_pgd_targeted_and_untargeted_stay_in_budget(effnet, photos):
+    x = photos["cat"]
+    toaster = effnet.class_index("toaster")
+    r = adversarial.pgd(effnet, x, toaster, eps=4 / 255, alpha=1 / 255, steps=6)
+    assert r.linf <= 4 / 255 + 1e-6 and r.steps == 6
+    assert ce(effnet, r.adversarial, toaster) < ce(effnet, x, toaster)
+    label = adversarial.predicted_class(effnet, x)
+    u = adversarial.pgd(effnet, x, label, eps=4 / 255, alpha=1 / 255, steps=4, targeted=False)
+    assert ce(effnet, u.adversarial, label) > ce(effnet, x, label)
+
+
+def test_magnify_shows_no_change_as_grey():
+    z = torch.zeros(1, 3, 4, 4)
+    assert torch.equal(adversarial.magnify(z), torch.full_like(z, 0.5))
+    assert float(adversarial.magnify(z + 0.01, 10).max()) == pytest.approx(0.6)
+
+
+def test_bad_inputs_are_one_clear_error(effnet, photos):
+    x = photos["cat"]
+    with assert_restored(effnet):
+        with pytest.raises(ValueError, match="budget eps"):
+            adversarial.fool(effnet, x, "goldfish", eps=0)
+        with pytest.raises(ValueError, match="budget eps"):
+            adversarial.pgd(effnet, x, "goldfish", eps=8)
+        with pytest.raises(ValueError, match="no class named"):
+            adversarial.fool(effnet, x, "unicorn")
+        with pytest.raises(ValueError, match="steps"):
+            adversarial.fool(effnet, x, "goldfish", max_steps=-3)
+        with pytest.raises(ValueError):
+            adversarial.fool(effnet, np.zeros((2, 2, 7), np.uint8), "goldfish")
+
+
+def test_app_fools_and_shows_three_pictures(effnet):
+    from cnnviz_widgets.widgets import FoolingApp
+
+    app = FoolingApp(model=effnet, image="coffee", target="goldfish", budget=8, steps=40)
+    with assert_restored(effnet):
+        app.run()
+        app.runner.wait()
+    assert app.error == ""
+    assert app.last.ended == "reached"
+    assert "fooled: the model now says goldfish" in app.info.value
+    assert "original: espresso" in app.info.value
+    pic = png_to_array(app.view.value)
+    assert pic.shape[0] > app.display_height and pic.shape[1] > 3 * app.display_height  # three side by side
+
+
+def test_app_bad_target_then_works(effnet):
+    from cnnviz_widgets.widgets import FoolingApp
+
+    app = FoolingApp(model=effnet, image="cat", steps=3)
+    app.class_picker.value = "unicorn"
+    app.run()
+    app.runner.wait()
+    assert "no class named 'unicorn'" in app.error
+    app.class_picker.value = "toaster"
+    app.method.value = "fgsm"
+    app.run()
+    app.runner.wait()
+    assert app.error == "" and app.last.step == 1
+    assert "L-inf" in app.info.value and "8.00/255" in app.info.value
