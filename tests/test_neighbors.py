@@ -197,3 +197,88 @@ def test_bad_scan_settings(random_alexnet, tiny_shapes):
     big = load_dataset("shapes", n=2000, seed=1)
     with pytest.raises(ValueError, match="GiB"):  # conv1 of AlexNet: 2000 x 193600 floats
         F.extract_features(random_alexnet, big, "conv1")
+
+
+# --- the app ------------------------------------------------------------------------------
+
+def make_random_shapes_net(seed: int = 0):
+    """The shapes architecture, untrained: 64-px inputs keep app tests fast, and the app's
+    behaviour (not the weights) is what they check."""
+    from cnnviz_widgets.engine import models, shapes, shapes_net
+
+    torch.manual_seed(seed)
+    return models.Network("shapes-random", shapes_net.ShapesNet(), dict(models._ALEXNET_LAYERS),
+                          list(shapes.SHAPE_CLASSES), shapes_net.MEAN, shapes_net.STD, 64, 64)
+
+
+@pytest.fixture(scope="module")
+def small_net():
+    return make_random_shapes_net()
+
+
+@pytest.fixture(scope="module")
+def app_data():
+    return load_dataset("shapes", n=24, seed=31)
+
+
+def _png_png(app):
+    return png_to_array(app.view.value)
+
+
+def _upload(app, name, data):
+    from cnnviz_widgets.widgets import compat
+
+    # set_trait: FileUpload.value is read-only on ipywidgets 7.7
+    app.upload.set_trait("value", compat.fake_upload_value(name, data))
+
+
+def test_app_renders_and_each_control_changes_the_picture(small_net, app_data):
+    from cnnviz_widgets.widgets import NeighborsApp
+
+    app = NeighborsApp(app_data, small_net, k=3)
+    assert app.error == "" and app.layer.value == "fc7"
+    seen = [app.view.value]
+    for control, value in [(app.query, 5), (app.k, 6), (app.metric, "l2"), (app.layer, "conv3")]:
+        control.value = value
+        assert app.error == "", app.error
+        assert app.view.value not in seen, f"setting {control.description} did not change the picture"
+        seen.append(app.view.value)
+    # k neighbours per row, plus the query, on two rows: the picture grows with k
+    wide = _png_png(app).shape[1]
+    app.k.value = 2
+    assert _png_png(app).shape[1] < wide
+    # the agreement text counts what the engine finds
+    from cnnviz_widgets.engine.neighbors import nearest_neighbors
+
+    feats = F.extract_features(small_net, app_data, "conv3")
+    idx, _ = nearest_neighbors(feats, 5, k=2, metric="l2")
+    same = sum(app_data[int(i)].label == app_data[5].label for i in idx)
+    assert f"{same}/2 neighbours share" in app.info.value
+
+
+def test_app_upload_bad_then_good_keeps_working(small_net, app_data):
+    from cnnviz_widgets.widgets import NeighborsApp
+    from cnnviz_widgets.render import to_png
+
+    app = NeighborsApp(app_data, small_net)
+    before = app.view.value
+    with assert_restored(small_net):
+        _upload(app, "notes.txt", b"this is not a picture")
+    assert "notes.txt" in app.error and app.uploaded is None
+    assert app.view.value == before  # the old query stays
+    image = np.asarray(app_data[3].image)[:, ::-1].copy()  # a flipped item: not in the set
+    _upload(app, "mine.png", to_png(image))
+    assert app.error == "" and app.uploaded is not None
+    assert app.view.value != before and "upload" in app.info.value
+    app.query.value = 2  # back to the set
+    assert app.uploaded is None and app.error == ""
+
+
+def test_app_bad_layer_is_a_message(small_net, app_data):
+    from cnnviz_widgets.widgets import NeighborsApp
+
+    app = NeighborsApp(app_data, small_net, layer="fc9")
+    assert "no layer 'fc9'" in app.error
+    assert app.layer.value == "fc7" and app.view.value  # still drew with the default layer
+    app.k.value = 4
+    assert app.error == ""

@@ -56,15 +56,28 @@ def _as_features(features) -> np.ndarray:
     return x
 
 
-def embed(features, method: str = "pca", perplexity: float = 30, seed: int = 0) -> Embedding:
+def embed(features, method: str = "pca", perplexity: float = 30, seed: int = 0, max_iter: int = 1000) -> Embedding:
     """Map ``N x D`` features to ``N x 2`` coordinates by PCA or t-SNE. See lesson 03.
 
     For t-SNE, features longer than 50 numbers are first reduced to 50 by PCA (as van
     der Maaten recommends): t-SNE compares every pair of points, so its cost grows with
     D, and the discarded low-variance directions are mostly noise that blurs who is
     whose neighbour. `perplexity` (t-SNE only) is roughly how many neighbours each
-    point keeps close; it must be below the number of images.
+    point keeps close; it must be below the number of images. `max_iter`: t-SNE's
+    optimisation steps (250 at least).
+
+    Runs single-threaded: scikit-learn's t-SNE gradient is OpenMP code whose threads
+    spin-wait, and on a shared 2-core machine (Binder, Colab, CI) two threads measured
+    about 15x slower than one (300 images: 45 s against 2.5 s). The sizes the lessons
+    map take a few seconds on one core.
     """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _embed(features, method, perplexity, seed, max_iter)
+
+
+def _embed(features, method: str, perplexity: float, seed: int, max_iter: int) -> Embedding:
     from sklearn.decomposition import PCA
 
     if method not in METHODS:
@@ -85,8 +98,10 @@ def embed(features, method: str = "pca", perplexity: float = 30, seed: int = 0) 
         pca = PCA(n_components=TSNE_PCA_DIMS, random_state=seed).fit(x)
         x = pca.transform(x)
         kept = (float(pca.explained_variance_ratio_.sum()),)
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 250:
+        raise ValueError(f"max_iter must be an integer of at least 250, not {max_iter!r}")
     tsne = TSNE(n_components=2, perplexity=float(perplexity), init="pca", learning_rate="auto",
-                random_state=seed, n_jobs=1)
+                max_iter=max_iter, random_state=seed, n_jobs=1)
     coords = tsne.fit_transform(x)
     return Embedding(coords.astype(np.float32), "tsne", kept, float(tsne.kl_divergence_), float(perplexity))
 

@@ -34,6 +34,7 @@ __all__ = [
     "pixel_features",
     "image_features",
     "default_feature_layer",
+    "dataset_labels",
     "feature_size",
     "clear_feature_cache",
     "feature_cache_info",
@@ -120,6 +121,17 @@ def clear_feature_cache() -> None:
 def feature_cache_info() -> dict:
     """Entries, bytes held, hits and misses of the scan cache (for tests and curiosity)."""
     return {"entries": len(_CACHE._items), "bytes": _CACHE.nbytes(), "hits": _CACHE.hits, "misses": _CACHE.misses}
+
+
+def dataset_labels(dataset) -> torch.Tensor:
+    """Every item's label as an int64 tensor, without decoding images where the
+    dataset can say them directly (the shapes set computes them from the index)."""
+    n = _check_dataset(dataset)
+    if hasattr(dataset, "label"):
+        return torch.tensor([dataset.label(i) for i in range(n)], dtype=torch.int64)
+    if isinstance(getattr(dataset, "paths", None), list):  # FolderDataset: (path, label) pairs
+        return torch.tensor([label for _, label in dataset.paths], dtype=torch.int64)
+    return torch.tensor([dataset[i].label for i in range(n)], dtype=torch.int64)
 
 
 def default_feature_layer(net: Network) -> str:
