@@ -79,7 +79,7 @@ def test_progress_then_result_and_cache(random_alexnet, small_data):
     assert [(p.step, p.total) for p in progress] == [(5, 14), (10, 14), (14, 14)]
     assert isinstance(result, P.PatchScan) and result.complete and result.n_images == 14
     again = list(P.scan_max_activating_iter(random_alexnet, small_data, "conv1", k=2))
-    assert len(again) == 1 and again[0] is result, "second scan of the same (model, data, layer) should be cached"
+    assert len(again) == 1 and again[0].values is result.values, "second scan of the same (model, data, layer) should be cached"
     fewer = P.max_activating_patches(random_alexnet, small_data, "conv1", k=1)
     torch.testing.assert_close(fewer.values, result.values[:, :1])
 
@@ -95,8 +95,9 @@ def test_stop_gives_partial_uncached_scan(random_alexnet, small_data):
     steps = list(P.scan_max_activating_iter(random_alexnet, small_data, "conv1", k=2, batch_size=5,
                                             should_stop=stop_after_first_batch))
     scan = steps[-1]
-    assert isinstance(scan, P.PatchScan) and not scan.complete and scan.n_images == 5
-    assert int(scan.image.max()) < 5
+    assert [type(s).__name__ for s in steps] == ["ScanProgress", "PatchScan"]
+    assert isinstance(scan, P.PatchScan) and not scan.complete and scan.n_images == 10
+    assert int(scan.image.max()) < 10
     assert P.cached_scan(random_alexnet, small_data, "conv1", 2) is None
 
 
@@ -223,3 +224,46 @@ def test_app_scans_in_a_worker_thread(random_alexnet, small_data):
     assert app.runner.status.value == "done" and app.runner.progress.value == 1.0
     assert app.error == "" and app.scan is not None and app.scan.layer == "conv2"
     assert png_to_array(app.view.value).shape == app.grid.shape
+
+
+def test_app_stop_keeps_the_partial_scan_and_scan_runs_it_again(random_alexnet, small_data):
+    P.clear_scan_cache()
+    holder = []
+
+    class StopsOnce(ListDataset):
+        def __getitem__(self, i):
+            if i == 6 and holder and not holder[0]:
+                holder[0] = True
+                self.app.runner.stop()  # as if the learner pressed Stop during the second batch
+            return super().__getitem__(i)
+
+    data = StopsOnce(small_data.items if hasattr(small_data, "items") else [small_data[i] for i in range(len(small_data))],
+                     small_data.classes, "stops-once")
+    holder.append(False)
+
+    class Probe(PatchesApp):
+        def __init__(self, **kw):
+            data.app = self
+            super().__init__(**kw)
+
+    app = Probe(dataset=data, model=random_alexnet, layer="conv1", k=2, batch_size=5, threaded=False)
+    assert app.runner.status.value == "stopped"
+    assert not app.scan.complete and app.scan.n_images == 10
+    assert "only the first 10 images" in app.info.value
+    app.runner.run_button.click()
+    assert app.scan.complete and app.scan.n_images == 14 and "stopped" not in app.info.value
+
+
+def test_the_cache_does_not_keep_a_network_alive(small_data):
+    import gc
+    import weakref
+
+    from tests.test_receptive_field import make_untrained_shapes
+
+    net = make_untrained_shapes()
+    scan = P.max_activating_patches(net, small_data, "conv2", k=2)
+    assert P.cached_scan(net, small_data, "conv2", 2).net is net
+    alive = weakref.ref(net)
+    del net, scan
+    gc.collect()
+    assert alive() is None

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import weakref
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator, Union
 
 import numpy as np
@@ -31,6 +31,7 @@ __all__ = [
     "crop_pixels",
     "max_activating_patches",
     "scan_max_activating_iter",
+    "cached_scan",
     "clear_scan_cache",
     "PAD_VALUE",
 ]
@@ -168,7 +169,7 @@ def cached_scan(net: Network, dataset, layer: str, k: int) -> PatchScan | None:
     scan = _CACHE.get(net, {}).get((dataset.name, layer))
     if scan is None or scan.k < k:
         return None
-    return _first_k(scan, k)
+    return replace(_first_k(scan, k), net=net)
 
 
 def _first_k(scan: PatchScan, k: int) -> PatchScan:
@@ -180,7 +181,8 @@ def _first_k(scan: PatchScan, k: int) -> PatchScan:
 
 def _store(net: Network, dataset, scan: PatchScan) -> None:
     entries = _CACHE.setdefault(net, OrderedDict())
-    entries[(dataset.name, scan.layer)] = scan
+    # Stored without the network: a value that held its own weak key would keep it alive.
+    entries[(dataset.name, scan.layer)] = replace(scan, net=None)
     while len(entries) > _CACHE_PER_NET:
         entries.popitem(last=False)
 
@@ -219,8 +221,8 @@ def scan_max_activating_iter(
     """Scan `dataset` once up to `layer`, keeping each channel's k strongest units.
 
     Yields a `ScanProgress(step, total)` after each batch and finally the `PatchScan`.
-    If `should_stop()` turns true the scan ends early and yields a partial scan
-    (``complete=False``, never cached). A cached scan is yielded at once.
+    `should_stop()` is asked after each batch; when true the scan ends there and yields
+    a partial scan (``complete=False``, never cached). A cached scan is yielded at once.
     """
     _check_settings(net, dataset, layer, k, batch_size)
     k, batch_size = int(k), int(batch_size)
@@ -237,9 +239,6 @@ def scan_max_activating_iter(
     done, stopped = 0, False
     with torch.no_grad(), net.guard():
         for start in range(0, n, batch_size):
-            if should_stop is not None and should_stop():
-                stopped = True
-                break
             stop = min(n, start + batch_size)
             acts = net.forward_to(_batch(net, dataset, start, stop), layer)
             if acts.dim() == 2:  # a global layer: one "position" per image
@@ -260,9 +259,12 @@ def scan_max_activating_iter(
                 where = where.gather(1, pick)
             best_values, best_where = values, where
             done = stop
+            # Asked before reporting progress, so that a caller which stops at its next
+            # item (like the app's Runner) receives the partial scan rather than a count.
+            if done < n and should_stop is not None and should_stop():
+                stopped = True
+                break
             yield ScanProgress(done, n)
-    if best_values is None:
-        return  # stopped before the first batch: nothing to show
     h, w = grid
     best_where = best_where.cpu()
     scan = PatchScan(

@@ -44,6 +44,7 @@ class PatchesApp(App):
         self.grid: np.ndarray | None = None
         self._scans: dict[str, engine.PatchScan] = {}
         self._pixels: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._generation = 0
 
         self.layer = LayerPicker(self.net, value=layer if layer in self.net.layers else _default_layer(self.net))
         self.channel = ChannelSlider()
@@ -93,6 +94,9 @@ class PatchesApp(App):
 
     def _start_scan(self, rescan: bool = False) -> None:
         layer = self.layer.value
+        # A scan cut short by a newer one is dropped; one the learner stopped is kept.
+        self._generation += 1
+        generation = self._generation
         if self.runner.running:
             self.runner.stop()
             self.runner.wait()
@@ -104,10 +108,14 @@ class PatchesApp(App):
                                                    batch_size=self.batch_size, should_stop=should_stop)
 
         def done(last, stopped):
+            if generation != self._generation:
+                return
             if isinstance(last, engine.PatchScan):
                 self._scans[layer] = last
                 if self.layer.value == layer:
                     self.guarded(self.draw)()
+            elif stopped:
+                self.show_text("The scan was stopped before it found anything: press <b>Scan</b> to run it again.")
 
         self.runner.start(steps, lambda _progress: None, done)
 
