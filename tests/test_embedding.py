@@ -128,3 +128,18 @@ def test_app_bad_layer_and_bad_perplexity_are_messages(small_net, app_data):
     before = app.view.value
     app.item.value = 3
     assert app.error == "" and app.view.value != before
+
+
+# --- the lesson's claim, on the trained shapes network --------------------------------------
+
+def test_classes_separate_on_the_tsne_map_of_fc7_not_of_pixels(shapes_net, shapes_data):
+    from cnnviz_widgets.engine import features as F
+
+    labels = F.dataset_labels(shapes_data).numpy()
+    on_features = knn_accuracy(embed(F.extract_features(shapes_net, shapes_data, "fc7"), "tsne").coords, labels)
+    on_pixels = knn_accuracy(embed(F.pixel_features(shapes_net, shapes_data), "tsne").coords, labels)
+    assert on_features > 0.85, on_features
+    assert on_pixels < 0.5, on_pixels
+    # PCA, linear, separates the fc7 classes less well than t-SNE but far better than chance
+    on_pca = knn_accuracy(embed(F.extract_features(shapes_net, shapes_data, "fc7"), "pca").coords, labels)
+    assert 0.2 < on_pca

@@ -282,3 +282,29 @@ def test_app_bad_layer_is_a_message(small_net, app_data):
     assert app.layer.value == "fc7" and app.view.value  # still drew with the default layer
     app.k.value = 4
     assert app.error == ""
+
+
+# --- the lesson's claim, on the trained shapes network --------------------------------------
+
+def test_fc7_neighbours_share_the_class_pixel_neighbours_share_the_background(shapes_net, shapes_data):
+    labels = F.dataset_labels(shapes_data)
+    feats = F.extract_features(shapes_net, shapes_data, "fc7")
+    pixels = F.pixel_features(shapes_net, shapes_data)
+    in_features = neighbor_agreement(feats, labels, k=5)
+    in_pixels = neighbor_agreement(pixels, labels, k=5)
+    assert in_features > 0.9, in_features
+    assert in_pixels < 0.35, in_pixels
+
+    # The masks say which pixels are background: pixel neighbours match the query's
+    # background colour much better than feature neighbours do.
+    images, _, masks = shapes_data.arrays()
+    background = np.stack([images[i][~masks[i]].mean(0) for i in range(len(images))])
+
+    def background_gap(space):
+        gaps = []
+        for q in range(len(images)):
+            idx, _ = nearest_neighbors(space, q, k=5)
+            gaps.append(np.linalg.norm(background[idx.numpy()] - background[q], axis=1).mean())
+        return float(np.mean(gaps))
+
+    assert background_gap(pixels) < 0.6 * background_gap(feats)
