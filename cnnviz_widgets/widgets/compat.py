@@ -61,3 +61,13 @@ def fake_upload_value(name: str, content: bytes):
         return ({"name": name, "type": "", "size": len(content), "content": memoryview(content),
                  "last_modified": datetime.datetime.now(datetime.timezone.utc)},)
     return {name: {"metadata": {"name": name, "type": "", "size": len(content)}, "content": content}}
+
+
+def simulate_upload(upload: ipywidgets.FileUpload, name: str, content: bytes) -> None:
+    """Put a file into a FileUpload as the browser would, in either version (headless tests).
+
+    ipywidgets 7's `FileUpload.value` is read-only (the front end fills `data`/`metadata`
+    and the widget computes `value`), so `upload.value = ...` raises TraitError there;
+    `set_trait` sets it and notifies `value` observers in 7 and 8 alike.
+    """
+    upload.set_trait("value", fake_upload_value(name, content))
