@@ -12,8 +12,22 @@ from cnnviz_widgets.engine import features as F
 from cnnviz_widgets.engine.data import ListDataset, load_dataset
 from cnnviz_widgets.engine.neighbors import nearest_neighbors, neighbor_agreement, pairwise_distances
 
-from .conftest import make_random_alexnet
 from .helpers import assert_restored, png_to_array
+
+
+def make_random_shapes_net(seed: int = 0):
+    """The shapes architecture, untrained: 64-px inputs keep app tests fast, and the app's
+    behaviour (not the weights) is what they check."""
+    from cnnviz_widgets.engine import models, shapes, shapes_net
+
+    torch.manual_seed(seed)
+    return models.Network("shapes-random", shapes_net.ShapesNet(), dict(models._ALEXNET_LAYERS),
+                          list(shapes.SHAPE_CLASSES), shapes_net.MEAN, shapes_net.STD, 64, 64)
+
+
+@pytest.fixture(scope="module")
+def small_net():
+    return make_random_shapes_net()
 
 
 @pytest.fixture(scope="module")
@@ -118,17 +132,17 @@ def _count_forwards(net):
     return calls, handle
 
 
-def test_cache_hit_returns_the_same_tensor_without_recomputing(random_alexnet, tiny_shapes):
+def test_cache_hit_returns_the_same_tensor_without_recomputing(small_net, tiny_shapes):
     F.clear_feature_cache()
-    calls, handle = _count_forwards(random_alexnet)
+    calls, handle = _count_forwards(small_net)
     try:
-        first = F.extract_features(random_alexnet, tiny_shapes, "conv5", batch_size=4)
+        first = F.extract_features(small_net, tiny_shapes, "conv5", batch_size=4)
         assert sum(calls) == len(tiny_shapes) and len(calls) == 3  # three batches of 4
         calls.clear()
-        again = F.extract_features(random_alexnet, tiny_shapes, "conv5", batch_size=4)
+        again = F.extract_features(small_net, tiny_shapes, "conv5", batch_size=4)
         assert again is first and calls == []
         # another layer is another scan
-        F.extract_features(random_alexnet, tiny_shapes, "fc6")
+        F.extract_features(small_net, tiny_shapes, "fc6")
         assert sum(calls) == len(tiny_shapes)
     finally:
         handle.remove()
@@ -136,7 +150,7 @@ def test_cache_hit_returns_the_same_tensor_without_recomputing(random_alexnet, t
 
 
 def test_same_name_different_weights_never_share_a_scan(tiny_shapes):
-    a, b = make_random_alexnet(seed=1), make_random_alexnet(seed=2)
+    a, b = make_random_shapes_net(seed=1), make_random_shapes_net(seed=2)
     assert a.name == b.name
     fa = F.extract_features(a, tiny_shapes, "fc8")
     fb = F.extract_features(b, tiny_shapes, "fc8")
@@ -152,9 +166,9 @@ def test_cache_is_bounded():
     assert list(cache._items) == [("big",)]
 
 
-def test_progress_is_reported_per_batch(random_alexnet, tiny_shapes):
+def test_progress_is_reported_per_batch(small_net, tiny_shapes):
     F.clear_feature_cache()
-    steps = list(F.extract_features_iter(random_alexnet, tiny_shapes, "conv3", batch_size=5))
+    steps = list(F.extract_features_iter(small_net, tiny_shapes, "conv3", batch_size=5))
     assert [(s.step, s.total) for s in steps] == [(5, 12), (10, 12), (12, 12)]
     assert steps[-1].features is not None and all(s.features is None for s in steps[:-1])
 
@@ -166,62 +180,49 @@ class _Broken(ListDataset):
         return super().__getitem__(i)
 
 
-def test_state_restored_also_when_a_scan_raises(random_alexnet, tiny_shapes):
-    random_alexnet.train()  # the scan must run in eval mode and put training back
+def test_state_restored_also_when_a_scan_raises(small_net, tiny_shapes):
+    small_net.train()  # the scan must run in eval mode and put training back
     try:
-        with assert_restored(random_alexnet):
-            F.extract_features(random_alexnet, tiny_shapes, "fc6", batch_size=4)
-        with assert_restored(random_alexnet), pytest.raises(ValueError, match="no layer 'fc9'"):
-            F.extract_features(random_alexnet, tiny_shapes, "fc9")
-        with assert_restored(random_alexnet), pytest.raises(ValueError):
-            F.image_features(random_alexnet, b"definitely not an image", "fc7")
+        with assert_restored(small_net):
+            F.extract_features(small_net, tiny_shapes, "fc6", batch_size=4)
+        with assert_restored(small_net), pytest.raises(ValueError, match="no layer 'fc9'"):
+            F.extract_features(small_net, tiny_shapes, "fc9")
+        with assert_restored(small_net), pytest.raises(ValueError):
+            F.image_features(small_net, b"definitely not an image", "fc7")
         broken = _Broken(list(tiny_shapes), tiny_shapes.classes, "broken-set")
-        with assert_restored(random_alexnet), pytest.raises(ValueError, match="item 6"):
-            F.extract_features(random_alexnet, broken, "conv2", batch_size=4)
+        with assert_restored(small_net), pytest.raises(ValueError, match="item 6"):
+            F.extract_features(small_net, broken, "conv2", batch_size=4)
         # a scan stopped half way leaves nothing in the cache
         before = F.feature_cache_info()["entries"]
-        with assert_restored(random_alexnet):
-            gen = F.extract_features_iter(random_alexnet, tiny_shapes, "conv1", batch_size=4)
+        with assert_restored(small_net):
+            gen = F.extract_features_iter(small_net, tiny_shapes, "conv1", batch_size=4)
             next(gen)
             gen.close()
         assert F.feature_cache_info()["entries"] == before
     finally:
-        random_alexnet.eval()
+        small_net.eval()
 
 
-def test_bad_scan_settings(random_alexnet, tiny_shapes):
+def test_bad_scan_settings(small_net, tiny_shapes):
     with pytest.raises(ValueError, match="batch_size"):
-        F.extract_features(random_alexnet, tiny_shapes, "fc7", batch_size=0)
+        F.extract_features(small_net, tiny_shapes, "fc7", batch_size=0)
     with pytest.raises(ValueError, match="empty"):
-        F.extract_features(random_alexnet, ListDataset([], [], "empty"), "fc7")
-    big = load_dataset("shapes", n=2000, seed=1)
-    with pytest.raises(ValueError, match="GiB"):  # conv1 of AlexNet: 2000 x 193600 floats
-        F.extract_features(random_alexnet, big, "conv1")
+        F.extract_features(small_net, ListDataset([], [], "empty"), "fc7")
+    per_image = F.feature_size(small_net, "conv1")
+    too_many = F.MAX_FEATURE_BYTES // (4 * per_image) + 1
+    big = load_dataset("shapes", n=too_many, seed=1)  # images are drawn lazily: only one batch is made
+    with pytest.raises(ValueError, match="GiB"):
+        F.extract_features(small_net, big, "conv1")
 
 
 # --- the app ------------------------------------------------------------------------------
-
-def make_random_shapes_net(seed: int = 0):
-    """The shapes architecture, untrained: 64-px inputs keep app tests fast, and the app's
-    behaviour (not the weights) is what they check."""
-    from cnnviz_widgets.engine import models, shapes, shapes_net
-
-    torch.manual_seed(seed)
-    return models.Network("shapes-random", shapes_net.ShapesNet(), dict(models._ALEXNET_LAYERS),
-                          list(shapes.SHAPE_CLASSES), shapes_net.MEAN, shapes_net.STD, 64, 64)
-
-
-@pytest.fixture(scope="module")
-def small_net():
-    return make_random_shapes_net()
-
 
 @pytest.fixture(scope="module")
 def app_data():
     return load_dataset("shapes", n=24, seed=31)
 
 
-def _png_png(app):
+def _png_array(app):
     return png_to_array(app.view.value)
 
 
@@ -244,9 +245,9 @@ def test_app_renders_and_each_control_changes_the_picture(small_net, app_data):
         assert app.view.value not in seen, f"setting {control.description} did not change the picture"
         seen.append(app.view.value)
     # k neighbours per row, plus the query, on two rows: the picture grows with k
-    wide = _png_png(app).shape[1]
+    wide = _png_array(app).shape[1]
     app.k.value = 2
-    assert _png_png(app).shape[1] < wide
+    assert _png_array(app).shape[1] < wide
     # the agreement text counts what the engine finds
     from cnnviz_widgets.engine.neighbors import nearest_neighbors
 
