@@ -1,0 +1,75 @@
+"""Lesson 11: DeepDream (engine/deepdream.py, widgets/deepdream.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cnnviz_widgets.engine import deepdream
+from cnnviz_widgets.engine.images import sample_image
+from tests.helpers import assert_restored, png_to_array
+
+
+def test_layer_energy_rises_at_every_octave(effnet):
+    with assert_restored(effnet):
+        progress = list(deepdream.deepdream_iter(effnet, sample_image("cat"), "stage4", octaves=3,
+                                                 steps_per_octave=5, size=128, every=5))
+    last = progress[-1]
+    assert last.ended == "done" and last.step == last.total == 15
+    energy = last.info["energy"]
+    assert len(energy) == 3
+    for before, after in energy:
+        assert after > before * 1.1
+    sizes = [tuple(d.shape[-2:]) for d in last.info["dreams"]]
+    assert sizes == deepdream.octave_sizes(128, 128, 3, 1.4) and sizes[-1] == (128, 128)
+    assert [p.info["octave"] for p in progress] == sorted(p.info["octave"] for p in progress)
+    # the dream starts from the photo: it is changed, not replaced
+    photo = deepdream._photo(effnet, sample_image("cat"), 128)
+    d = (last.image - photo).abs().mean()
+    assert 0.005 < float(d) < 0.2
+    assert all(p.grad is None for p in effnet.parameters())
+
+
+def test_deterministic(effnet):
+    kw = dict(octaves=2, steps_per_octave=2, size=64)
+    a = deepdream.deepdream(effnet, sample_image("rocket"), "stage3", seed=1, **kw).image
+    b = deepdream.deepdream(effnet, sample_image("rocket"), "stage3", seed=1, **kw).image
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(layer="stage99"), "no layer"),
+    (dict(octaves=0), "octaves"),
+    (dict(octave_scale=1.0), "octave scale"),
+    (dict(step_size=0), "step size"),
+    (dict(steps_per_octave=-1), "steps per octave"),
+])
+def test_bad_settings(effnet, kw, match):
+    args = dict(layer="stage3", size=64)
+    args.update(kw)
+    with assert_restored(effnet), pytest.raises(ValueError, match=match):
+        deepdream.deepdream(effnet, sample_image("cat"), **args)
+
+
+def test_app_shows_each_octave_and_stop_keeps_the_dream(effnet):
+    from cnnviz_widgets.widgets import DeepDreamApp
+
+    app = DeepDreamApp(model=effnet, image="coffee", layer="stage3", size=64, steps=3, octaves=2)
+    with assert_restored(effnet):
+        app.run()
+        app.runner.wait()
+    assert app.error == ""
+    assert app.last.ended == "done" and len(app.last.info["dreams"]) == 2
+    pic = png_to_array(app.view.value)
+    assert pic.shape[1] > 2 * app.display_height  # photo + two octaves side by side
+    assert "octave 2" in app.info.value
+
+    app.steps_per_octave.value = 400
+    app.run()
+    deadline = __import__("time").monotonic() + 60
+    while app.previews < 1 and __import__("time").monotonic() < deadline:
+        __import__("time").sleep(0.01)
+    app.stop()
+    app.runner.wait()
+    assert app.error == "" and app.last.ended == "stopped"
+    assert png_to_array(app.view.value).std() > 0
