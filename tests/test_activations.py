@@ -14,6 +14,7 @@ from cnnviz_widgets.engine import activations as A
 from cnnviz_widgets.engine.images import sample_image
 from cnnviz_widgets.engine.models import Network
 from cnnviz_widgets.engine.shapes_net import WEIGHTS_PATH
+from cnnviz_widgets.widgets import compat
 
 from .helpers import assert_restored, png_to_array
 
@@ -173,20 +174,6 @@ def test_strong_late_channels_fire_on_the_object(shapes_net, shapes_data):
 
 # --- app --------------------------------------------------------------------------------
 
-def _upload(picker, name: str, content: bytes) -> None:
-    """Put a file in the picker's FileUpload as the browser would."""
-    import datetime
-
-    from cnnviz_widgets.widgets import compat
-
-    value = compat.fake_upload_value(name, content)
-    if compat.IPYWIDGETS_MAJOR >= 8:
-        # ipywidgets 8 serialises `last_modified` with .timestamp(): it must be a datetime.
-        value = ({**value[0], "last_modified": datetime.datetime.now(datetime.timezone.utc)},)
-    # ipywidgets 7's `value` is read-only for Python (the browser sets it): set_trait works in both.
-    picker.upload.set_trait("value", value)
-
-
 @pytest.fixture(scope="module")
 def app():
     from cnnviz_widgets.widgets.activations import ActivationsApp
@@ -229,7 +216,7 @@ def test_activations_app_reports_a_bad_upload_and_keeps_working(app):
     app.image.load_upload("bad.txt", b"not an image")
     assert "bad.txt" in app.error and "not an image" in app.error
     assert app.image.value == "cat" and app.view.value == before
-    _upload(app.image, "broken.png", b"\x89PNG\r\n\x1a\n but then nothing")
+    compat.simulate_upload(app.image.upload, "broken.png", b"\x89PNG\r\n\x1a\n but then nothing")
     assert "broken.png" in app.error
     app.channel.value = 1
     assert app.error == "" and app.view.value != before
@@ -242,7 +229,7 @@ def test_activations_app_takes_a_good_upload(app):
 
     buf = io.BytesIO()
     sample_image("rocket").resize((120, 90)).save(buf, format="PNG")
-    _upload(app.image, "mine.png", buf.getvalue())
+    compat.simulate_upload(app.image.upload, "mine.png", buf.getvalue())
     assert app.error == "" and app.image.value == "mine.png"
     assert "mine.png" in [k[1] for k in app._cache]
 
