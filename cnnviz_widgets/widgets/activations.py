@@ -118,9 +118,11 @@ class ActivationsApp(App):
         # Default: the last layer that still has a spatial map (AlexNet's conv5).
         spatial = [l for l in net.layers if acts[l].shape[-1] > 1]
         wanted = self._wanted_layer if self._wanted_layer in net.layers else (spatial or net.layers)[-1]
-        # Not LayerPicker.set_network: on ipywidgets 8 it sets options and value under
-        # hold_trait_notifications, which validates the value against the old options.
-        self._quietly(self.layer, options=net.layers, value=wanted)
+        self._syncing = True
+        try:
+            self.layer.set_network(net, wanted)
+        finally:
+            self._syncing = False
 
     # -- drawing
     def refresh(self) -> None:
