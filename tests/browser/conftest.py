@@ -115,11 +115,14 @@ class LabServer:
                     pass
 
     def log_tail(self, lines: int = 30) -> str:
+        """The server's last lines (kernel stderr lands there), without its routine chatter."""
         try:
             text = self.log_path.read_text(errors="replace").splitlines()
         except OSError:
             return ""
-        return "\n".join(text[-lines:])
+        routine = ("is not trusted", "without encryption", "websocket_ping", "Setting websocket_ping",
+                   "Adapting from protocol", "Connecting to kernel", "Starting buffering", "Build is up to date")
+        return "\n".join([t for t in text if not any(r in t for r in routine)][-lines:])
 
 
 @pytest.fixture(scope="session")

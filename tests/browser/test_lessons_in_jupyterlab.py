@@ -113,7 +113,7 @@ class Lesson:
             lines.append("steps: " + "; ".join(self.steps))
         errors = list(dict.fromkeys(self.console))  # unique, in order
         lines.append("browser console errors:" + ("".join(f"\n  {e[:400]}" for e in errors[-20:]) or " none"))
-        tail = self.server.log_tail(15)
+        tail = self.server.log_tail(10)
         if tail:
             lines.append("JupyterLab server log (tail):\n" + tail)
         raise LessonFailure("\n".join(lines))
@@ -246,67 +246,48 @@ class Lesson:
             time.sleep(0.25)
         return False, f"the picture did not change within {timeout:.0f}s"
 
-    # -- the generic interaction
+    # -- the generic interaction: a select, else a slider, else the Run button
     def change_one_control(self, app) -> str:
         before = self.wait_settled(app)
-        if not any(p["src"] for p in before) and not app.locator("button").count():
-            self.fail("the app shows no picture")
+        if not any(p["src"] for p in before) and not self._run_buttons(app):
+            self.fail("the app shows no picture (and has no Run button to make one)")
         attempts: list[str] = []
         for kind, label, target in OVERRIDES.get(self.notebook.stem, []):
             if kind == "select":
                 for sel in self._selects(app):
-                    if self._label(sel) == label:
-                        result = self._try_select(app, sel, before, attempts, target)
-                        if result:
-                            return result
-                        before = self.wait_settled(app)
+                    if self._label(sel) == label and self._try_select(app, sel, attempts, target):
+                        return "; ".join(attempts)
         for sel in self._selects(app)[:4]:
-            result = self._try_select(app, sel, before, attempts)
-            if result:
-                return result
-            before = self.wait_settled(app)
-        handles = app.locator(".noUi-handle, input[type=range]")
-        for k in range(min(handles.count(), 4)):
-            h = handles.nth(k)
-            if not h.is_visible():
-                continue
-            now, lo, hi = (h.get_attribute(a) for a in ("aria-valuenow", "aria-valuemin", "aria-valuemax"))
-            if now is None:  # input[type=range]
-                now, lo, hi = h.input_value(), h.get_attribute("min"), h.get_attribute("max")
-            try:
-                now_f, lo_f, hi_f = float(now), float(lo), float(hi)
-            except (TypeError, ValueError):
-                now_f, lo_f, hi_f = 0.0, 0.0, 1.0
-            if lo_f == hi_f:
-                continue
-            key = "ArrowRight" if now_f < hi_f else "ArrowLeft"
-            name = self._label(h)
-            h.focus()
-            h.press(key)
-            ok, why = self.wait_picture_change(app, before, CHANGE_TIMEOUT)
-            attempts.append(f"slider {name!r} {key}: {'changed' if ok else why}")
-            if ok:
-                return attempts[-1]
-            before = self.wait_settled(app)
-        buttons = app.locator("button.widget-button, button.jupyter-button").filter(has_text=re.compile(r"^\s*Run\b"))
-        for k in range(buttons.count()):
-            b = buttons.nth(k)
-            if not b.is_visible() or not b.is_enabled():
-                continue
-            b.click()
-            ok, why = self.wait_picture_change(app, before, RUN_BUTTON_TIMEOUT)
-            attempts.append(f"button {b.inner_text().strip()!r}: {'changed' if ok else why}")
-            if ok:
-                return attempts[-1]
-            before = self.wait_settled(app)
+            if self._try_select(app, sel, attempts):
+                return "; ".join(attempts)
+        for handle in self._sliders(app)[:4]:
+            if self._try_slider(app, handle, attempts):
+                return "; ".join(attempts)
+        for button in self._run_buttons(app)[:2]:
+            if self._try_button(app, button, attempts):
+                return "; ".join(attempts)
         self.fail("changing a control did not change the app's picture; tried: "
                   + ("; ".join(attempts) or "nothing (no select, slider or Run button found)"))
         return ""
 
+    @staticmethod
+    def _visible(locator) -> list:
+        items = [locator.nth(k) for k in range(locator.count())]
+        return [i for i in items if i.is_visible() and i.is_enabled()]
+
     def _selects(self, app) -> list:
-        sels = app.locator("select")
-        return [sels.nth(k) for k in range(sels.count())
-                if sels.nth(k).is_visible() and sels.nth(k).is_enabled()]
+        return self._visible(app.locator("select"))
+
+    def _sliders(self, app) -> list:
+        # ipywidgets 8 draws sliders with noUiSlider (a focusable .noUi-handle that takes
+        # arrow keys); a plain range input is the fallback.
+        return self._visible(app.locator(".noUi-handle, input[type=range]"))
+
+    def _run_buttons(self, app) -> list:
+        # The Runner's start button: labelled Run (or the lesson's verb) with a play icon.
+        buttons = app.locator("button").filter(has=app.page.locator("i.fa-play"))
+        run = app.locator("button").filter(has_text=re.compile(r"^\s*Run\b"))
+        return self._visible(run) + self._visible(buttons)
 
     @staticmethod
     def _label(el) -> str:
@@ -314,27 +295,59 @@ class Lesson:
             "e => { const box = e.closest('.widget-inline-hbox, .widget-hslider, .widget-vslider');"
             " const l = box && box.querySelector('.widget-label'); return l ? l.textContent : ''; }") or "").strip()
 
-    def _try_select(self, app, sel, before, attempts: list[str], target: str | None = None) -> str:
+    def _try_select(self, app, sel, attempts: list[str], target: str | None = None) -> bool:
+        before = self.wait_settled(app)
         options = sel.evaluate("s => [...s.options].map(o => ({value: o.value, label: o.textContent, disabled: o.disabled}))")
         current = sel.input_value()
         values = [o["value"] for o in options]
+        name = self._label(sel)
         if target is None:
             usable = [o for o in options if not o["disabled"] and "online" not in o["label"].lower()]
             if len(usable) < 2 or current not in values:
-                return ""
+                return False
             start = values.index(current)
-            ordered = options[start + 1:] + options[:start]
-            choice = next((o for o in ordered if o in usable), None)
+            choice = next((o for o in options[start + 1:] + options[:start] if o in usable), None)
             if choice is None:
-                return ""
+                return False
             target = choice["value"]
         elif target not in values:
-            attempts.append(f"select {self._label(sel)!r}: no option {target!r} in {values}")
-            return ""
+            attempts.append(f"select {name!r}: no option {target!r} in {values}")
+            return False
         sel.select_option(value=target)
         ok, why = self.wait_picture_change(app, before, CHANGE_TIMEOUT)
-        attempts.append(f"select {self._label(sel)!r} -> {target!r}: {'changed' if ok else why}")
-        return attempts[-1] if ok else ""
+        attempts.append(f"select {name!r} {current!r} -> {target!r}: {'picture changed' if ok else why}")
+        if not ok:  # put it back before trying another control
+            sel.select_option(value=current)
+            self.wait_settled(app)
+        return ok
+
+    def _try_slider(self, app, handle, attempts: list[str]) -> bool:
+        before = self.wait_settled(app)
+        now, lo, hi = (handle.get_attribute(a) for a in ("aria-valuenow", "aria-valuemin", "aria-valuemax"))
+        if now is None:  # input[type=range]
+            now, lo, hi = handle.input_value(), handle.get_attribute("min"), handle.get_attribute("max")
+        try:
+            now_f, lo_f, hi_f = float(now), float(lo), float(hi)
+        except (TypeError, ValueError):
+            now_f, lo_f, hi_f = 0.0, 0.0, 1.0
+        if lo_f == hi_f:
+            return False
+        key = "ArrowRight" if now_f < hi_f else "ArrowLeft"
+        handle.focus()
+        handle.press(key)
+        ok, why = self.wait_picture_change(app, before, CHANGE_TIMEOUT)
+        after = handle.get_attribute("aria-valuenow") or handle.input_value()
+        attempts.append(f"slider {self._label(handle)!r} {now} -> {after} ({key}): "
+                        f"{'picture changed' if ok else why}")
+        return ok
+
+    def _try_button(self, app, button, attempts: list[str]) -> bool:
+        before = self.wait_settled(app)
+        label = button.inner_text().strip()
+        button.click()
+        ok, why = self.wait_picture_change(app, before, RUN_BUTTON_TIMEOUT)
+        attempts.append(f"button {label!r}: {'picture changed' if ok else why}")
+        return ok
 
     def screenshot(self) -> None:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -363,7 +376,7 @@ def test_lesson_runs_and_its_app_answers_in_jupyterlab(lab_server, lab_context, 
     if not copy.exists():  # landed after the server started: JupyterLab serves its root live
         copy.write_bytes(notebook.read_bytes())
     lesson = Lesson(lab_server, lab_context, copy)
-    t0, outcome = time.monotonic(), "ERROR"
+    t0, outcome, failure = time.monotonic(), "ERROR", None
     try:
         lesson.open()
         cells = lesson.run_all()
@@ -372,8 +385,7 @@ def test_lesson_runs_and_its_app_answers_in_jupyterlab(lab_server, lab_context, 
         lesson.steps.append(lesson.change_one_control(app))
         outcome = "passed"
     except LessonFailure as e:
-        outcome = "FAILED"
-        pytest.fail(str(e), pytrace=False)
+        outcome, failure = "FAILED", str(e)
     finally:
         lesson.screenshot()
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -382,3 +394,5 @@ def test_lesson_runs_and_its_app_answers_in_jupyterlab(lab_server, lab_context, 
                       f"in {time.monotonic() - t0:.0f}s; " + "; ".join(lesson.steps) + "\n")
         lesson.page.close()
         lab_server.shutdown_sessions(notebook.name)
+    if failure:
+        pytest.fail(failure, pytrace=False)
