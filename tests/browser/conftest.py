@@ -52,9 +52,10 @@ def unavailable(reason: str):
 
 
 def find_chromium() -> str | None:
-    candidates = [os.environ.get("CNNVIZ_CHROMIUM", ""), "/usr/bin/chromium",
-                  shutil.which("chromium") or "", shutil.which("chromium-browser") or "",
-                  shutil.which("google-chrome") or ""]
+    explicit = os.environ.get("CNNVIZ_CHROMIUM", "")
+    candidates = [explicit] if explicit else [  # an explicit choice is the only one tried
+        "/usr/bin/chromium", shutil.which("chromium") or "", shutil.which("chromium-browser") or "",
+        shutil.which("google-chrome") or ""]
     for c in candidates:
         if c and os.path.isfile(c) and os.access(c, os.X_OK):
             return c
