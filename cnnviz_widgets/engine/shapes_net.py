@@ -58,14 +58,14 @@ SNAPSHOTS_PATH = _ASSETS / "shapes_conv1_snapshots.pt"
 class ShapesNet(nn.Module):
     """AlexNet's layout at 1/4 the width and for 64x64 inputs.
 
-    Spatial sizes: 64 -conv1(9, s2)-> 32 -pool-> 16 -conv2(5)-> 16 -pool-> 8
-    -conv3..5(3)-> 8 -pool-> 4 -avgpool-> 4x4 -> fc6 -> fc7 -> fc8.
+    Spatial sizes: 64 -conv1(9x9, stride 3)-> 22 -pool-> 11 -conv2(5x5)-> 11 -pool-> 6
+    -conv3..5(3x3)-> 6 -pool-> 3 -avgpool-> 3x3 -> fc6 -> fc7 -> fc8.
     """
 
     def __init__(self, num_classes: int = len(SHAPE_CLASSES), dropout: float = 0.1):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(3, 32, kernel_size=9, stride=2, padding=4),  # 0
+            nn.Conv2d(3, 32, kernel_size=9, stride=3, padding=4),  # 0
             nn.ReLU(inplace=False),  # 1 conv1
             nn.MaxPool2d(kernel_size=3, stride=2, padding=1),  # 2
             nn.Conv2d(32, 64, kernel_size=5, padding=2),  # 3
@@ -79,10 +79,10 @@ class ShapesNet(nn.Module):
             nn.ReLU(inplace=False),  # 11 conv5
             nn.MaxPool2d(kernel_size=3, stride=2, padding=1),  # 12
         )
-        self.avgpool = nn.AdaptiveAvgPool2d((4, 4))
+        self.avgpool = nn.AdaptiveAvgPool2d((3, 3))
         self.classifier = nn.Sequential(
             nn.Dropout(p=dropout),  # 0
-            nn.Linear(64 * 4 * 4, 256),  # 1
+            nn.Linear(64 * 3 * 3, 256),  # 1
             nn.ReLU(inplace=False),  # 2 fc6
             nn.Dropout(p=dropout),  # 3
             nn.Linear(256, 256),  # 4
