@@ -37,7 +37,10 @@ def clear_upload(upload: ipywidgets.FileUpload) -> None:
         if IPYWIDGETS_MAJOR >= 8:
             upload.value = ()
         else:
-            upload.value.clear()
+            # 7.x rebuilds `value` from `metadata`/`data` whenever `_counter` changes: empty
+            # those first, or resetting the counter re-sends the same file to the observers.
+            upload.metadata = []
+            upload.data = []
             upload._counter = 0
     except Exception:  # purely cosmetic: never let clearing break an upload
         pass
@@ -70,4 +73,9 @@ def simulate_upload(upload: ipywidgets.FileUpload, name: str, content: bytes) ->
     and the widget computes `value`), so `upload.value = ...` raises TraitError there;
     `set_trait` sets it and notifies `value` observers in 7 and 8 alike.
     """
-    upload.set_trait("value", fake_upload_value(name, content))
+    if IPYWIDGETS_MAJOR >= 8:
+        upload.set_trait("value", fake_upload_value(name, content))
+    else:  # the 7.x front end's path: metadata and data, then the counter computes `value`
+        upload.set_trait("metadata", [{"name": name, "type": "", "size": len(content), "lastModified": 0}])
+        upload.set_trait("data", [bytes(content)])
+        upload._counter = upload._counter + 1
