@@ -267,3 +267,49 @@ def test_the_cache_does_not_keep_a_network_alive(small_data):
     del net, scan
     gc.collect()
     assert alive() is None
+
+
+# --- the shapes: ground truth from the masks ------------------------------------------
+
+
+@pytest.mark.parametrize("layer", ["conv1", "conv2", "conv5"])
+def test_shapes_strongest_units_sit_on_the_objects(shapes_net, shapes_data, layer):
+    with assert_restored(shapes_net):
+        scan = P.max_activating_patches(shapes_net, shapes_data, layer, k=9)
+        share, baseline = P.centre_object_share(scan, shapes_data)
+    # A channel blind to objects would score the baseline (about 0.18 here); the
+    # strongest units of a trained net sit on the shapes, not on the clutter.
+    assert share.mean() > 1.8 * baseline
+    assert (share > baseline).mean() > 0.6
+
+
+def test_shapes_patch_values_and_crops(shapes_net, shapes_data):
+    scan = P.max_activating_patches(shapes_net, shapes_data, "conv2", k=4)
+    rf = shapes_net.receptive_field("conv2")
+    images, _labels, masks = shapes_data.arrays()
+    for channel in (0, 31, 63):
+        crops, mask_crops = scan.patches(channel, shapes_data), scan.mask_patches(channel, shapes_data)
+        for (value, i, r, c), crop, mcrop in zip(scan.top(channel), crops, mask_crops):
+            assert crop.shape == (rf.size, rf.size, 3) and mcrop.shape == (rf.size, rf.size)
+            with torch.no_grad(), shapes_net.guard():
+                again = shapes_net.forward_to(shapes_net.preprocess(images[i]), "conv2")[0, channel, r, c]
+            assert abs(float(again) - value) <= 1e-4 * max(1.0, abs(value))
+            # the crop is the same window of the image and of its mask
+            top, left, bottom, right = rf.box(r, c)
+            t, l = max(top, 0), max(left, 0)
+            b, rr = min(bottom, 64), min(right, 64)
+            np.testing.assert_array_equal(crop[t - top:b - top, l - left:rr - left], images[i][t:b, l:rr])
+            np.testing.assert_array_equal(mcrop[t - top:b - top, l - left:rr - left], masks[i][t:b, l:rr])
+    with pytest.raises(ValueError, match="no object masks"):
+        P.centre_object_share(scan, ListDataset([Item(shapes_data[0].image, 0, None, "x")], ["a"], "nomask"))
+
+
+def test_default_app_is_the_shapes_lesson():
+    P.clear_scan_cache()
+    app = PatchesApp(threaded=False)
+    assert app.net.name == "shapes" and app.dataset.name.startswith("shapes")
+    assert app.layer.value == "conv5" and app.error == ""
+    assert f"{app.net.receptive_field('conv5').size}×" in app.info.value
+    app.layer.value = "conv1"
+    conv1 = app.net.receptive_field("conv1").size
+    assert f"{conv1}×{conv1} px" in app.info.value and app.scan.layer == "conv1"

@@ -32,6 +32,7 @@ __all__ = [
     "max_activating_patches",
     "scan_max_activating_iter",
     "cached_scan",
+    "centre_object_share",
     "clear_scan_cache",
     "PAD_VALUE",
 ]
@@ -285,3 +286,35 @@ def max_activating_patches(net: Network, dataset, layer: str, k: int = 9, batch_
         pass
     assert isinstance(last, PatchScan)
     return last
+
+
+# --- ground truth ----------------------------------------------------------------------
+
+
+def centre_object_share(scan: PatchScan, dataset) -> tuple[np.ndarray, float]:
+    """How often the strongest units sit on the object, for datasets with object masks.
+
+    Per channel: the share of object pixels in the centre of its top-k fields (a
+    stride x stride square, the part of the field that is this unit's alone), and,
+    as the baseline a channel blind to objects would score, the same share averaged
+    over every unit of every image. Whole fields are a poor measure in late layers:
+    they cover most of a small image, padding included.
+    """
+    net = scan.net
+    if net is None:
+        raise ValueError("this scan has no network attached")
+    if scan.rf.is_global:
+        raise ValueError(f"{scan.layer} sees the whole image: there is no centre to compare with the object")
+    masks = []
+    for i in range(scan.n_images):
+        mask = dataset[i].mask
+        if mask is None:
+            raise ValueError(f"dataset {scan.dataset!r} has no object masks")
+        masks.append(net.preprocess_mask(mask))
+    core = ReceptiveField(size=max(scan.rf.stride, 3), stride=scan.rf.stride, offset=scan.rf.offset)
+    h, w = net.layer_shape(scan.layer)[1:]
+    baseline = float(np.mean([crop_pixels(m, core, r, c, fill=False).mean()
+                              for m in masks for r in range(h) for c in range(w)]))
+    per_channel = np.array([np.mean([crop_pixels(masks[i], core, r, c, fill=False).mean()
+                                     for _v, i, r, c in scan.top(ch)]) for ch in range(scan.channels)])
+    return per_channel, baseline
