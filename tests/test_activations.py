@@ -187,9 +187,10 @@ def test_activations_app_answers_from_one_forward_pass(app, effnet):
     handle = effnet.model.register_forward_pre_hook(lambda m, i: calls.append(1))
     try:
         seen = [app.view.value]
-        for control, value in [(app.layer, "stage2"), (app.channel, 5), (app.top_only, True),
+        other_channel = "any other channel"
+        for control, value in [(app.layer, "stage2"), (app.channel, other_channel), (app.top_only, True),
                                (app.normalize, "channel"), (app.layer, "logits"), (app.layer, "stage4")]:
-            control.value = value
+            control.value = (app.channel.value + 1) % (app.channel.max + 1) if value is other_channel else value
             assert app.error == "", app.error
             assert app.view.value != seen[-1], control
             seen.append(app.view.value)
@@ -234,10 +235,11 @@ def test_activations_app_takes_a_good_upload(app):
     assert "mine.png" in [k[1] for k in app._cache]
 
 
-def test_top_channels_only_jumps_to_a_channel_in_the_grid(app, effnet):
+def test_a_new_layer_starts_on_its_strongest_channel_and_top_only_keeps_it_shown(app, effnet):
     app.image.value, app.layer.value, app.top_only.value = "cat", "stage6", False
     acts = A.activations(effnet, sample_image("cat"), "stage6")
     top = A.top_channels(acts, app.top_k).tolist()
+    assert app.channel.value == top[0]
     app.channel.value = next(c for c in range(len(acts)) if c not in top)
     app.top_only.value = True
     assert app.error == "" and app.channel.value == top[0]

@@ -74,6 +74,7 @@ class ActivationsApp(App):
         self._cache: OrderedDict = OrderedDict()
         self._syncing = False
         self._was_top_only = self.top_only.value
+        self._shown_layer: tuple | None = None
         self.watch([self.model, self.image.dropdown, self.layer, self.channel, self.top_only, self.normalize],
                    self.refresh)
         self.guarded(self.refresh)()
@@ -140,9 +141,12 @@ class ActivationsApp(App):
             finally:
                 self._syncing = False
         top = A.top_channels(acts, self.top_k).tolist()
-        if self.top_only.value and not self._was_top_only and self.channel.value not in top:
-            self._quietly(self.channel, value=top[0])  # jump to a channel that is in the grid
-        self._was_top_only = self.top_only.value
+        # Channel numbers of different layers are unrelated: a new layer starts on its
+        # strongest channel, and "top only" never leaves the chosen channel off the grid.
+        new_layer = (net.name, layer) != self._shown_layer
+        if new_layer or (self.top_only.value and not self._was_top_only and self.channel.value not in top):
+            self._quietly(self.channel, value=top[0])
+        self._shown_layer, self._was_top_only = (net.name, layer), self.top_only.value
         c = self.channel.value
         shown = top if self.top_only.value else None
         grid = A.activation_grid(acts, channels=shown, normalize=self.normalize.value, highlight=c)
