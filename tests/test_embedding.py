@@ -142,4 +142,4 @@ def test_classes_separate_on_the_tsne_map_of_fc7_not_of_pixels(shapes_net, shape
     assert on_pixels < 0.5, on_pixels
     # PCA, linear, separates the fc7 classes less well than t-SNE but far better than chance
     on_pca = knn_accuracy(embed(F.extract_features(shapes_net, shapes_data, "fc7"), "pca").coords, labels)
-    assert 0.2 < on_pca
+    assert 0.5 < on_pca, on_pca
