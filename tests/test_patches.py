@@ -313,3 +313,10 @@ def test_default_app_is_the_shapes_lesson():
     app.layer.value = "conv1"
     conv1 = app.net.receptive_field("conv1").size
     assert f"{conv1}×{conv1} px" in app.info.value and app.scan.layer == "conv1"
+
+
+def test_shapes_fast_path_gives_the_same_inputs_as_preprocess(shapes_net, shapes_data):
+    assert P._arrays_are_inputs(shapes_net, shapes_data)
+    fast = P._batch(shapes_net, shapes_data, 3, 9)
+    slow = torch.cat([shapes_net.preprocess(shapes_data[i].image) for i in range(3, 9)])
+    torch.testing.assert_close(fast, slow, rtol=0, atol=0)

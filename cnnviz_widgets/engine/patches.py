@@ -199,6 +199,11 @@ def _check_settings(net: Network, dataset, layer: str, k, batch_size) -> None:
 
 
 def _batch(net: Network, dataset, start: int, stop: int) -> torch.Tensor:
+    if _arrays_are_inputs(net, dataset):
+        # The shapes set already holds network-sized uint8 arrays: preprocessing them one
+        # by one through PIL would halve the scan's speed for the same numbers.
+        pixels = torch.from_numpy(np.array(dataset.arrays()[0][start:stop]))  # a writable copy
+        return pixels.to(net.device).permute(0, 3, 1, 2).float().div(255)
     images = []
     for i in range(start, stop):
         item = dataset[i]
@@ -208,6 +213,11 @@ def _batch(net: Network, dataset, start: int, stop: int) -> torch.Tensor:
             # Name the culprit: in a folder of hundreds, "not an image" alone does not help.
             raise ValueError(f"image {i} ({item.name}) of {dataset.name} cannot be used: {e}") from e
     return torch.cat(images)
+
+
+def _arrays_are_inputs(net: Network, dataset) -> bool:
+    size = getattr(dataset, "size", None)
+    return (callable(getattr(dataset, "arrays", None)) and size == net.input_size == net.resize_size)
 
 
 def scan_max_activating_iter(
