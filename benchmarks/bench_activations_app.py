@@ -1,6 +1,7 @@
 """How fast lesson 04's app answers layer and channel changes (target: about 100 ms).
 
     python benchmarks/bench_activations_app.py [--model efficientnet_lite0] [--image cat] [--rounds 3]
+    python benchmarks/bench_activations_app.py --model shapes --image "shape: star"
 
 Headless: the time from setting a control's ``value`` to a new PNG in ``app.view.value``
 (observers run synchronously, so that is the time the assignment takes). Switching
@@ -27,22 +28,20 @@ def _timed(fn) -> float:
 
 def run(model: str = "efficientnet_lite0", image: str = "cat", rounds: int = 3, threads: int | None = None) -> dict:
     from cnnviz_widgets.engine.activations import all_activations
-    from cnnviz_widgets.engine.images import sample_image
     from cnnviz_widgets.engine.models import load_model
     from cnnviz_widgets.widgets.activations import ActivationsApp
 
     if threads:
         torch.set_num_threads(threads)
+    app = ActivationsApp(model=model, image=image)  # the first render includes the forward pass
+    if app.error:
+        raise RuntimeError(app.error)
     net = load_model(model)
-    x = net.preprocess(sample_image(image))
+    x = net.preprocess(app.image.image)  # a bundled photo or one of the picker's shapes
     with torch.no_grad(), net.guard():
         net(x)  # warm-up
         forward = statistics.median(_timed(lambda: net(x)) for _ in range(5))
     capture = statistics.median(_timed(lambda: all_activations(net, x)) for _ in range(3))
-
-    app = ActivationsApp(model=model, image=image)  # the first render includes the forward pass
-    if app.error:
-        raise RuntimeError(app.error)
     layers = [l for l in net.layers if l != app.layer.value] + [app.layer.value]
     per_layer: dict[str, list[float]] = {l: [] for l in layers}
     channel_ms: list[float] = []

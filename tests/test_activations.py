@@ -113,6 +113,10 @@ def test_activation_grid_layout_and_scales():
     assert (tile(grid, 0, 0) == 255).all() and (tile(grid, 0, 1) == 128).all() and (tile(grid, 1, 0) == 0).all()
     per = A.activation_grid(acts, channels=[1], normalize="channel", scale=1, labels=False)
     assert per.shape == (6, 6, 3)
+    big = torch.zeros(1, 120, 120)
+    big[0, :60] = 1.0  # averaged down 3x to 40 x 40: the top half stays white, the bottom black
+    small = A.activation_grid(big, scale=1, max_tile=56)
+    assert small.shape == (44, 44, 3) and (small[2:22, 2:42] == 255).all() and (small[22:42, 2:42] == 0).all()
     with pytest.raises(ValueError, match="channel 4 is out of range"):
         A.activation_grid(acts, channels=[0, 4])
     with pytest.raises(ValueError, match="normalize"):

@@ -98,7 +98,7 @@ def top_channels(acts: torch.Tensor, k: int) -> torch.Tensor:
 
 def activation_grid(acts: torch.Tensor, channels: Sequence[int] | None = None, normalize: str = "layer",
                     scale: int | None = None, ncols: int | None = None, highlight: int | None = None,
-                    labels: bool | None = None) -> np.ndarray:
+                    labels: bool | None = None, max_tile: int = 56) -> np.ndarray:
     """Feature maps as a grid of grey tiles (bright = strong), uint8 H x W x 3.
 
     `channels`: which to show (default all, in order). `normalize`: ``"layer"``
@@ -106,7 +106,8 @@ def activation_grid(acts: torch.Tensor, channels: Sequence[int] | None = None, n
     black; ``"channel"`` stretches each tile to its own range, to see the pattern
     of weak ones. `highlight` (a channel index) is framed in red. `labels` writes
     each tile's channel index under it (default: when a subset is shown and tiles
-    are wide enough).
+    are wide enough). Maps larger than `max_tile` pixels are averaged down by a
+    whole factor (an overview: `channel_overlay` shows one map at full resolution).
     """
     acts = _check_maps(acts)
     c = acts.shape[0]
@@ -119,7 +120,11 @@ def activation_grid(acts: torch.Tensor, channels: Sequence[int] | None = None, n
     modes = {"layer": "global", "channel": "per_tile"}
     if normalize not in modes:
         raise ValueError(f"normalize must be 'layer' or 'channel', not {normalize!r}")
-    maps = acts[chosen].float().cpu().numpy()
+    maps = acts[chosen].float().cpu()
+    factor = -(-max(maps.shape[1:]) // max(1, int(max_tile)))
+    if factor > 1:  # 32 maps of 112 x 112 make a PNG too big to redraw in 100 ms
+        maps = F.avg_pool2d(maps[None], factor, ceil_mode=True)[0]
+    maps = maps.numpy()
     pixels = (render.normalize(maps, modes[normalize]) * 255 + 0.5).astype(np.uint8)
     h, w = maps.shape[1:]
     # About 48 px per tile for conv maps; vector layers (1 x 1) become a mosaic of cells.
