@@ -10,7 +10,8 @@ import torch
 
 from cnnviz_widgets.engine import features as F
 from cnnviz_widgets.engine.data import ListDataset, load_dataset
-from cnnviz_widgets.engine.neighbors import nearest_neighbors, neighbor_agreement, pairwise_distances
+from cnnviz_widgets.engine.neighbors import (all_nearest_neighbors, nearest_neighbors, neighbor_agreement,
+                                             pairwise_distances)
 
 from .helpers import assert_restored, png_to_array
 
@@ -106,6 +107,8 @@ def test_neighbor_agreement_matches_brute_force():
         idx, _ = nearest_neighbors(feats, i, k=4, metric="l2")
         total += float((labels[idx] == labels[i]).float().mean())
     assert neighbor_agreement(feats, labels, k=4, metric="l2") == pytest.approx(total / 30)
+    for i in (0, 13, 29):
+        assert all_nearest_neighbors(feats, k=4, metric="l2")[i].tolist() == nearest_neighbors(feats, i, k=4, metric="l2")[0].tolist()
     # two well separated clusters agree perfectly
     clusters = torch.cat([torch.randn(10, 3, generator=gen), torch.randn(10, 3, generator=gen) + 50])
     assert neighbor_agreement(clusters, [0] * 10 + [1] * 10, k=5, metric="l2") == 1.0
@@ -302,10 +305,7 @@ def test_fc7_neighbours_share_the_class_pixel_neighbours_share_the_background(sh
     background = np.stack([images[i][~masks[i]].mean(0) for i in range(len(images))])
 
     def background_gap(space):
-        gaps = []
-        for q in range(len(images)):
-            idx, _ = nearest_neighbors(space, q, k=5)
-            gaps.append(np.linalg.norm(background[idx.numpy()] - background[q], axis=1).mean())
-        return float(np.mean(gaps))
+        nearest = all_nearest_neighbors(space, k=5).numpy()
+        return float(np.linalg.norm(background[nearest] - background[:, None], axis=-1).mean())
 
     assert background_gap(pixels) < 0.8 * background_gap(feats)

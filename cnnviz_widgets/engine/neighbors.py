@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-__all__ = ["METRICS", "nearest_neighbors", "pairwise_distances", "neighbor_agreement"]
+__all__ = ["METRICS", "all_nearest_neighbors", "nearest_neighbors", "neighbor_agreement", "pairwise_distances"]
 
 METRICS = ("cosine", "l2")
 
@@ -95,18 +95,25 @@ def nearest_neighbors(features, query, k: int = 5, metric: str = "cosine",
     return order, dist[order].float()
 
 
-def neighbor_agreement(features, labels, k: int = 5, metric: str = "cosine") -> float:
-    """The fraction of each image's `k` nearest neighbours (itself left out) that share
-    its label, averaged over every image of the set: 1.0 means the space groups by
-    class perfectly; ``1 / classes`` is what a random arrangement gives on balanced data."""
+def all_nearest_neighbors(features, k: int = 5, metric: str = "cosine") -> torch.Tensor:
+    """``N x k`` indices: every row's `k` nearest other rows, nearest first (one distance
+    matrix instead of N queries; same tie rule as `nearest_neighbors`)."""
     f = _as_matrix(features)
-    y = torch.as_tensor(labels).reshape(-1)
-    if y.numel() != f.shape[0]:
-        raise ValueError(f"{y.numel()} labels for {f.shape[0]} feature rows")
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < f.shape[0]:
         raise ValueError(f"k must be an integer from 1 to {f.shape[0] - 1}, not {k!r}")
     dist = pairwise_distances(f, f, metric)
     dist.fill_diagonal_(float("inf"))
-    # Stable sort on each row, not topk: ties fall to the lower index, as in nearest_neighbors.
-    nearest = torch.sort(dist, dim=1, stable=True).indices[:, :k]
+    # Stable sort on each row, not topk: ties fall to the lower index.
+    return torch.sort(dist, dim=1, stable=True).indices[:, :k]
+
+
+def neighbor_agreement(features, labels, k: int = 5, metric: str = "cosine") -> float:
+    """The fraction of each image's `k` nearest neighbours (itself left out) that share
+    its label, averaged over every image of the set: 1.0 means the space groups by
+    class perfectly; ``1 / classes`` is what a random arrangement gives on balanced data."""
+    y = torch.as_tensor(labels).reshape(-1)
+    n = _as_matrix(features).shape[0]
+    if y.numel() != n:
+        raise ValueError(f"{y.numel()} labels for {n} feature rows")
+    nearest = all_nearest_neighbors(features, k, metric)
     return float((y[nearest] == y[:, None]).double().mean())
