@@ -256,3 +256,17 @@ def test_shape_examples_are_offered_beside_the_photos(app):
     assert len(shapes) >= 3 and "cat" in app.image.dropdown.options
     app.image.value = shapes[0]
     assert app.error == "" and app.info.value
+
+
+def test_activations_app_reports_a_model_it_cannot_load_and_keeps_working(app):
+    from cnnviz_widgets.engine.models import torchvision_weight_file
+
+    if torchvision_weight_file("alexnet").exists():
+        pytest.skip("alexnet is cached here, so it would load")
+    app.layer.value = "stage3"
+    app.model.value = "alexnet"
+    assert "alexnet" in app.error and "offline" in app.error
+    assert app.model.value == "efficientnet_lite0" and app.layer.value == "stage3"
+    before = app.view.value
+    app.channel.value = (app.channel.value + 1) % (app.channel.max + 1)
+    assert app.error == "" and app.view.value != before
