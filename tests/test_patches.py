@@ -320,3 +320,18 @@ def test_shapes_fast_path_gives_the_same_inputs_as_preprocess(shapes_net, shapes
     fast = P._batch(shapes_net, shapes_data, 3, 9)
     slow = torch.cat([shapes_net.preprocess(shapes_data[i].image) for i in range(3, 9)])
     torch.testing.assert_close(fast, slow, rtol=0, atol=0)
+
+
+def test_between_steps_the_caller_keeps_its_grad_mode_and_model_state(random_alexnet, small_data):
+    random_alexnet.train()
+    try:
+        with assert_restored(random_alexnet):
+            steps = P.scan_max_activating_iter(random_alexnet, small_data, "conv1", k=2, batch_size=5, cache=False)
+            first = next(steps)
+            assert isinstance(first, P.ScanProgress)
+            assert torch.is_grad_enabled(), "the scan left grad mode off while paused"
+            assert random_alexnet.training
+            steps.close()  # abandoned midway
+        assert random_alexnet.training
+    finally:
+        random_alexnet.eval()

@@ -248,9 +248,11 @@ def scan_max_activating_iter(
     best_where: torch.Tensor | None = None  # C x k' flat positions in the (N, H, W) grid
     grid = (1, 1)
     done, stopped = 0, False
-    with torch.no_grad(), net.guard():
-        for start in range(0, n, batch_size):
-            stop = min(n, start + batch_size)
+    for start in range(0, n, batch_size):
+        stop = min(n, start + batch_size)
+        # Guarded per batch, never across a yield: between steps the caller gets its own
+        # grad mode and model state back, and an abandoned scan leaves nothing behind.
+        with torch.no_grad(), net.guard():
             acts = net.forward_to(_batch(net, dataset, start, stop), layer)
             if acts.dim() == 2:  # a global layer: one "position" per image
                 acts = acts[:, :, None, None]
@@ -269,13 +271,13 @@ def scan_max_activating_iter(
                 values, pick = values.topk(min(k, values.shape[1]), dim=1)
                 where = where.gather(1, pick)
             best_values, best_where = values, where
-            done = stop
-            # Asked before reporting progress, so that a caller which stops at its next
-            # item (like the app's Runner) receives the partial scan rather than a count.
-            if done < n and should_stop is not None and should_stop():
-                stopped = True
-                break
-            yield ScanProgress(done, n)
+        done = stop
+        # Asked before reporting progress, so that a caller which stops at its next
+        # item (like the app's Runner) receives the partial scan rather than a count.
+        if done < n and should_stop is not None and should_stop():
+            stopped = True
+            break
+        yield ScanProgress(done, n)
     h, w = grid
     best_where = best_where.cpu()
     scan = PatchScan(
