@@ -190,3 +190,28 @@ def test_scorer_plugs_into_occlusion_map(shapes):
     fast = occ.occlusion(shapes, x, 2, patch=16, stride=8, output="logit", scorer=of.incremental_scores)
     slow = occ.occlusion(shapes, x, 2, patch=16, stride=8, output="logit")
     assert np.allclose(fast.heat, slow.heat, atol=1e-4)
+
+
+@pytest.mark.parametrize("fill", ["grey", "blur"])
+def test_occlusion_methods_give_the_same_heatmap(alexnet, fill):
+    """occlusion(method=...): 'auto' picks the incremental path on AlexNet, and its
+    heatmap equals the naive one within 1e-4."""
+    torch.manual_seed(17)
+    x = torch.rand(1, 3, 224, 224)
+    with assert_restored(alexnet):
+        auto = occ.occlusion(alexnet, x, 3, patch=48, stride=44, fill=fill, output="logit", batch_size=8)
+    inc = occ.occlusion(alexnet, x, 3, patch=48, stride=44, fill=fill, output="logit", method="incremental")
+    naive = occ.occlusion(alexnet, x, 3, patch=48, stride=44, fill=fill, output="logit", method="naive")
+    assert np.ptp(naive.heat) > 1e-2  # the map is not flat
+    assert np.allclose(auto.heat, naive.heat, atol=1e-4) and np.allclose(inc.heat, naive.heat, atol=1e-4)
+
+
+def test_occlusion_method_option_is_checked(effnet, shapes):
+    x = torch.rand(1, 3, 64, 64)
+    with pytest.raises(ValueError, match="method"):
+        occ.occlusion(shapes, x, 0, method="quick")
+    with pytest.raises(ValueError, match="incremental"):
+        occ.occlusion(effnet, torch.rand(1, 3, 64, 64), 0, patch=32, stride=32, method="incremental")
+    # auto on a network that is not a chain is the naive map.
+    a = occ.occlusion(effnet, torch.rand(1, 3, 64, 64), 0, patch=32, stride=32)
+    assert a.heat.shape == (2, 2) and np.isfinite(a.heat).all()

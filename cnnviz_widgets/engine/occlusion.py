@@ -183,13 +183,25 @@ Scorer = Callable[[Network, torch.Tensor, torch.Tensor, Sequence[Box], int, str]
 
 def occlusion_iter(net: Network, x, target: int | str, patch: int = 16, stride: int = 8,
                    fill: str | float = "grey", batch_size: int = 32, output: str = "prob",
-                   scorer: Scorer = occluded_scores) -> Iterator[OcclusionProgress | OcclusionMap]:
+                   scorer: Scorer = occluded_scores, method: str = "auto") -> Iterator[OcclusionProgress | OcclusionMap]:
     """Yield an `OcclusionProgress` after each batch of positions, then the `OcclusionMap`.
 
     x: one image (1x3xHxW in [0, 1], or anything `net.preprocess` takes); target: class
     index or name; patch/stride in pixels; fill: "grey", "mean", "blur" or a grey level;
     output: "prob" (softmax probability, as in the paper) or "logit".
+    method: "naive" (one batched forward per batch), "incremental" (exact incremental
+    inference, `occlusion_fast`; chain networks only) or "auto" (incremental where the
+    network supports it). It picks the default scorer; an explicit `scorer` wins.
     """
+    if method not in ("auto", "incremental", "naive"):
+        raise ValueError(f"method must be 'auto', 'incremental' or 'naive', not {method!r}")
+    if scorer is occluded_scores and method != "naive":
+        from . import occlusion_fast
+
+        if occlusion_fast.supports_incremental(net):
+            scorer = occlusion_fast.incremental_scores
+        elif method == "incremental":
+            raise ValueError(f"{net.name} does not support incremental occlusion; use method='auto' or 'naive'")
     x = _as_input(net, x)
     check_settings(x, patch, stride)
     target = net.class_index(target)
@@ -215,10 +227,10 @@ def occlusion_iter(net: Network, x, target: int | str, patch: int = 16, stride: 
 
 def occlusion(net: Network, x, target: int | str, patch: int = 16, stride: int = 8,
               fill: str | float = "grey", batch_size: int = 32, output: str = "prob",
-              scorer: Scorer = occluded_scores) -> OcclusionMap:
+              scorer: Scorer = occluded_scores, method: str = "auto") -> OcclusionMap:
     """The occlusion map of `target` for image x (runs `occlusion_iter` to the end)."""
     last = None
-    for last in occlusion_iter(net, x, target, patch, stride, fill, batch_size, output, scorer):
+    for last in occlusion_iter(net, x, target, patch, stride, fill, batch_size, output, scorer, method):
         pass
     return last  # type: ignore[return-value]
 
