@@ -11,6 +11,7 @@ import torch.nn.functional as TF
 from torch import nn
 
 from cnnviz_widgets.engine import activations as A
+from cnnviz_widgets.render import activations as RA
 from cnnviz_widgets.engine.images import sample_image
 from cnnviz_widgets.engine.models import Network
 from cnnviz_widgets.engine.shapes_net import WEIGHTS_PATH
@@ -106,31 +107,31 @@ def test_activation_grid_layout_and_scales():
     acts = torch.zeros(4, 2, 2)
     acts[0] = 2.0
     acts[1] = 1.0
-    grid = A.activation_grid(acts, scale=1, ncols=2)
+    grid = RA.activation_grid(acts, scale=1, ncols=2)
     assert grid.shape == (2 + 2 + 2 + 2 + 2, 10, 3)
     tile = lambda g, r, c: g[2 + r * 4:4 + r * 4, 2 + c * 4:4 + c * 4]
     # one scale for the layer: the strongest channel is white, half of it mid-grey, silent black
     assert (tile(grid, 0, 0) == 255).all() and (tile(grid, 0, 1) == 128).all() and (tile(grid, 1, 0) == 0).all()
-    per = A.activation_grid(acts, channels=[1], normalize="channel", scale=1, labels=False)
+    per = RA.activation_grid(acts, channels=[1], normalize="channel", scale=1, labels=False)
     assert per.shape == (6, 6, 3)
     big = torch.zeros(1, 120, 120)
     big[0, :60] = 1.0  # averaged down 3x to 40 x 40: the top half stays white, the bottom black
-    small = A.activation_grid(big, scale=1, max_tile=56)
+    small = RA.activation_grid(big, scale=1, max_tile=56)
     assert small.shape == (44, 44, 3) and (small[2:22, 2:42] == 255).all() and (small[22:42, 2:42] == 0).all()
     with pytest.raises(ValueError, match="channel 4 is out of range"):
-        A.activation_grid(acts, channels=[0, 4])
+        RA.activation_grid(acts, channels=[0, 4])
     with pytest.raises(ValueError, match="normalize"):
-        A.activation_grid(acts, normalize="per_tile")
+        RA.activation_grid(acts, normalize="per_tile")
 
 
 def test_activation_grid_highlights_the_chosen_channel():
     acts = torch.rand(9, 4, 4)
     red = lambda g: np.all(g == [220, 20, 60], axis=-1)
-    assert not red(A.activation_grid(acts, scale=2)).any()
-    framed = red(A.activation_grid(acts, scale=2, highlight=4))  # the middle tile of 3x3
+    assert not red(RA.activation_grid(acts, scale=2)).any()
+    framed = red(RA.activation_grid(acts, scale=2, highlight=4))  # the middle tile of 3x3
     rows, cols = np.nonzero(framed)
     assert rows.min() > 8 and rows.max() < 22 and cols.min() > 8 and cols.max() < 22
-    labelled = A.activation_grid(acts, channels=[4, 1], scale=8, highlight=4)  # a subset: labels
+    labelled = RA.activation_grid(acts, channels=[4, 1], scale=8, highlight=4)  # a subset: labels
     assert red(labelled)[:, :36].any() and not red(labelled)[:, 36:].any()
 
 
@@ -138,11 +139,11 @@ def test_channel_overlay_is_bright_where_the_channel_fires():
     image = np.full((32, 32, 3), 100, np.uint8)
     heat = torch.zeros(4, 4)
     heat[:2, :2] = 1.0
-    out = A.channel_overlay(image, heat)
+    out = RA.channel_overlay(image, heat)
     assert out.shape == image.shape and out.dtype == np.uint8
     assert out[:12, :12].mean() > out[20:, 20:].mean() + 50
     with pytest.raises(ValueError, match="H x W map"):
-        A.channel_overlay(image, torch.zeros(2, 4, 4))
+        RA.channel_overlay(image, torch.zeros(2, 4, 4))
 
 
 def test_mask_fraction_against_hand_computed_cases():
@@ -209,7 +210,7 @@ def test_activations_app_answers_from_one_forward_pass(app, effnet):
 def test_activations_app_picture_holds_the_engines_grid(app, effnet):
     app.layer.value, app.channel.value = "stage5", 2
     acts = A.activations(effnet, sample_image("cat"), "stage5")
-    grid = A.activation_grid(acts, highlight=2)
+    grid = RA.activation_grid(acts, highlight=2)
     picture = png_to_array(app.view.value)
     right = picture[:grid.shape[0], -grid.shape[1]:]
     assert np.abs(right.astype(int) - grid.astype(int)).max() <= 1

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from cnnviz_widgets.engine import filters as F
+from cnnviz_widgets.render import filters as RF
 from cnnviz_widgets.engine.models import Network
 from cnnviz_widgets.engine.shapes_net import SNAPSHOTS_PATH, WEIGHTS_PATH, filter_smoothness
 
@@ -58,8 +59,8 @@ def test_first_layer_filters_of_real_layouts(effnet, random_alexnet):
 
 def test_filter_grid_puts_zero_at_mid_grey_and_normalises_as_asked(tiny):
     w = F.first_layer_filters(tiny)
-    per = F.filter_grid(w, "per_filter", scale=1, pad=2, ncols=2)
-    glob = F.filter_grid(w, "global", scale=1, pad=2, ncols=2)
+    per = RF.filter_grid(w, "per_filter", scale=1, pad=2, ncols=2)
+    glob = RF.filter_grid(w, "global", scale=1, pad=2, ncols=2)
     # one row of two 3x3 tiles with 2 px padding around each
     assert per.shape == glob.shape == (2 + 3 + 2, 2 + 3 + 2 + 3 + 2, 3) and per.dtype == np.uint8
     tile0, tile1 = (slice(2, 5), slice(2, 5)), (slice(2, 5), slice(7, 10))
@@ -73,31 +74,31 @@ def test_filter_grid_puts_zero_at_mid_grey_and_normalises_as_asked(tiny):
 
 def test_filter_grid_draws_grey_kernels_and_frames_the_chosen_tile(tiny):
     kernels = F.deeper_filters(tiny, "conv2", 1)
-    grid = F.filter_grid(kernels, scale=2, pad=2, ncols=2)
+    grid = RF.filter_grid(kernels, scale=2, pad=2, ncols=2)
     assert grid.shape == (2 + 6 + 2, 2 + 6 + 2 + 6 + 2, 3)
     assert (grid[..., 0] == grid[..., 1]).all() and (grid[..., 1] == grid[..., 2]).all()  # grey
-    framed = F.filter_grid(kernels, scale=2, pad=2, ncols=2, highlight=1)
+    framed = RF.filter_grid(kernels, scale=2, pad=2, ncols=2, highlight=1)
     red = np.all(framed == [220, 20, 60], axis=-1)
     assert red[:, 8:].any() and not red[:, :7].any()  # only around the second tile
 
 
 def test_filter_grid_rejects_bad_input(tiny):
     with pytest.raises(ValueError, match="deeper_filters"):
-        F.filter_grid(tiny.model[2].weight)  # 4 x 2 x 3 x 3: not RGB
+        RF.filter_grid(tiny.model[2].weight)  # 4 x 2 x 3 x 3: not RGB
     with pytest.raises(ValueError, match="normalize"):
-        F.filter_grid(F.first_layer_filters(tiny), normalize="sideways")
+        RF.filter_grid(F.first_layer_filters(tiny), normalize="sideways")
     with pytest.raises(ValueError, match="highlight"):
-        F.filter_grid(F.first_layer_filters(tiny), highlight=5)
+        RF.filter_grid(F.first_layer_filters(tiny), highlight=5)
 
 
 def test_filter_zoom_shows_each_colour_channel_on_the_filters_scale(tiny):
-    zoom = F.filter_zoom(F.first_layer_filters(tiny), 1, size=30)
+    zoom = RF.filter_zoom(F.first_layer_filters(tiny), 1, size=30)
     tiles = [zoom[4:34, x:x + 30] for x in (4, 38, 72, 106)]  # 3x3 at scale 10, pad 4
     rgb, red, green, blue = tiles
     assert (rgb == [255, GREY, 0]).all()
     assert (red == 255).all() and (green == GREY).all() and (blue == 0).all()
     with pytest.raises(ValueError, match="out of range"):
-        F.filter_zoom(F.first_layer_filters(tiny), 2)
+        RF.filter_zoom(F.first_layer_filters(tiny), 2)
 
 
 def test_deeper_filters_by_layer_name_and_by_index(tiny, random_alexnet):

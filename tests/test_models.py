@@ -296,3 +296,27 @@ def test_engine_does_not_import_widget_or_plotting_libraries():
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_engine_never_reaches_up_into_render_or_widgets():
+    """Data flows one way: engine -> render -> widgets. No engine module imports
+    render, the widgets, ipywidgets or matplotlib, not even inside a function."""
+    import ast
+    from pathlib import Path
+
+    import cnnviz_widgets.engine as engine
+
+    offenders = []
+    for path in Path(engine.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [f"{'.' * node.level}{node.module or ''}"] + [a.name for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            text = " ".join(names)
+            if any(bad in text for bad in ("render", "widgets", "ipywidgets", "matplotlib")) and ".." in text or \
+                    any(n.split(".")[0] in ("ipywidgets", "matplotlib") for n in names):
+                offenders.append(f"{path.name}:{node.lineno}: {text}")
+    assert not offenders, offenders

@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import render
 from ..engine import activations as A
+from ..render import activations as RA
 from ..engine.images import as_pil
 from ..engine.models import Network
 from . import compat
@@ -149,8 +150,8 @@ class ActivationsApp(App):
         self._shown_layer, self._was_top_only = (net.name, layer), self.top_only.value
         c = self.channel.value
         shown = top if self.top_only.value else None
-        grid = A.activation_grid(acts, channels=shown, normalize=self.normalize.value, highlight=c)
-        overlay = A.channel_overlay(pixels, acts[c])
+        grid = RA.activation_grid(acts, channels=shown, normalize=self.normalize.value, highlight=c)
+        overlay = RA.channel_overlay(pixels, acts[c])
         factor = max(1, int(round(224 / overlay.shape[0])))
         self.show_picture(beside(render.upscale(overlay, factor), grid))
         self.show_text(self._describe(net, layer, acts, c, top))

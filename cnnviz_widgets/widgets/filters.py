@@ -9,6 +9,7 @@ import ipywidgets as W
 import numpy as np
 
 from ..engine import filters as F
+from ..render import filters as RF
 from ..engine.models import Network
 from . import compat
 from .base import App
@@ -147,8 +148,8 @@ class FiltersApp(App):
         self._set_filter_count(len(weights))
         i = self.filter.value
         norm = self.normalize.value
-        grid = F.filter_grid(weights, norm, highlight=i)
-        zoom = F.filter_zoom(weights, i, norm)
+        grid = RF.filter_grid(weights, norm, highlight=i)
+        zoom = RF.filter_zoom(weights, i, norm)
         self.show_picture(stack([grid, zoom]))
         cout, _, k, _ = weights.shape
         rough = F.filter_smoothness(weights)
@@ -169,7 +170,7 @@ class FiltersApp(App):
         cin, k = kernels.shape[0], kernels.shape[-1]
         ncols = int(np.ceil(np.sqrt(cin)))
         scale = max(2, min(36 // k, 720 // (ncols * k)))  # ~36 px tiles, at most ~720 px wide
-        self.show_picture(F.filter_grid(kernels, self.normalize.value, scale=scale, ncols=ncols))
+        self.show_picture(RF.filter_grid(kernels, self.normalize.value, scale=scale, ncols=ncols))
         self.show_text(
             f"<b>{html.escape(path)}</b>, filter {i}: {cin} kernels of {k} x {k}, one per input channel. "
             "Each weighs one feature map of the layer before, not a colour of the image, so the "
