@@ -73,7 +73,6 @@ class ActivationsApp(App):
         self.net: Network | None = None
         self._wanted_layer = layer
         self._cache: OrderedDict = OrderedDict()
-        self._syncing = False
         self._was_top_only = self.top_only.value
         self._shown_layer: tuple | None = None
         self.watch([self.model, self.image.dropdown, self.layer, self.channel, self.top_only, self.normalize],
@@ -81,29 +80,10 @@ class ActivationsApp(App):
         self.guarded(self.refresh)()
 
     # -- state
-    def _quietly(self, widget: W.Widget, **traits) -> None:
-        self._syncing = True
-        try:
-            for k, v in traits.items():
-                setattr(widget, k, v)
-        finally:
-            self._syncing = False
-
-    def _network(self) -> Network:
-        if self.net is None or self.net.name != self.model.value:
-            try:
-                net = self.model.network()
-            except Exception:
-                if self.net is not None:  # keep showing the model that worked
-                    self._quietly(self.model, value=self.net.name)
-                raise
-            self.net = net
-        return self.net
-
     def layer_activations(self) -> tuple[np.ndarray, dict]:
         """(the input as the network sees it, uint8; {layer: C x H x W}) for the current
         model and image, from the cache or from one forward pass."""
-        net = self._network()
+        net = self.current_network()
         image = self.image.image
         key = (net.name, self.image.value, id(image))
         if key not in self._cache:
@@ -120,33 +100,27 @@ class ActivationsApp(App):
         # Default: the last layer that still has a spatial map (AlexNet's conv5).
         spatial = [l for l in net.layers if acts[l].shape[-1] > 1]
         wanted = self._wanted_layer if self._wanted_layer in net.layers else (spatial or net.layers)[-1]
-        self._syncing = True
-        try:
+        with self.syncing():
             self.layer.set_network(net, wanted)
-        finally:
-            self._syncing = False
 
     # -- drawing
     def refresh(self) -> None:
         if self._syncing:
             return
-        net = self._network()
+        net = self.current_network()
         pixels, every = self.layer_activations()
         self._sync_layer(net, every)
         layer = self.layer.value
         acts = every[layer]
         if self.channel.max != len(acts) - 1:
-            self._syncing = True
-            try:
+            with self.syncing():
                 self.channel.set_count(len(acts))
-            finally:
-                self._syncing = False
         top = A.top_channels(acts, self.top_k).tolist()
         # Channel numbers of different layers are unrelated: a new layer starts on its
         # strongest channel, and "top only" never leaves the chosen channel off the grid.
         new_layer = (net.name, layer) != self._shown_layer
         if new_layer or (self.top_only.value and not self._was_top_only and self.channel.value not in top):
-            self._quietly(self.channel, value=top[0])
+            self.set_quietly(self.channel, value=top[0])
         self._shown_layer, self._was_top_only = (net.name, layer), self.top_only.value
         c = self.channel.value
         shown = top if self.top_only.value else None

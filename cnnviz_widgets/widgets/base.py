@@ -18,6 +18,7 @@ import html
 import threading
 import time
 import traceback
+from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Sequence
 
 import ipywidgets as W
@@ -78,6 +79,46 @@ class App(W.VBox):
         guarded = self.guarded(callback)
         for c in controls:
             c.observe(lambda _change: guarded(), names=names)
+
+    # -- keeping controls consistent without refresh storms
+    _syncing = False
+
+    @contextmanager
+    def syncing(self):
+        """Control changes made inside do not trigger the app's refresh (check `_syncing`)."""
+        previous, self._syncing = self._syncing, True
+        try:
+            yield
+        finally:
+            self._syncing = previous
+
+    def set_quietly(self, widget: W.Widget, **traits) -> None:
+        """Set traits in the given order (options before the value they allow), quietly."""
+        with self.syncing():
+            for name, value in traits.items():
+                setattr(widget, name, value)
+
+    def current_network(self):
+        """The network `self.model` (a ModelPicker) names, kept in `self.net`.
+
+        If the chosen model cannot be loaded (an online model offline, say), the picker
+        goes back to the model that worked and the error propagates to the message line.
+        `on_new_network(net)` is called when the network changes.
+        """
+        net = getattr(self, "net", None)
+        if net is None or net.name != self.model.value:
+            try:
+                loaded = self.model.network()
+            except Exception:
+                if net is not None:
+                    self.set_quietly(self.model, value=net.name)
+                raise
+            self.net = loaded
+            self.on_new_network(loaded)
+        return self.net
+
+    def on_new_network(self, net) -> None:
+        """Hook: adapt controls (layers, classes...) to a newly chosen network."""
 
     # -- output
     def show_picture(self, image) -> None:

@@ -64,32 +64,11 @@ class FiltersApp(App):
         super().__init__([self.model, self.normalize, self.mode, self.conv, self.filter, self.snapshot])
         self.net: Network | None = None
         self._snapshots: list | None = None
-        self._syncing = False
         self.watch([self.model, self.normalize, self.mode, self.conv, self.filter, self.snapshot], self.refresh)
         self.guarded(self.refresh)()
 
     # -- keeping the controls consistent with the model and the view
-    def _quietly(self, widget: W.Widget, **traits) -> None:
-        self._syncing = True
-        try:
-            for k, v in traits.items():  # in order: options before the value they allow
-                setattr(widget, k, v)
-        finally:
-            self._syncing = False
-
-    def _network(self) -> Network:
-        if self.net is None or self.net.name != self.model.value:
-            try:
-                net = self.model.network()
-            except Exception:
-                if self.net is not None:  # keep showing the model that worked
-                    self._quietly(self.model, value=self.net.name)
-                raise
-            self.net = net
-            self._on_new_network(net)
-        return self.net
-
-    def _on_new_network(self, net: Network) -> None:
+    def on_new_network(self, net: Network) -> None:
         convs = F.conv_layers(net)
         modules = dict(net.model.named_modules())
         readable = {}
@@ -106,7 +85,7 @@ class FiltersApp(App):
         deeper = options[1:] or options
         # A spatial kernel over all input channels makes the point best (AlexNet's conv2).
         spatial = [i for _, i in deeper if modules[convs[i]].kernel_size[0] > 1 and modules[convs[i]].groups == 1]
-        self._quietly(self.conv, options=deeper, value=(spatial or [deeper[0][1]])[0])
+        self.set_quietly(self.conv, options=deeper, value=(spatial or [deeper[0][1]])[0])
         self._snapshots = None
         if net.name == "shapes":
             try:
@@ -115,7 +94,7 @@ class FiltersApp(App):
                 self.show_note(str(e))
         if self._snapshots:
             opts = [(f"{step}", i) for i, (step, _) in enumerate(self._snapshots)]
-            self._quietly(self.snapshot, options=opts, value=len(opts) - 1)
+            self.set_quietly(self.snapshot, options=opts, value=len(opts) - 1)
 
     def _sync_visibility(self) -> None:
         deeper = self.mode.value == "deeper"
@@ -124,13 +103,13 @@ class FiltersApp(App):
 
     def _set_filter_count(self, n: int) -> None:
         if self.filter.max != n - 1:
-            self._quietly(self.filter, max=n - 1, value=min(self.filter.value, n - 1))
+            self.set_quietly(self.filter, max=n - 1, value=min(self.filter.value, n - 1))
 
     # -- drawing
     def refresh(self) -> None:
         if self._syncing:
             return
-        net = self._network()
+        net = self.current_network()
         self._sync_visibility()
         if self.mode.value == "deeper":
             self._show_deeper(net)
