@@ -103,7 +103,7 @@ def to_markdown(report: dict) -> str:
         f"load average at start: {m['load_average_at_start']}",
         f"- GPU: {m['gpu'] or 'none'}",
         f"- versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
-        f"- total wall time: {report['wall_minutes']} min",
+        f"- total wall time: {report['wall_minutes']} min" + ("" if report.get("complete", True) else " (run cut short: partial)"),
         "",
         "Ratios are measured in this run, interleaved (ours, peer, ours, peer...), medians; "
         "a ratio above 1 means ours is faster. Absolute seconds depend on the machine's load.",
@@ -161,24 +161,32 @@ def main(argv=None) -> dict:
         return wanted is None or key in wanted
 
     t0 = time.perf_counter()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = "quick" if a.quick else "latest"
+
+    def save(done: bool) -> None:
+        # Written after every stage, so a run cut short still leaves its rows.
+        report["wall_minutes"] = round((time.perf_counter() - t0) / 60, 1)
+        report["complete"] = done
+        (out / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+        (out / f"{stem}.md").write_text(to_markdown(report) + "\n")
+
     report = {"date": dt.datetime.now().isoformat(timespec="seconds"), "quick": a.quick, "machine": machine(), "rows": []}
     for key in ("occlusion", "attribution"):
         if want(key):
             print(f"[benchmarks] {key}...", flush=True)
             report["rows"] += _ours(f"bench_{key}", a.quick, a.device)
+            save(False)
     for name in PEERS:
         if want(name.removeprefix("bench_")):
             print(f"[benchmarks] {name}...", flush=True)
             report["rows"] += _peer(name, a.quick)
+            save(False)
     if want("notebooks") and not a.quick:
         print("[benchmarks] notebooks...", flush=True)
         report["rows"] += _notebooks()
-    report["wall_minutes"] = round((time.perf_counter() - t0) / 60, 1)
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = "quick" if a.quick else "latest"
-    (out / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-    (out / f"{stem}.md").write_text(to_markdown(report) + "\n")
+    save(True)
     print(to_markdown(report))
     print(f"[benchmarks] wrote {out / (stem + '.md')} and {out / (stem + '.json')}")
     return report
