@@ -27,6 +27,7 @@ KERNEL_IDLE_TIMEOUT = 120  # s: kernel start
 RUN_ALL_TIMEOUT = 300  # s: a lesson in quick mode takes well under a minute; the CPU is shared
 CHANGE_TIMEOUT = 45  # s: one interaction (a select or a slider) redraws the picture
 RUN_BUTTON_TIMEOUT = 120  # s: a Run button starts a (quick-mode) optimisation
+INTERACTION_BUDGET = 240  # s: all tries at changing a control, together
 
 # Where a lesson's app needs a specific interaction, try it first:
 # (kind, control label, option or key). The generic order follows it anyway.
@@ -100,6 +101,7 @@ class Lesson:
         self.cells = _notebook_cells(notebook)
         self.console: list[str] = []
         self.steps: list[str] = []
+        self._deadline = float("inf")
         self.page = context.new_page()
         self.page.on("console", lambda m: m.type == "error" and self.console.append(f"console: {m.text}"))
         self.page.on("pageerror", lambda e: self.console.append(f"pageerror: {e}"))
@@ -219,7 +221,7 @@ class Lesson:
     def pictures(self, app) -> list[dict]:
         return app.evaluate(_PICTURES_JS)
 
-    def wait_settled(self, app, quiet: float = 1.5, timeout: float = 30) -> list[dict]:
+    def wait_settled(self, app, quiet: float = 1.0, timeout: float = 20) -> list[dict]:
         """The app's pictures once they stop changing (a first render may still be arriving)."""
         deadline = time.monotonic() + timeout
         last, since = self.pictures(app), time.monotonic()
@@ -234,7 +236,10 @@ class Lesson:
 
     def wait_picture_change(self, app, before: list[dict], timeout: float) -> tuple[bool, str]:
         before_srcs = [p["src"] for p in before]
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = min(time.monotonic() + timeout, self._deadline)
+        if deadline <= time.monotonic():
+            return False, f"not tried: the {INTERACTION_BUDGET}s for changing controls were used up"
         while time.monotonic() < deadline:
             now = self.pictures(app)
             srcs = [p["src"] for p in now]
@@ -244,10 +249,11 @@ class Lesson:
             if error:
                 return False, f"the app reported: {error}"
             time.sleep(0.25)
-        return False, f"the picture did not change within {timeout:.0f}s"
+        return False, f"the picture did not change within {time.monotonic() - started:.0f}s"
 
     # -- the generic interaction: a select, else a slider, else the Run button
     def change_one_control(self, app) -> str:
+        self._deadline = time.monotonic() + INTERACTION_BUDGET
         before = self.wait_settled(app)
         if not any(p["src"] for p in before) and not self._run_buttons(app):
             self.fail("the app shows no picture (and has no Run button to make one)")
@@ -257,11 +263,15 @@ class Lesson:
                 for sel in self._selects(app):
                     if self._label(sel) == label and self._try_select(app, sel, attempts, target):
                         return "; ".join(attempts)
-        for sel in self._selects(app)[:4]:
-            if self._try_select(app, sel, attempts):
+        # An app with a Runner (Run/Dream/... with a play icon) sets parameters with its
+        # selects and sliders and draws on Run: straight to the button.
+        runner = bool(self._run_buttons(app))
+        n, wait = (0, CHANGE_TIMEOUT) if runner else (4, CHANGE_TIMEOUT)
+        for sel in self._selects(app)[:n]:
+            if self._try_select(app, sel, attempts, timeout=wait):
                 return "; ".join(attempts)
-        for handle in self._sliders(app)[:4]:
-            if self._try_slider(app, handle, attempts):
+        for handle in self._sliders(app)[:n]:
+            if self._try_slider(app, handle, attempts, timeout=wait):
                 return "; ".join(attempts)
         for button in self._run_buttons(app)[:2]:
             if self._try_button(app, button, attempts):
@@ -295,7 +305,8 @@ class Lesson:
             "e => { const box = e.closest('.widget-inline-hbox, .widget-hslider, .widget-vslider');"
             " const l = box && box.querySelector('.widget-label'); return l ? l.textContent : ''; }") or "").strip()
 
-    def _try_select(self, app, sel, attempts: list[str], target: str | None = None) -> bool:
+    def _try_select(self, app, sel, attempts: list[str], target: str | None = None,
+                    timeout: float = CHANGE_TIMEOUT) -> bool:
         before = self.wait_settled(app)
         options = sel.evaluate("s => [...s.options].map(o => ({value: o.value, label: o.textContent, disabled: o.disabled}))")
         current = sel.input_value()
@@ -314,14 +325,14 @@ class Lesson:
             attempts.append(f"select {name!r}: no option {target!r} in {values}")
             return False
         sel.select_option(value=target)
-        ok, why = self.wait_picture_change(app, before, CHANGE_TIMEOUT)
+        ok, why = self.wait_picture_change(app, before, timeout)
         attempts.append(f"select {name!r} {current!r} -> {target!r}: {'picture changed' if ok else why}")
         if not ok:  # put it back before trying another control
             sel.select_option(value=current)
             self.wait_settled(app)
         return ok
 
-    def _try_slider(self, app, handle, attempts: list[str]) -> bool:
+    def _try_slider(self, app, handle, attempts: list[str], timeout: float = CHANGE_TIMEOUT) -> bool:
         before = self.wait_settled(app)
         now, lo, hi = (handle.get_attribute(a) for a in ("aria-valuenow", "aria-valuemin", "aria-valuemax"))
         if now is None:  # input[type=range]
@@ -335,7 +346,7 @@ class Lesson:
         key = "ArrowRight" if now_f < hi_f else "ArrowLeft"
         handle.focus()
         handle.press(key)
-        ok, why = self.wait_picture_change(app, before, CHANGE_TIMEOUT)
+        ok, why = self.wait_picture_change(app, before, timeout)
         after = handle.get_attribute("aria-valuenow") or handle.input_value()
         attempts.append(f"slider {self._label(handle)!r} {now} -> {after} ({key}): "
                         f"{'picture changed' if ok else why}")
