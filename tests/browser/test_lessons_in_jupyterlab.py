@@ -30,9 +30,11 @@ RUN_BUTTON_TIMEOUT = 120  # s: a Run button starts a (quick-mode) optimisation
 INTERACTION_BUDGET = 240  # s: all tries at changing a control, together
 
 # Where a lesson's app needs a specific interaction, try it first:
-# (kind, control label, option or key). The generic order follows it anyway.
+# (kind, control label, option; "" = the next option). The generic order follows anyway.
 OVERRIDES: dict[str, list[tuple[str, str, str]]] = {
     "00_start_here": [("select", "image", "coffee")],
+    # the Scan button re-reads a cached scan (same picture); a new layer draws new patches
+    "05_max_activating_patches": [("select", "layer", "")],
 }
 
 # Cells tagged like this are meant to raise; JupyterLab runs on past them.
@@ -261,19 +263,22 @@ class Lesson:
         for kind, label, target in OVERRIDES.get(self.notebook.stem, []):
             if kind == "select":
                 for sel in self._selects(app):
-                    if self._label(sel) == label and self._try_select(app, sel, attempts, target):
+                    if self._label(sel) == label and self._try_select(app, sel, attempts, target or None):
                         return "; ".join(attempts)
-        # An app with a Runner (Run/Dream/... with a play icon) sets parameters with its
-        # selects and sliders and draws on Run: straight to the button.
-        runner = bool(self._run_buttons(app))
-        n, wait = (0, CHANGE_TIMEOUT) if runner else (4, CHANGE_TIMEOUT)
-        for sel in self._selects(app)[:n]:
-            if self._try_select(app, sel, attempts, timeout=wait):
+        # An app with a Runner (Run/Dream/... with a play icon) usually sets parameters with
+        # its selects and sliders and draws on Run: there the button comes first.
+        runner_first = bool(self._run_buttons(app))
+        if runner_first:
+            for button in self._run_buttons(app)[:1]:
+                if self._try_button(app, button, attempts):
+                    return "; ".join(attempts)
+        for sel in self._selects(app)[:4]:
+            if self._try_select(app, sel, attempts):
                 return "; ".join(attempts)
-        for handle in self._sliders(app)[:n]:
-            if self._try_slider(app, handle, attempts, timeout=wait):
+        for handle in self._sliders(app)[:4]:
+            if self._try_slider(app, handle, attempts):
                 return "; ".join(attempts)
-        for button in self._run_buttons(app)[:2]:
+        for button in [] if runner_first else self._run_buttons(app)[:1]:
             if self._try_button(app, button, attempts):
                 return "; ".join(attempts)
         self.fail("changing a control did not change the app's picture; tried: "
