@@ -97,10 +97,10 @@ def test_image_picker_upload_good_and_bad():
     picker = ImagePicker()
     errors, notes = [], []
     picker.on_error, picker.on_note = errors.append, notes.append
-    picker.upload.value = compat.fake_upload_value("notes.txt", b"just text")
+    compat.simulate_upload(picker.upload, "notes.txt", b"just text")
     assert errors and "notes.txt" in str(errors[0])
     assert picker.value == "cat"  # unchanged
-    picker.upload.value = compat.fake_upload_value("green.png", _png_bytes())
+    compat.simulate_upload(picker.upload, "green.png", _png_bytes())
     assert picker.value == "green.png"
     assert picker.image.size == (64, 48)
     assert compat.uploaded_files(picker.upload) == []  # cleared for the next upload
@@ -130,7 +130,7 @@ def test_hello_app_renders_and_survives_a_bad_upload():
     first = png_to_array(app.view.value)
     assert first.shape == (224, 224, 3)
     assert app.predictions[0][0] in {"tabby", "tiger cat", "Egyptian cat"}
-    app.image.upload.value = compat.fake_upload_value("virus.exe", b"MZ\x90\x00" * 10)
+    compat.simulate_upload(app.image.upload, "virus.exe", b"MZ\x90\x00" * 10)
     assert "virus.exe" in app.error
     app.image.value = "coffee"
     assert app.error == "" and app.predictions[0][0] == "espresso"

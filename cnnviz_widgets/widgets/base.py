@@ -28,6 +28,8 @@ from .. import render
 
 __all__ = ["App", "Runner"]
 
+_BLANK_PNG = render.to_png(np.full((4, 4, 3), 255, np.uint8))
+
 
 class App(W.VBox):
     """A lesson app: controls on top, then the picture, the text and the message line."""
@@ -35,7 +37,9 @@ class App(W.VBox):
     title = ""
 
     def __init__(self, controls: Sequence[W.Widget], title: str | None = None, **kwargs):
-        self.view = W.Image(format="png", layout=W.Layout(max_width="100%", height="auto"))
+        self.view = W.Image(format="png", layout=W.Layout(max_width="100%", height="auto", align_self="flex-start"))
+        # A blank placeholder: an empty Image shows a broken-image icon in the browser.
+        self.view.value = _BLANK_PNG
         self.info = W.HTML()
         self.message = W.HTML()
         self.error: str = ""
