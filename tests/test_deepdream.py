@@ -7,6 +7,7 @@ import torch
 
 from cnnviz_widgets.engine import deepdream
 from cnnviz_widgets.engine.images import sample_image
+from cnnviz_widgets.engine.optimize import start_image
 from tests.helpers import assert_restored, png_to_array
 
 
@@ -24,7 +25,7 @@ def test_layer_energy_rises_at_every_octave(effnet):
     assert sizes == deepdream.octave_sizes(128, 128, 3, 1.4) and sizes[-1] == (128, 128)
     assert [p.info["octave"] for p in progress] == sorted(p.info["octave"] for p in progress)
     # the dream starts from the photo: it is changed, not replaced
-    photo = deepdream._photo(effnet, sample_image("cat"), 128)
+    photo = start_image(effnet, sample_image("cat"), 128)
     d = (last.image - photo).abs().mean()
     assert 0.005 < float(d) < 0.2
     assert all(p.grad is None for p in effnet.parameters())

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from . import objectives as O
-from .optimize import Jitter, PixelParam, Progress, optimize_iter
+from .optimize import Jitter, PixelParam, Progress, optimize_iter, start_image
 
 __all__ = ["deepdream_iter", "deepdream", "activation_energy", "octave_sizes"]
 
@@ -31,20 +31,6 @@ def octave_sizes(height: int, width: int, octaves: int, scale: float) -> list[tu
     """Image sizes from the smallest octave to the full size."""
     return [(max(16, round(height / scale ** i)), max(16, round(width / scale ** i)))
             for i in reversed(range(octaves))]
-
-
-def _photo(net, image, size: int | None) -> torch.Tensor:
-    if isinstance(image, torch.Tensor) and image.dim() == 4:
-        if image.shape[:2] != (1, 3) or not torch.isfinite(image).all():
-            raise ValueError(f"the image tensor must be 1x3xHxW with finite values, not {tuple(image.shape)}")
-        x = image.detach().to(net.device, torch.float32).clamp(0, 1)
-    else:
-        x = net.preprocess(image)
-    if size is not None:
-        if int(size) < 32:
-            raise ValueError(f"size must be at least 32 pixels, not {size}")
-        x = F.interpolate(x, size=(int(size), int(size)), mode="bilinear", align_corners=False, antialias=True)
-    return x
 
 
 def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -72,7 +58,7 @@ def deepdream_iter(net, image, layer: str, octaves: int = 3, octave_scale: float
         raise ValueError(f"the step size must be > 0, not {step_size}")
     if isinstance(steps_per_octave, bool) or not isinstance(steps_per_octave, int) or steps_per_octave < 0:
         raise ValueError(f"steps per octave must be a whole number >= 0, not {steps_per_octave!r}")
-    x = _photo(net, image, size)
+    x = start_image(net, image, size)
     sizes = octave_sizes(x.shape[-2], x.shape[-1], octaves, octave_scale)
     objective = O.activation_norm(layer)
     total = octaves * steps_per_octave

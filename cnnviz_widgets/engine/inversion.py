@@ -17,26 +17,12 @@ import torch
 import torch.nn.functional as F
 
 from . import objectives as O
-from .optimize import AlphaNorm, Jitter, PixelParam, Progress, TotalVariation, optimize_iter
+from .optimize import AlphaNorm, Jitter, PixelParam, Progress, TotalVariation, optimize_iter, start_image
 
 __all__ = ["DEFAULTS", "target_features", "invert_features_iter", "invert_features", "invert_layers",
            "relative_feature_error", "pixel_distance"]
 
 DEFAULTS = dict(size=128, steps=200, lr=0.08, tv=0.5, alpha=0.05)
-
-
-def _photo(net, image, size: int) -> torch.Tensor:
-    if int(size) < 32:
-        raise ValueError(f"size must be at least 32 pixels, not {size}")
-    if isinstance(image, torch.Tensor) and image.dim() == 4:
-        if image.shape[:2] != (1, 3) or not torch.isfinite(image).all():
-            raise ValueError(f"the image tensor must be 1x3xHxW with finite values, not {tuple(image.shape)}")
-        x = image.detach().to(net.device, torch.float32).clamp(0, 1)
-    else:
-        x = net.preprocess(image)
-    if tuple(x.shape[-2:]) != (size, size):
-        x = F.interpolate(x, size=(int(size), int(size)), mode="bilinear", align_corners=False, antialias=True)
-    return x
 
 
 def target_features(net, x: torch.Tensor, layer: str) -> torch.Tensor:
@@ -61,7 +47,7 @@ def invert_features_iter(net, image, layer: str, *, size: int = DEFAULTS["size"]
     """Reconstruct `image` from its features at `layer`; yield `Progress` with
     ``info["relative_error"]`` (||phi(x) - phi(x0)|| / ||phi(x0)||) and ``info["target"]``."""
     net.check_layer(layer)
-    x0 = _photo(net, image, size)
+    x0 = start_image(net, image, size)
     phi0 = target_features(net, x0, layer)
     gen = torch.Generator().manual_seed(int(seed))
     param = PixelParam((0.5 + 0.1 * torch.randn(x0.shape, generator=gen)).clamp(0, 1))

@@ -47,10 +47,30 @@ __all__ = [
     "optimize_iter",
     "optimize",
     "OPTIMIZERS",
+    "start_image",
 ]
 
 OPTIMIZERS = ("adam", "sgd", "sign", "normalized")
 
+
+
+def start_image(net, image, size: int | None = None) -> torch.Tensor:
+    """The photo a run starts from or matches, as a 1x3xSxS tensor in [0, 1].
+
+    A 1x3xHxW tensor is used as it is (clamped); anything else goes through the
+    model's preprocessing. `size` (at least 32) resizes the square, smoothly.
+    """
+    if size is not None and int(size) < 32:
+        raise ValueError(f"size must be at least 32 pixels, not {size}")
+    if isinstance(image, torch.Tensor) and image.dim() == 4:
+        if image.shape[:2] != (1, 3) or not torch.isfinite(image).all():
+            raise ValueError(f"the image tensor must be 1x3xHxW with finite values, not {tuple(image.shape)}")
+        x = image.detach().to(net.device, torch.float32).clamp(0, 1)
+    else:
+        x = net.preprocess(image)
+    if size is not None and tuple(x.shape[-2:]) != (int(size), int(size)):
+        x = F.interpolate(x, size=(int(size), int(size)), mode="bilinear", align_corners=False, antialias=True)
+    return x
 
 class Diverged(RuntimeError):
     """The optimisation blew up (NaN/inf loss or gradient, or an exploding image)."""

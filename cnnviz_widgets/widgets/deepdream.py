@@ -6,6 +6,7 @@ import ipywidgets as W
 
 from .. import render
 from ..engine import deepdream
+from ..engine.optimize import start_image
 from .controls import ImagePicker, LayerPicker
 from .optimize_app import OptimizeApp, image_array
 
@@ -52,7 +53,7 @@ class DeepDreamApp(OptimizeApp):
         if not layer:
             raise ValueError("choose a layer")
         photo = self.image.image
-        self._photo = deepdream._photo(net, photo, self.size.value)
+        self._photo = start_image(net, photo, self.size.value)
         kw = dict(octaves=self.octaves.value, octave_scale=self.octave_scale.value,
                   steps_per_octave=self.steps_per_octave.value, step_size=self.step_size.value,
                   size=self.size.value, every=max(1, self.steps_per_octave.value // 4))
