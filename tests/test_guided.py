@@ -184,3 +184,17 @@ def test_guided_app_methods_layers_and_bad_input(random_alexnet):
     assert "notes.txt" in app.error
     app.channel.value = 1
     assert app.error == ""
+
+
+def test_guided_app_switches_model_and_its_layers_together():
+    from cnnviz_widgets.widgets.guided import GuidedBackpropApp
+
+    app = GuidedBackpropApp(model="efficientnet_lite0")
+    assert app.error == "" and app.layer.value.startswith("stage")
+    before = app.view.value
+    app.model_picker.value = "shapes"
+    assert app.error == "", app.error
+    assert list(app.layer.options) == app.net.layers and app.layer.value in app.net.layers
+    assert app.net.name == "shapes" and app.view.value != before
+    app.model_picker.value = "efficientnet_lite0"
+    assert app.error == "" and app.layer.value in app.net.layers

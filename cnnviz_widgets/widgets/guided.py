@@ -68,17 +68,25 @@ class GuidedBackpropApp(App):
         self.channel.set_count(self.net.layer_shape(self.layer.value)[0])
 
     def _change_model(self) -> None:
-        self.net = models.load_model(self.model_picker.value)
-        for name, img in starter_images(self.net).items():
-            self.images.add_image(name, img, select=False)
-        self.layer.set_network(self.net, _default_layer(self.net))
+        net = models.load_model(self.model_picker.value)
+        # The image list and the layer list change one after the other: neither may
+        # redraw until both fit the new network.
+        with self.syncing():
+            self.net = net
+            for name, img in starter_images(net).items():
+                self.images.add_image(name, img, select=False)
+            self.layer.set_network(net, _default_layer(net))
         self._change_layer()
 
     def _change_layer(self) -> None:
+        if self._syncing:
+            return
         self._set_channel_count()
         self.refresh()
 
     def refresh(self) -> None:
+        if self._syncing:
+            return
         layer, channel, rule = self.layer.value, self.channel.value, self.method.value
         key = (id(self.net), self.images.value, layer, channel, rule, self.k.value)
         x = self.net.preprocess(self.images.image)
