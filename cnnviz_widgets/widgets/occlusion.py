@@ -160,7 +160,7 @@ class OcclusionApp(App):
             return
         what = "probability" if self.output.value == "prob" else "logit"
         overlay = render.heatmap_overlay(image, heat, alpha=self.opacity.value, cmap="inferno")
-        tiles, labels = [overlay], [f"dark = hiding it lowered the {what}"]
+        tiles, labels = [overlay], ["dark = the patch mattered"]
         text = []
         name = self.net.classes[self._target]
         if self.omap is not None:
