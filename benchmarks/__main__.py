@@ -119,7 +119,8 @@ def to_markdown(report: dict) -> str:
                 lines.append(f"| {r.get('device', '')} | {r['model']} | | | | {r['status']} | | | | | | |")
                 continue
             ppe = r["peer"].split("=")[-1]
-            lines.append(f"| {r['device']} | {r['model']} | {r['input']} | {r['window']} | {r['positions']} | {r['method']} | "
+            method = f"{r['method']} (batch {r['ours_batch_size']})" if "ours_batch_size" in r else r["method"]
+            lines.append(f"| {r['device']} | {r['model']} | {r['input']} | {r['window']} | {r['positions']} | {method} | "
                          f"{r['ours_s']} | {r['peer_s']} ({ppe}) | **{r['speedup']}x** | {r['target']}x | "
                          f"{r['max_abs_diff_vs_naive']:.1e} | {r['max_abs_diff_vs_captum']:.1e} |")
         lines.append("")

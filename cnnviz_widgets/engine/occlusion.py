@@ -182,7 +182,7 @@ Scorer = Callable[[Network, torch.Tensor, torch.Tensor, Sequence[Box], int, str]
 
 
 def occlusion_iter(net: Network, x, target: int | str, patch: int = 16, stride: int = 8,
-                   fill: str | float = "grey", batch_size: int = 32, output: str = "prob",
+                   fill: str | float = "grey", batch_size: int = 16, output: str = "prob",
                    scorer: Scorer = occluded_scores, method: str = "auto") -> Iterator[OcclusionProgress | OcclusionMap]:
     """Yield an `OcclusionProgress` after each batch of positions, then the `OcclusionMap`.
 
@@ -226,7 +226,7 @@ def occlusion_iter(net: Network, x, target: int | str, patch: int = 16, stride: 
 
 
 def occlusion(net: Network, x, target: int | str, patch: int = 16, stride: int = 8,
-              fill: str | float = "grey", batch_size: int = 32, output: str = "prob",
+              fill: str | float = "grey", batch_size: int = 16, output: str = "prob",
               scorer: Scorer = occluded_scores, method: str = "auto") -> OcclusionMap:
     """The occlusion map of `target` for image x (runs `occlusion_iter` to the end)."""
     last = None
