@@ -170,9 +170,9 @@ def occluded_scores(net: Network, x: torch.Tensor, filler: torch.Tensor, boxes: 
     This is the one per-batch forward of `occlusion_iter` (its `scorer` argument): a
     faster scorer (e.g. incremental inference) can be swapped in with the same signature.
     """
-    batch = x.expand(len(boxes), -1, -1, -1).clone()
-    for i, (top, left, bottom, right) in enumerate(boxes):
-        batch[i, :, top:bottom, left:right] = filler[0, :, top:bottom, left:right]
+    from .occlusion_fast import occluded_batch
+
+    batch = occluded_batch(x, filler, boxes)
     # Guard per batch, not across the generator's yields: state never leaks to the caller.
     with net.guard(), torch.no_grad():
         return _score(net(batch), target, output).float().cpu()

@@ -254,15 +254,21 @@ def _check(net: Network, x: torch.Tensor, fill_image: torch.Tensor) -> tuple[tor
     return x.detach().to(net.device, torch.float32), fill_image.detach()
 
 
+def occluded_batch(x: torch.Tensor, fill: torch.Tensor, boxes) -> torch.Tensor:
+    """Copies of `x` with each box replaced by `fill`'s pixels, channels-last.
+
+    Channels-last lets oneDNN pick faster convolution kernels on a CPU (1.3-1.7x for
+    EfficientNet); the arithmetic is the same up to summation order.
+    """
+    batch = x.expand(len(boxes), -1, -1, -1).clone()
+    for i, (t, l, b, r) in enumerate(boxes):
+        batch[i, :, t:b, l:r] = fill[0, :, t:b, l:r]
+    return batch.contiguous(memory_format=torch.channels_last)
+
+
 def _naive_logits(net: Network, x: torch.Tensor, fill: torch.Tensor, boxes: np.ndarray, batch_size: int) -> torch.Tensor:
-    out = []
-    for start in range(0, len(boxes), batch_size):
-        chunk = boxes[start:start + batch_size]
-        batch = x.expand(len(chunk), -1, -1, -1).clone()
-        for i, (t, l, b, r) in enumerate(chunk):
-            batch[i, :, t:b, l:r] = fill[0, :, t:b, l:r]
-        out.append(net(batch))
-    return torch.cat(out)
+    return torch.cat([net(occluded_batch(x, fill, boxes[s:s + batch_size]))
+                      for s in range(0, len(boxes), batch_size)])
 
 
 def occluded_logits(net: Network, x: torch.Tensor, boxes: Sequence[Box] | np.ndarray, fill_image: torch.Tensor,
