@@ -31,17 +31,6 @@ __all__ = [
 ]
 
 
-def _as_input(net: Network, x) -> torch.Tensor:
-    """An image (PIL, uint8 array) or a [0, 1] tensor -> 1 x 3 x S x S on the device."""
-    if isinstance(x, torch.Tensor):
-        if x.dim() == 3:
-            x = x.unsqueeze(0)
-        if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3:
-            raise ValueError(f"activations take one RGB image (1 x 3 x H x W), not a tensor of shape {tuple(x.shape)}")
-        return x.to(net.device, torch.float32)
-    return net.preprocess(x)
-
-
 def _as_maps(out: torch.Tensor, layer: str) -> torch.Tensor:
     """One image's layer output as C x H x W; a vector layer (fc) is C x 1 x 1."""
     if not isinstance(out, torch.Tensor):
@@ -60,7 +49,7 @@ def activations(net: Network, x, layer: str) -> torch.Tensor:
     Runs the network only as far as the layer, in eval mode, without gradients.
     """
     net.check_layer(layer)
-    x = _as_input(net, x)
+    x = net.as_batch(x, single=True, what="activations")
     with torch.no_grad(), net.guard():
         out = net.forward_to(x, layer)
     return _as_maps(out, layer)
@@ -71,7 +60,7 @@ def all_activations(net: Network, x, layers: Sequence[str] | None = None) -> dic
     layers = list(net.layers if layers is None else layers)
     for layer in layers:
         net.check_layer(layer)
-    x = _as_input(net, x)
+    x = net.as_batch(x, single=True, what="activations")
     with torch.no_grad(), net.guard(), net.capture(layers, detach=True) as outputs:
         net(x)
     return {layer: _as_maps(outputs[layer], layer) for layer in layers}

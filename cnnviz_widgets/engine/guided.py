@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from .models import Network
-from .saliency import as_batch, saliency, targets_for
+from .saliency import saliency, targets_for
 
 __all__ = [
     "RULES",
@@ -105,7 +105,7 @@ class GuidedResult(NamedTuple):
 
 
 def _one_image(net: Network, x) -> torch.Tensor:
-    x = as_batch(net, x)
+    x = net.as_batch(x, what="guided backprop")
     if x.shape[0] != 1:
         raise ValueError(f"guided_backprop explains one image at a time, not {x.shape[0]}")
     return x
@@ -146,7 +146,7 @@ def guided_backprop(net: Network, x, layer: str, channel: int, position: tuple[i
 
 def guided_backprop_class(net: Network, x, target, rule: str = "guided") -> torch.Tensor:
     """The gradient image of a class score (logit) under `rule`: N x 3 x H x W."""
-    x = as_batch(net, x)
+    x = net.as_batch(x, what="guided backprop")
     targets = targets_for(net, target, x.shape[0])
     with net.guard(), torch.enable_grad(), backprop_rule(net, rule):
         x = x.detach().clone().requires_grad_(True)

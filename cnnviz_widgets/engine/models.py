@@ -253,6 +253,20 @@ class Network(nn.Module):
             m = TF.center_crop(m, self.input_size)
         return m[0].numpy().astype(bool)
 
+    def as_batch(self, x, single: bool = False, what: str = "this technique") -> torch.Tensor:
+        """Images -> N x 3 x H x W float on the device, detached: what every technique takes.
+
+        PIL images and arrays go through `preprocess`; [0, 1] tensors (3xHxW or Nx3xHxW)
+        are used as they are. `single` insists on exactly one image.
+        """
+        x = x if isinstance(x, torch.Tensor) else self.preprocess(x)
+        if x.dim() == 3:
+            x = x.unsqueeze(0)
+        if x.dim() != 4 or x.shape[1] != 3 or (single and x.shape[0] != 1):
+            wanted = "one RGB image (1x3xHxW)" if single else "RGB images (Nx3xHxW)"
+            raise ValueError(f"{what} takes {wanted}, not a tensor of shape {tuple(x.shape)}")
+        return x.detach().to(self.device, torch.float32)
+
     @staticmethod
     def deprocess(x: torch.Tensor) -> np.ndarray:
         """A [0,1] image tensor (3xHxW or 1x3xHxW) -> uint8 HxWx3."""

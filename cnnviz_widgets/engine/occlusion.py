@@ -97,15 +97,6 @@ class OcclusionMap:
 
 # --- the pieces --------------------------------------------------------------------------
 
-def _as_input(net: Network, x) -> torch.Tensor:
-    x = x if isinstance(x, torch.Tensor) else net.preprocess(x)
-    if x.dim() == 3:
-        x = x.unsqueeze(0)
-    if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3:
-        raise ValueError(f"occlusion takes one RGB image (1x3xHxW), not a tensor of shape {tuple(x.shape)}")
-    return x.detach().to(net.device, torch.float32)
-
-
 def positions(size: int, patch: int, stride: int) -> list[int]:
     """Top (or left) edges 0, stride, ... and always size - patch, so the far border is covered."""
     starts = list(range(0, size - patch + 1, stride))
@@ -202,7 +193,7 @@ def occlusion_iter(net: Network, x, target: int | str, patch: int = 16, stride: 
             scorer = occlusion_fast.incremental_scores
         elif method == "incremental":
             raise ValueError(f"{net.name} does not support incremental occlusion; use method='auto' or 'naive'")
-    x = _as_input(net, x)
+    x = net.as_batch(x, single=True, what="occlusion")
     check_settings(x, patch, stride)
     target = net.class_index(target)
     if output not in OUTPUTS:

@@ -19,17 +19,7 @@ import torch
 
 from .models import Network
 
-__all__ = ["saliency", "gradient_map", "as_batch", "targets_for"]
-
-
-def as_batch(net: Network, x) -> torch.Tensor:
-    """Images -> N x 3 x H x W on the network's device (a PIL image or array is preprocessed)."""
-    x = x if isinstance(x, torch.Tensor) else net.preprocess(x)
-    if x.dim() == 3:
-        x = x.unsqueeze(0)
-    if x.dim() != 4 or x.shape[1] != 3:
-        raise ValueError(f"expected RGB images (Nx3xHxW), not a tensor of shape {tuple(x.shape)}")
-    return x.detach().to(net.device, torch.float32)
+__all__ = ["saliency", "gradient_map", "targets_for"]
 
 
 def targets_for(net: Network, target: int | str | Sequence[int | str], n: int) -> torch.Tensor:
@@ -62,7 +52,7 @@ def saliency(net: Network, x, target: int | str | Sequence[int | str], smooth: i
     noise: their standard deviation as a fraction of the image's value range; seed: the
     noise generator's seed.
     """
-    x = as_batch(net, x)
+    x = net.as_batch(x, what="saliency")
     targets = targets_for(net, target, x.shape[0])
     if isinstance(smooth, bool) or not isinstance(smooth, int) or smooth < 0:
         raise ValueError(f"smooth is a number of noisy samples (0 for none), not {smooth!r}")
