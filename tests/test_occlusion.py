@@ -59,16 +59,22 @@ def test_fills(image64):
         occ.fill_image(x, 3.0, 16)
 
 
-def test_progress_then_map_and_grad_mode_is_left_alone(random_alexnet):
+@pytest.mark.parametrize("method", ["naive", "auto"])
+def test_progress_then_map_and_grad_mode_is_left_alone(random_alexnet, method):
     x = torch.rand(1, 3, 224, 224)
     steps = []
-    for item in occ.occlusion_iter(random_alexnet, x, 0, patch=112, stride=56, batch_size=4):
+    patch, stride = (112, 56) if method == "naive" else (32, 16)
+    for item in occ.occlusion_iter(random_alexnet, x, 0, patch=patch, stride=stride, batch_size=4, method=method):
         assert torch.is_grad_enabled()  # no_grad never leaks out across a yield
         steps.append(item)
     assert isinstance(steps[-1], occ.OcclusionMap)
     progress = steps[:-1]
-    assert [p.step for p in progress] == [4, 8, 9] and all(p.total == 9 for p in progress)
-    assert np.isnan(progress[0].heat).sum() == 5 and not np.isnan(progress[-1].heat).any()
+    if method == "naive":  # one report per batch
+        assert [p.step for p in progress] == [4, 8, 9] and all(p.total == 9 for p in progress)
+        assert np.isnan(progress[0].heat).sum() == 5
+    else:  # incremental: at least 64 positions per report, so its grouping pays off
+        assert [p.step for p in progress] == [64, 128, 169] and all(p.total == 169 for p in progress)
+    assert not np.isnan(progress[-1].heat).any()
 
 
 def test_model_restored_also_on_error(random_alexnet):

@@ -215,3 +215,25 @@ def test_occlusion_method_option_is_checked(effnet, shapes):
     # auto on a network that is not a chain is the naive map.
     a = occ.occlusion(effnet, torch.rand(1, 3, 64, 64), 0, patch=32, stride=32)
     assert a.heat.shape == (2, 2) and np.isfinite(a.heat).all()
+
+
+def test_whole_grid_with_merged_groups_matches_naive(alexnet):
+    """A full 32/16 grid: the planner merges boxes of different changed-region sizes
+    into padded groups (checked), and every logit still equals the naive forward."""
+    torch.manual_seed(18)
+    x = torch.rand(1, 3, 224, 224)
+    fill = occ.fill_image(x, "grey", 32)
+    starts = occ.positions(224, 32, 16)
+    boxes = np.array([(t, l, t + 32, l + 32) for t in starts for l in starts])
+    plan = of.IncrementalPlan(alexnet, x, fill)
+    groups = plan._groups(boxes)
+    rows = plan._axis_profiles(boxes[:, 0], boxes[:, 2], 0)
+    cols = plan._axis_profiles(boxes[:, 1], boxes[:, 3], 1)
+    profiles = np.concatenate([rows, cols], axis=1)
+    merged = [g for g in np.unique(groups) if len(np.unique(profiles[groups == g], axis=0)) > 1]
+    assert merged, "expected some groups to mix profiles"
+    assert 1 < len(np.unique(groups)) < len(np.unique(profiles, axis=0))
+    with assert_restored(alexnet):
+        got = of.occluded_logits(alexnet, x, boxes, fill, batch_size=64)
+    expected = of.occluded_logits(alexnet, x, boxes, fill, method="naive")
+    assert torch.allclose(got, expected, atol=1e-4, rtol=0), (got - expected).abs().max()

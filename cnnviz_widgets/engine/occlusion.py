@@ -183,6 +183,10 @@ def occlusion_iter(net: Network, x, target: int | str, patch: int = 16, stride: 
     method: "naive" (one batched forward per batch), "incremental" (exact incremental
     inference, `occlusion_fast`; chain networks only) or "auto" (incremental where the
     network supports it). It picks the default scorer; an explicit `scorer` wins.
+    batch_size: positions per forward (naive) and per progress report. The incremental
+    scorer takes at least 64 positions per report: it groups a batch's positions by
+    the size of their changed regions, which pays off on larger batches (AlexNet 32/16:
+    0.63 s at 64 vs 0.84 s at 16), while a report still comes every second or two.
     """
     if method not in ("auto", "incremental", "naive"):
         raise ValueError(f"method must be 'auto', 'incremental' or 'naive', not {method!r}")
@@ -191,6 +195,8 @@ def occlusion_iter(net: Network, x, target: int | str, patch: int = 16, stride: 
 
         if occlusion_fast.supports_incremental(net):
             scorer = occlusion_fast.incremental_scores
+            batch_size = max(batch_size, 64) if isinstance(batch_size, (int, np.integer)) and batch_size >= 1 \
+                else batch_size
         elif method == "incremental":
             raise ValueError(f"{net.name} does not support incremental occlusion; use method='auto' or 'naive'")
     x = net.as_batch(x, single=True, what="occlusion")

@@ -23,12 +23,21 @@ positions [o0*s - p, (o1-1)*s - p + (k-1)*d + 1). The clean maps are padded once
 (zeros for conv/avg-pool, -inf for max-pool), so padding appears at true borders only.
 Each batch uses one window size per layer (the largest changed region in the batch);
 windows of border patches are shifted inwards so they stay inside the map, which only
-recomputes a few unchanged values.
+recomputes a few unchanged values. Boxes are batched with boxes whose changed regions
+are about as large (`IncrementalPlan._groups`), and a layer's input windows are built
+with two gathers from the clean map and the previous layer's windows (`_gather`), not
+a copy per box. The classifier runs once over all boxes.
+
+Where the savings end: on AlexNet with a 32-pixel patch the change reaches most of
+the 13x13 maps (conv5: 57% on average) and the classifier is untouched, so exact
+incremental inference does 35% of the naive multiply-adds (a 2.8x bound at equal
+efficiency, `IncrementalPlan.work_fraction`); channels-last convolutions and large
+classifier batches take it to about 3x of Captum's best. The bound is 3.5x for 16/8
+patches and 6.8-8.9x on VGG16.
 """
 
 from __future__ import annotations
 
-import math
 import weakref
 from dataclasses import dataclass
 from typing import Sequence
@@ -82,7 +91,10 @@ def supports_incremental(net: Network) -> bool:
 
 
 def _head(model: nn.Module, f: torch.Tensor) -> torch.Tensor:
-    return model.classifier(torch.flatten(model.avgpool(f), 1))
+    pool = model.avgpool
+    if not (isinstance(pool, nn.AdaptiveAvgPool2d) and _pair(pool.output_size) == tuple(f.shape[-2:])):
+        f = pool(f)  # (an adaptive pool to the map's own size is the identity: skipped)
+    return model.classifier(torch.flatten(f, 1))
 
 
 @dataclass
@@ -118,8 +130,7 @@ class _Layer:
             need = (self.out_size[a] - 1) * self.g.s[a] + (self.g.k[a] - 1) * self.g.d[a] + 1
             extra.append(max(0, need - (self.in_size[a] + 2 * self.g.p[a])))
         ph, pw = self.g.p
-        self.padded = F.pad(clean_in, (pw, pw + extra[1], ph, ph + extra[0]), value=value).contiguous(memory_format=_CL)
-        self.clean_in = clean_in
+        self.padded = _Map(F.pad(clean_in, (pw, pw + extra[1], ph, ph + extra[0]), value=value), offset=(ph, pw))
         # oneDNN runs convolutions on channels-last tensors faster (same arithmetic).
         self.weight = module.weight.contiguous(memory_format=_CL) if isinstance(module, nn.Conv2d) else None
 
@@ -144,103 +155,256 @@ class _Layer:
         return F.avg_pool2d(crop, g.k, g.s, 0, False, True, m.divisor_override)
 
 
+class _Map:
+    """One clean map (1 x C x H x W) as rows of channels (H*W x C), the layout that
+    gathering windows out of it wants. `offset` is the padding added on top and left."""
+
+    def __init__(self, m: torch.Tensor, offset: tuple[int, int] = (0, 0)):
+        self.channels = m.shape[1]
+        self.size = tuple(m.shape[-2:])
+        self.offset = offset
+        self.rows = m[0].permute(1, 2, 0).reshape(-1, self.channels).contiguous()
+
+
+def _index(starts: np.ndarray, length: int) -> np.ndarray:
+    return starts[:, None] + np.arange(length)
+
+
+class _Windows:
+    """The changed values of a batch of boxes at one point of the network: windows of
+    one size (n x C x h x w, channels-last) placed at `start` (per box) in the map,
+    of which only the changed region `c` = (r0, r1, q0, q1) differs from the clean map."""
+
+    def __init__(self, values: torch.Tensor, start: tuple[np.ndarray, np.ndarray], changed):
+        self.values, self.start, self.changed = values, start, changed
+
+    def rows(self) -> torch.Tensor:
+        return self.values.permute(0, 2, 3, 1).reshape(-1, self.values.shape[1])
+
+
+def _gather(clean: _Map, start: tuple[np.ndarray, np.ndarray], size: tuple[int, int],
+            changed, values: torch.Tensor, values_start, values_size, per_box: bool = True) -> torch.Tensor:
+    """Windows of `size` at map positions `start` (per box): the clean map's values,
+    with each box's changed region taken from `values` instead (rows of channels,
+    windows of `values_size` at `values_start`, one per box unless `per_box` is False).
+    Two gathers, whatever the number of boxes; returns n x C x h x w, channels-last."""
+    n = len(start[0])
+    kh, kw = size
+    ys, xs = _index(start[0], kh), _index(start[1], kw)  # map coordinates, n x kh / n x kw
+    oy, ox = clean.offset
+    width = clean.size[1]
+    clean_idx = (ys + oy)[:, :, None] * width + (xs + ox)[:, None, :]
+    r0, r1, q0, q1 = changed
+    inside = (((ys >= r0[:, None]) & (ys < r1[:, None]))[:, :, None]
+              & ((xs >= q0[:, None]) & (xs < q1[:, None]))[:, None, :])
+    out = clean.rows.index_select(0, torch.from_numpy(clean_idx.reshape(-1)))
+    where = np.flatnonzero(inside)
+    if len(where):
+        vh, vw = values_size
+        v_idx = (ys - values_start[0][:, None])[:, :, None] * vw + (xs - values_start[1][:, None])[:, None, :]
+        if per_box:
+            v_idx = v_idx + (np.arange(n) * vh * vw)[:, None, None]
+        out.index_copy_(0, torch.from_numpy(where), values.index_select(0, torch.from_numpy(v_idx.reshape(-1)[where])))
+    return out.view(n, kh, kw, -1).permute(0, 3, 1, 2)
+
+
+def _ranked_profiles(profiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(index per box, unique profiles), the profiles sorted by total length so that
+    neighbours are alike."""
+    uniq, inv = np.unique(profiles, axis=0, return_inverse=True)
+    order = np.argsort(uniq.sum(axis=1), kind="stable")
+    rank = np.empty(len(uniq), np.int64)
+    rank[order] = np.arange(len(uniq))
+    return rank[inv.ravel()], uniq[order]
+
+
+class _GroupCost:
+    """Cost of running boxes as groups of padded windows, in multiply-adds.
+
+    Per group of n boxes: n x (MACs of the padded windows) x (1 + A/n) + FIXED.
+    A = 1.5 fits the CPU's convolutions (1.37x per image at n = 4 vs n = 64); FIXED,
+    about 1 ms of convolution, is a group's gathers and Python. Both only steer the
+    grouping: every grouping gives the same logits.
+    """
+
+    A = 1.5
+    FIXED = 1e8
+
+    def __init__(self, macs: np.ndarray):
+        self.macs = macs
+
+    def best_runs(self, mine: np.ndarray, other: np.ndarray, counts: np.ndarray,
+                  other_runs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Runs of `mine` (profiles x layers, lengths at the input then per layer)
+        minimising the total cost, the other axis grouped as `other_runs`."""
+        other_max = np.stack([other[i:j].max(axis=0)[1:] for i, j in other_runs]) * self.macs  # K x L
+        per_run = np.stack([counts[:, i:j].sum(axis=1) for i, j in other_runs], axis=1)  # P x K
+        prefix = np.vstack([np.zeros(len(other_runs)), np.cumsum(per_run, axis=0)])
+        P = len(mine)
+        best = np.full(P + 1, np.inf)
+        best[0] = 0.0
+        start = np.zeros(P + 1, np.int64)
+        for j in range(1, P + 1):
+            h = np.zeros(mine.shape[1] - 1)
+            for i in range(j - 1, -1, -1):
+                h = np.maximum(h, mine[i, 1:])
+                n = prefix[j] - prefix[i]
+                cost = float((((other_max @ h) * (n + self.A)) + self.FIXED)[n > 0].sum())
+                if best[i] + cost < best[j]:
+                    best[j], start[j] = best[i] + cost, i
+        runs, j = [], P
+        while j > 0:
+            runs.append((int(start[j]), j))
+            j = int(start[j])
+        return runs[::-1]
+
+
 class IncrementalPlan:
     """The clean activations of one (network, image, fill) and the machinery to score
     batches of boxes incrementally. `occluded_logits` builds one per call;
     `incremental_scores` keeps the last one for the batches of one occlusion map."""
 
-    def __init__(self, net: Network, x: torch.Tensor, fill_image: torch.Tensor, switch_ratio: float = 0.6):
+    def __init__(self, net: Network, x: torch.Tensor, fill_image: torch.Tensor, switch_ratio: float = 1.0):
         if not supports_incremental(net):
             raise ValueError(f"{net.name} is not a chain of convolutions and poolings; use the naive forward")
         self.net = net
         self.model = net.model
         self.switch_ratio = float(switch_ratio)
         with torch.no_grad():
-            self.xn = (x - net.mean) / net.std
-            self.fn = (fill_image - net.mean) / net.std
+            xn = (x - net.mean) / net.std
+            self.size = tuple(x.shape[-2:])
+            self.image = _Map(xn)
+            self.fill = _Map((fill_image - net.mean) / net.std)
             self.steps: list[tuple[nn.Module, _Layer | None]] = []
-            self.maps: list[torch.Tensor] = []  # the clean input of every layer
-            a = self.xn
+            self.maps: list[_Map] = []  # the clean input of every layer
+            a = xn
             for m in self.model.features:
                 out = m(a)
-                self.maps.append(a)
+                self.maps.append(_Map(a))
                 self.steps.append((m, _Layer(m, a, out) if isinstance(m, _WINDOWED) else None))
                 a = out
             self.clean_features = a
+            self.features_map = _Map(a)
+        # Multiply-adds per output position of each windowed layer (pools count as free).
+        self._macs = np.array([m.out_channels * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
+                               if isinstance(m, nn.Conv2d) else 0 for m, layer in self.steps if layer is not None],
+                              dtype=np.float64)
 
-    # -- pasting changed windows into crops
-    @staticmethod
-    def _paste(dst: torch.Tensor, dst0: tuple[np.ndarray, np.ndarray], vals: torch.Tensor,
-               v0: tuple[np.ndarray, np.ndarray], c: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> None:
-        """dst[b] covers map positions from dst0 (per patch, per axis); vals[b] from v0;
-        copy the changed interval c = (r0, r1, q0, q1) where both cover it."""
-        hd, wd = dst.shape[-2:]
-        r0, r1, q0, q1 = c
-        for b in range(dst.shape[0]):
-            lo_r, hi_r = max(r0[b], dst0[0][b]), min(r1[b], dst0[0][b] + hd)
-            lo_c, hi_c = max(q0[b], dst0[1][b]), min(q1[b], dst0[1][b] + wd)
-            if hi_r <= lo_r or hi_c <= lo_c:
-                continue
-            dst[b, :, lo_r - dst0[0][b]:hi_r - dst0[0][b], lo_c - dst0[1][b]:hi_c - dst0[1][b]] = \
-                vals[b, :, lo_r - v0[0][b]:hi_r - v0[0][b], lo_c - v0[1][b]:hi_c - v0[1][b]]
+    def work_fraction(self, boxes: np.ndarray) -> float:
+        """Multiply-adds of exact incremental inference over those of the naive forward,
+        averaged over `boxes` (changed regions only, no padding; the classifier counts
+        in full on both sides). 1 / this is the speed-up bound at equal efficiency."""
+        boxes = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
+        rows = self._axis_profiles(boxes[:, 0], boxes[:, 2], 0)[:, 1:]
+        cols = self._axis_profiles(boxes[:, 1], boxes[:, 3], 1)[:, 1:]
+        sizes = np.array([layer.out_size for _, layer in self.steps if layer is not None], dtype=np.float64)
+        head = sum(m.in_features * m.out_features for m in self.model.modules() if isinstance(m, nn.Linear))
+        naive = float((sizes[:, 0] * sizes[:, 1] * self._macs).sum()) + head
+        return (float((rows * cols * self._macs).sum(axis=1).mean()) + head) / naive
 
-    def _full(self, clean: torch.Tensor, vals, v0, c) -> torch.Tensor:
-        n = vals.shape[0]
-        full = clean.expand(n, -1, -1, -1).contiguous(memory_format=_CL)
-        zeros = (np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64))
-        self._paste(full, zeros, vals, v0, c)
-        return full
+    def _axis_profiles(self, lo: np.ndarray, hi: np.ndarray, axis: int) -> np.ndarray:
+        """Per box, the changed length along one axis at the input and every windowed layer."""
+        sizes = [hi - lo]
+        for _, layer in self.steps:
+            if layer is not None:
+                lo, hi = layer.changed(lo, hi, axis)
+                sizes.append(hi - lo)
+        return np.stack(sizes, axis=1)
+
+    def _groups(self, boxes: np.ndarray) -> np.ndarray:
+        """A group index per box; each group runs as one batch of equal-sized windows.
+
+        Along each axis, boxes whose changed lengths agree at every layer share a
+        profile, and a group is a run of neighbouring row profiles by a run of column
+        profiles, its windows padded to the largest. Which runs is a trade-off: exact
+        profiles waste nothing on padding but give batches of about four, which a CPU
+        runs 1.4x slower per image than large ones. `_GroupCost` models both (MACs of
+        the padded windows x (1 + A/n), plus a fixed cost per group) and alternating
+        dynamic programmes over rows and columns pick the runs (AlexNet 32/16:
+        0.55 s vs 0.67 s with exact profiles)."""
+        rows, ru = _ranked_profiles(self._axis_profiles(boxes[:, 0], boxes[:, 2], 0))
+        cols, cu = _ranked_profiles(self._axis_profiles(boxes[:, 1], boxes[:, 3], 1))
+        counts = np.zeros((len(ru), len(cu)))
+        np.add.at(counts, (rows, cols), 1)
+        model = _GroupCost(self._macs)
+        col_runs = [(q, q + 1) for q in range(len(cu))]
+        for _ in range(2):
+            row_runs = model.best_runs(ru, cu, counts, col_runs)
+            col_runs = model.best_runs(cu, ru, counts.T, row_runs)
+        row_of = np.concatenate([[k] * (j - i) for k, (i, j) in enumerate(row_runs)]).astype(np.int64)
+        col_of = np.concatenate([[k] * (j - i) for k, (i, j) in enumerate(col_runs)]).astype(np.int64)
+        return row_of[rows] * len(col_runs) + col_of[cols]
 
     @torch.no_grad()
-    def logits(self, boxes: np.ndarray) -> torch.Tensor:
-        """Logits (len(boxes) x classes) for one batch of boxes."""
-        boxes = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
-        n = len(boxes)
-        H, W = self.xn.shape[-2:]
-        top, left = np.clip(boxes[:, 0], 0, H), np.clip(boxes[:, 1], 0, W)
-        bottom, right = np.clip(boxes[:, 2], 0, H), np.clip(boxes[:, 3], 0, W)
-        empty = (bottom <= top) | (right <= left)
-        r0, r1 = np.where(empty, 0, top), np.where(empty, 0, bottom)
-        q0, q1 = np.where(empty, 0, left), np.where(empty, 0, right)
-        # Window values at the input: the clean crop with the fill pasted over the box.
-        sh, sw = max(1, int((r1 - r0).max())), max(1, int((q1 - q0).max()))
-        w0 = (np.clip(r0, 0, H - sh), np.clip(q0, 0, W - sw))
-        vals = torch.empty((n, 3, sh, sw), dtype=self.xn.dtype, device=self.xn.device)
-        for b in range(n):
-            vals[b] = self.xn[0, :, w0[0][b]:w0[0][b] + sh, w0[1][b]:w0[1][b] + sw]
-        self._paste(vals, w0, self.fn.expand(n, -1, -1, -1), (np.zeros(n, np.int64), np.zeros(n, np.int64)),
-                    (r0, r1, q0, q1))
-        c = (r0, r1, q0, q1)
+    def logits(self, boxes: np.ndarray, batch_size: int = 64) -> torch.Tensor:
+        """Logits (len(boxes) x classes) for boxes (top, left, bottom, right).
 
-        feats = self.model.features
+        Boxes are grouped by the size of their changed regions (a border box changes
+        less of each map than a central one; see `_groups`), each group runs the
+        spatial layers in batches of at most `batch_size`, and the classifier runs once
+        on all boxes, where large matrix products are most efficient.
+        """
+        boxes = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
+        H, W = self.size
+        boxes = np.stack([np.clip(boxes[:, 0], 0, H), np.clip(boxes[:, 1], 0, W),
+                          np.clip(boxes[:, 2], 0, H), np.clip(boxes[:, 3], 0, W)], axis=1)
+        empty = (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
+        boxes[empty] = 0
+        if len(boxes) == 0:
+            return _head(self.model, self.clean_features[:0])
+        group = self._groups(boxes)
+        order = np.argsort(group, kind="stable")
+        bounds = np.flatnonzero(np.diff(group[order])) + 1
+        feats = torch.empty((len(boxes),) + tuple(self.clean_features.shape[1:]), dtype=self.clean_features.dtype,
+                            device=self.clean_features.device)
+        for members in np.split(order, bounds):
+            for s in range(0, len(members), batch_size):
+                idx = members[s:s + batch_size]
+                feats[torch.from_numpy(idx)] = self._features(boxes[idx])
+        return _head(self.model, feats)
+
+    def _features(self, boxes: np.ndarray) -> torch.Tensor:
+        """The last spatial map (n x C x h x w) for one batch of clipped boxes whose
+        changed regions have the same size at every layer."""
+        H, W = self.size
+        top, left, bottom, right = boxes.T
+        c = (top, bottom, left, right)
+        # At the input the window is the box itself, filled from the fill image.
+        sh, sw = max(1, int((bottom - top).max())), max(1, int((right - left).max()))
+        w0 = (np.clip(top, 0, H - sh), np.clip(left, 0, W - sw))
+        zeros = np.zeros(len(boxes), np.int64)
+        vals = _gather(self.image, w0, (sh, sw), c, self.fill.rows, (zeros, zeros), self.size, per_box=False)
+        win = _Windows(vals, w0, c)
         for i, (m, layer) in enumerate(self.steps):
             if layer is None:  # elementwise: the window stays where it is
-                vals = m(vals)
+                win.values = m(win.values)
                 continue
+            c = win.changed
             nr0, nr1 = layer.changed(c[0], c[1], 0)
             nq0, nq1 = layer.changed(c[2], c[3], 1)
             ho, wo = layer.out_size
             oh, ow = max(1, int((nr1 - nr0).max())), max(1, int((nq1 - nq0).max()))
             if oh * ow >= self.switch_ratio * ho * wo:
                 # The change reaches most of the map: finish with a full batched forward.
-                full = self._full(self.maps[i], vals, w0, c)
-                for rest in list(feats)[i:]:
+                full = self._paste_into(self.maps[i], win)
+                for rest in list(self.model.features)[i:]:
                     full = rest(full)
-                return _head(self.model, full)
+                return full
             o0 = (np.clip(nr0, 0, ho - oh), np.clip(nq0, 0, wo - ow))
-            kh, kw = layer.crop_len(oh, 0), layer.crop_len(ow, 1)
-            ph, pw = layer.g.p
-            s_h, s_w = layer.g.s
-            # Crop starts in padded coordinates, and the same in map coordinates.
-            start = (o0[0] * s_h, o0[1] * s_w)
-            crop = torch.empty((n, vals.shape[1], kh, kw), dtype=vals.dtype, device=vals.device, memory_format=_CL)
-            for b in range(n):
-                crop[b] = layer.padded[0, :, start[0][b]:start[0][b] + kh, start[1][b]:start[1][b] + kw]
-            self._paste(crop, (start[0] - ph, start[1] - pw), vals, w0, c)
-            vals = layer.apply(crop)
-            w0, c = o0, (nr0, nr1, nq0, nq1)
-        full = self._full(self.clean_features, vals, w0, c)
-        return _head(self.model, full)
+            size = (layer.crop_len(oh, 0), layer.crop_len(ow, 1))
+            # The input region the output window needs, in map coordinates.
+            start = (o0[0] * layer.g.s[0] - layer.g.p[0], o0[1] * layer.g.s[1] - layer.g.p[1])
+            vh, vw = win.values.shape[-2:]
+            crop = _gather(layer.padded, start, size, c, win.rows(), win.start, (vh, vw))
+            win = _Windows(layer.apply(crop), o0, (nr0, nr1, nq0, nq1))
+        return self._paste_into(self.features_map, win)
+
+    @staticmethod
+    def _paste_into(clean: _Map, win: _Windows) -> torch.Tensor:
+        n = len(win.start[0])
+        zeros = np.zeros(n, np.int64)
+        vh, vw = win.values.shape[-2:]
+        return _gather(clean, (zeros, zeros), clean.size, win.changed, win.rows(), win.start, (vh, vw))
 
 
 def _check(net: Network, x: torch.Tensor, fill_image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -272,7 +436,7 @@ def _naive_logits(net: Network, x: torch.Tensor, fill: torch.Tensor, boxes: np.n
 
 
 def occluded_logits(net: Network, x: torch.Tensor, boxes: Sequence[Box] | np.ndarray, fill_image: torch.Tensor,
-                    batch_size: int = 64, method: str = "auto", switch_ratio: float = 0.6) -> torch.Tensor:
+                    batch_size: int = 64, method: str = "auto", switch_ratio: float = 1.0) -> torch.Tensor:
     """Logits (P x classes) of x with each box (top, left, bottom, right; input pixels,
     bottom/right exclusive) replaced by the same pixels of `fill_image` (1x3xHxW, or
     anything that broadcasts to x: a grey level, the mean colour, a blurred copy).
@@ -291,8 +455,7 @@ def occluded_logits(net: Network, x: torch.Tensor, boxes: Sequence[Box] | np.nda
     with net.guard(), torch.no_grad():
         if not incremental:
             return _naive_logits(net, x, fill, boxes, batch_size)
-        plan = IncrementalPlan(net, x, fill, switch_ratio)
-        return torch.cat([plan.logits(boxes[s:s + batch_size]) for s in range(0, len(boxes), batch_size)])
+        return IncrementalPlan(net, x, fill, switch_ratio).logits(boxes, batch_size)
 
 
 # --- a scorer for occlusion.occlusion_iter --------------------------------------------
@@ -318,7 +481,7 @@ def incremental_scores(net: Network, x: torch.Tensor, filler: torch.Tensor, boxe
     (falls back to the naive forward where `supports_incremental(net)` is False)."""
     with net.guard(), torch.no_grad():
         if supports_incremental(net):
-            logits = _plan_for(net, x, filler).logits(np.asarray(boxes, dtype=np.int64))
+            logits = _plan_for(net, x, filler).logits(np.asarray(boxes, dtype=np.int64), max(1, len(boxes)))
         else:
             x, fill = _check(net, x, filler)
             logits = _naive_logits(net, x, fill, np.asarray(boxes, dtype=np.int64).reshape(-1, 4), len(boxes))
