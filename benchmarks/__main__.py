@@ -126,6 +126,20 @@ def to_markdown(report: dict) -> str:
                          f"{r['max_abs_diff_vs_naive']:.1e} | {r['max_abs_diff_vs_captum']:.1e} |")
         lines += ["", "MAC bound: the naive forward's multiply-adds over exact incremental inference's "
                   "(changed regions only), i.e. the speed-up at equal efficiency.", ""]
+    c2f = [r for r in report["rows"] if r.get("benchmark") == "occlusion_coarse_to_fine"]
+    if c2f:
+        lines += ["## Occlusion, coarse to fine (approximate) vs the exact map", "",
+                  "| device | model | input | window | hot fraction | positions scored | speed-up vs exact | "
+                  "largest error (median / max image) | mean error | same lowest position |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in c2f:
+            lines.append(f"| {r['device']} | {r['model']} | {r['input']} | {r['window']} | {r['fraction']} | "
+                         f"{r['scored_fraction']:.0%} | **{r['speedup_vs_exact']}x** | "
+                         f"{r['median_relative_error']} / {r['max_relative_error']} | {r.get('mean_relative_error', '')} | "
+                         f"{r['same_lowest']} |")
+        lines += ["", "Errors are relative to the exact map's largest change: the largest |approximate - exact| "
+                  "per image (median and worst image), and the mean over all positions and images "
+                  "(EfficientNet-Lite0, the bundled photos).", ""]
     att = [r for r in report["rows"] if r.get("benchmark") == "attribution"]
     if att:
         lines += ["## Saliency and guided backprop vs Captum and one forward+backward", "",
@@ -138,7 +152,7 @@ def to_markdown(report: dict) -> str:
             lines.append(f"| {r['device']} | {r['model']} | {r['method']} | {r['input']} x {r['batch']} | {r['ours_s']} | "
                          f"{r['captum_s']} | {r['fwd_bwd_s']} | **{r['vs_captum']}** | **{r['vs_fwd_bwd']}** |")
         lines += ["", "Targets: fwd+bwd/ours >= 0.9 (within 10% of one forward+backward), Captum/ours >= 1.0.", ""]
-    rest = [r for r in report["rows"] if r.get("benchmark") not in ("occlusion", "attribution")]
+    rest = [r for r in report["rows"] if r.get("benchmark") not in ("occlusion", "attribution", "occlusion_coarse_to_fine")]
     if rest:
         lines += ["## The colleagues' benchmarks and the notebook suite", "", "| benchmark | result |", "|---|---|"]
         for r in rest:

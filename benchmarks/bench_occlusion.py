@@ -122,6 +122,48 @@ def bench_model(name: str, device, size: int, windows, repeats: int, ppes=PPES, 
     return rows
 
 
+def bench_coarse_to_fine(device, size: int, patch: int, stride: int, fractions, images, repeats: int) -> list[dict]:
+    """The approximate mode against the exact map, on a trained model and real photos
+    (errors of a random network's map would mean nothing): speed-up, positions scored,
+    relative error (largest |approx - exact| over the exact map's largest change), and
+    whether the most harmful position is the same."""
+    from cnnviz_widgets.engine import occlusion as occ
+    from cnnviz_widgets.engine.images import sample_image
+
+    net = load("efficientnet_lite0", device)
+    xs = [torch.nn.functional.interpolate(net.preprocess(sample_image(name)), size=(size, size), mode="bilinear",
+                                          antialias=True).clamp(0, 1) for name in images]
+    with torch.no_grad():
+        targets = [int(net(x).argmax()) for x in xs]
+    rows = []
+    for f in fractions:
+        speed, errors, means, same, scored = [], [], [], 0, []
+        for x, t in zip(xs, targets):
+            out = {}
+            timing = interleaved({
+                "exact": lambda: out.__setitem__("exact", occ.occlusion(net, x, t, patch, stride, batch_size=8)),
+                "approx": lambda: out.__setitem__("approx", occ.occlusion(net, x, t, patch, stride, batch_size=8,
+                                                                          coarse_to_fine=f)),
+            }, repeats, device, warmup=False)
+            e = occ.occlusion_error(out["approx"], out["exact"])
+            speed.append(timing["exact"]["median_s"] / timing["approx"]["median_s"])
+            errors.append(e["relative_error"])
+            means.append(e["mean_relative_error"])
+            same += e["same_lowest"]
+            scored.append(e["scored_fraction"])
+        rows.append({
+            "benchmark": "occlusion_coarse_to_fine", "device": str(device), "model": "efficientnet_lite0",
+            "input": size, "window": f"{patch}/{stride}", "fraction": f, "images": len(xs),
+            "scored_fraction": round(float(np.mean(scored)), 2),
+            "speedup_vs_exact": round(float(np.median(speed)), 2),
+            "median_relative_error": round(float(np.median(errors)), 3),
+            "max_relative_error": round(float(np.max(errors)), 3),
+            "mean_relative_error": round(float(np.mean(means)), 3),
+            "same_lowest": f"{same}/{len(xs)}",
+        })
+    return rows
+
+
 def run(quick: bool = False, device=None, heavy: bool = False) -> list[dict]:
     rows = []
     for dev in ([torch.device(device)] if device else devices()):
@@ -141,6 +183,11 @@ def run(quick: bool = False, device=None, heavy: bool = False) -> list[dict]:
             except Exception as e:  # one failing model must not sink the suite
                 rows.append({"benchmark": "occlusion", "device": str(dev), "model": name,
                              "status": f"not available: {type(e).__name__}: {e}"})
+        images = ["cat", "coffee", "astronaut", "rocket"]
+        if quick:
+            rows += bench_coarse_to_fine(dev, 112, 32, 8, (0.2,), images[:2], 1)
+        else:
+            rows += bench_coarse_to_fine(dev, 224, 32, 8, (0.1, 0.2, 0.3), images, 1)
     return rows
 
 

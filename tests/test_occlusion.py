@@ -136,6 +136,47 @@ def test_lowest_position_is_on_the_object(shapes_net, shapes_data):
     assert hits / n >= 0.8, f"lowest position on the object in only {hits}/{n} images"
 
 
+@needs_shapes_weights
+def test_coarse_to_fine_is_exact_where_scored_and_close_elsewhere(shapes_net, shapes_data):
+    """The approximate mode: scored cells equal the exact map, fewer cells are scored,
+    the lowest position still lands on the object (mask ground truth), and the
+    interpolated rest stays close (median relative error)."""
+    images, labels, masks = shapes_data.arrays()
+    n, hits, errors = 12, 0, []
+    for i in range(n):
+        x = torch.from_numpy(images[i]).permute(2, 0, 1)[None].float() / 255
+        exact = occ.occlusion(shapes_net, x, int(labels[i]), patch=12, stride=4)
+        approx = occ.occlusion(shapes_net, x, int(labels[i]), patch=12, stride=4, coarse_to_fine=0.2)
+        assert approx.extra["approximate"] and approx.extra["positions"] == exact.heat.size
+        assert approx.extra["scored"] < 0.75 * exact.heat.size
+        err = occ.occlusion_error(approx, exact)
+        errors.append(err["relative_error"])
+        assert err["scored_fraction"] == pytest.approx(approx.extra["scored"] / exact.heat.size)
+        # Every coarse cell (every second row and column) is scored, so exact there.
+        assert np.allclose(approx.heat[::2, ::2], exact.heat[::2, ::2], atol=1e-5)
+        top, left, bottom, right = approx.box(*approx.lowest())
+        hits += bool(masks[i][top:bottom, left:right].mean() > 0.25) or bool(masks[i][(top + bottom) // 2, (left + right) // 2])
+    assert hits / n >= 0.8, f"approximate lowest position on the object in only {hits}/{n} images"
+    assert float(np.median(errors)) < 0.1, errors
+
+
+def test_coarse_to_fine_of_one_scores_everything_and_bad_values_raise(random_alexnet):
+    x = torch.rand(1, 3, 224, 224)
+    exact = occ.occlusion(random_alexnet, x, 3, patch=64, stride=32, output="logit")
+    steps = list(occ.occlusion_iter(random_alexnet, x, 3, patch=64, stride=32, output="logit", coarse_to_fine=1.0))
+    full = steps[-1]
+    assert full.extra["scored"] == full.heat.size == exact.heat.size
+    assert np.allclose(full.heat, exact.heat, atol=1e-4)
+    # Progress: the coarse pass (4 x 4 of the 6 x 6 grid) first, then the rest.
+    assert steps[0].total == 16 and steps[-2].step == steps[-2].total == 36
+    assert occ.occlusion_error(full, exact)["max_abs_error"] < 1e-4
+    for bad in (0, -0.5, 1.5, "half"):
+        with pytest.raises(ValueError, match="coarse_to_fine"):
+            occ.occlusion(random_alexnet, x, 3, patch=64, stride=32, coarse_to_fine=bad)
+    with pytest.raises(ValueError, match="different grids"):
+        occ.occlusion_error(occ.occlusion(random_alexnet, x, 3, patch=112, stride=56), exact)
+
+
 # --- the app (headless) ---------------------------------------------------------------
 
 def test_occlusion_app_maps_browses_and_survives_bad_input(random_alexnet):
@@ -163,3 +204,12 @@ def test_occlusion_app_maps_browses_and_survives_bad_input(random_alexnet):
     app.fill.value = "blur"
     app.runner.wait()
     assert app.error == "" and app.omap.fill == "blur"
+    app.stride.value = 28            # a 5 x 5 grid, where a coarse pass saves work
+    app.runner.wait()
+    exact = app.omap.heat.copy()
+    app.approximate.value = True     # coarse to fine: fewer positions scored, same grid
+    app.runner.wait()
+    assert app.error == "" and app.omap.extra["approximate"]
+    assert app.omap.heat.shape == exact.shape and app.omap.extra["scored"] < exact.size
+    assert "positions scored" in app.info.value
+    assert np.allclose(app.omap.heat[::2, ::2], exact[::2, ::2], atol=1e-5)

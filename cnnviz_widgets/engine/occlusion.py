@@ -33,6 +33,7 @@ __all__ = [
     "fill_image",
     "positions",
     "check_settings",
+    "occlusion_error",
     "FILLS",
     "OUTPUTS",
 ]
@@ -174,7 +175,8 @@ Scorer = Callable[[Network, torch.Tensor, torch.Tensor, Sequence[Box], int, str]
 
 def occlusion_iter(net: Network, x, target: int | str, patch: int = 16, stride: int = 8,
                    fill: str | float = "grey", batch_size: int = 16, output: str = "prob",
-                   scorer: Scorer = occluded_scores, method: str = "auto") -> Iterator[OcclusionProgress | OcclusionMap]:
+                   scorer: Scorer = occluded_scores, method: str = "auto",
+                   coarse_to_fine: float | None = None) -> Iterator[OcclusionProgress | OcclusionMap]:
     """Yield an `OcclusionProgress` after each batch of positions, then the `OcclusionMap`.
 
     x: one image (1x3xHxW in [0, 1], or anything `net.preprocess` takes); target: class
@@ -187,6 +189,11 @@ def occlusion_iter(net: Network, x, target: int | str, patch: int = 16, stride: 
     scorer takes at least 64 positions per report: it groups a batch's positions by
     the size of their changed regions, which pays off on larger batches (AlexNet 32/16:
     0.63 s at 64 vs 0.84 s at 16), while a report still comes every second or two.
+    coarse_to_fine: None (every position scored: the exact map) or a fraction f in
+    (0, 1]: an approximate map. Every second position in each direction is scored
+    first (the coarse map, a quarter of the work); then only the positions next to the
+    hottest f of the coarse cells (largest |change|), the rest interpolated from the
+    coarse map. `OcclusionMap.extra` says how many positions were scored.
     """
     if method not in ("auto", "incremental", "naive"):
         raise ValueError(f"method must be 'auto', 'incremental' or 'naive', not {method!r}")
@@ -206,28 +213,105 @@ def occlusion_iter(net: Network, x, target: int | str, patch: int = 16, stride: 
         raise ValueError(f"output must be 'prob' or 'logit', not {output!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive whole number, not {batch_size!r}")
+    if coarse_to_fine is not None and not (isinstance(coarse_to_fine, (int, float)) and 0 < coarse_to_fine <= 1):
+        raise ValueError(f"coarse_to_fine is None (exact) or a fraction in (0, 1], not {coarse_to_fine!r}")
     h, w = x.shape[-2:]
     filler = fill_image(x, fill, patch)
     tops, lefts = positions(h, patch, stride), positions(w, patch, stride)
     boxes = np.array([[(t, l, t + patch, l + patch) for l in lefts] for t in tops], dtype=np.int64)
-    flat = [tuple(int(v) for v in b) for b in boxes.reshape(-1, 4)]
     with net.guard(), torch.no_grad():
         clean = float(_score(net(x), target, output)[0])
-    heat = np.full(len(flat), np.nan, dtype=np.float32)
-    for start in range(0, len(flat), batch_size):
-        chunk = flat[start:start + batch_size]
-        heat[start:start + len(chunk)] = scorer(net, x, filler, chunk, target, output).numpy()
-        yield OcclusionProgress(step=start + len(chunk), total=len(flat), heat=heat.reshape(len(tops), len(lefts)).copy())
-    yield OcclusionMap(heat=heat.reshape(len(tops), len(lefts)), boxes=boxes, clean=clean, target=target,
-                       output=output, patch=int(patch), stride=int(stride), fill=fill, image_size=(int(h), int(w)))
+    heat = np.full(boxes.shape[:2], np.nan, dtype=np.float32)
+
+    def score(cells: np.ndarray, done: int, total: int) -> Iterator[OcclusionProgress]:
+        """Score the (row, col) cells in batches, into `heat`."""
+        for start in range(0, len(cells), batch_size):
+            chunk = cells[start:start + batch_size]
+            flat = [tuple(int(v) for v in boxes[r, c]) for r, c in chunk]
+            heat[chunk[:, 0], chunk[:, 1]] = scorer(net, x, filler, flat, target, output).numpy()
+            yield OcclusionProgress(step=done + start + len(chunk), total=total, heat=heat.copy())
+
+    grid = np.argwhere(np.ones(heat.shape, dtype=bool))
+    extra: dict = {}
+    if coarse_to_fine is None:
+        yield from score(grid, 0, len(grid))
+    else:
+        rows, cols = _coarse_indices(heat.shape[0]), _coarse_indices(heat.shape[1])
+        coarse = np.argwhere(_outer(rows, cols, heat.shape))
+        yield from score(coarse, 0, len(coarse))
+        fine = _cells_to_refine(heat, rows, cols, clean, float(coarse_to_fine))
+        yield from score(fine, len(coarse), len(coarse) + len(fine))
+        scored = ~np.isnan(heat)
+        heat[~scored] = _interpolate(heat[np.ix_(rows, cols)], rows, cols, heat.shape)[~scored]
+        extra = {"approximate": True, "coarse_to_fine": float(coarse_to_fine), "scored": int(scored.sum()),
+                 "positions": int(heat.size)}
+    yield OcclusionMap(heat=heat, boxes=boxes, clean=clean, target=target, output=output, patch=int(patch),
+                       stride=int(stride), fill=fill, image_size=(int(h), int(w)), extra=extra)
+
+
+# --- coarse to fine ---------------------------------------------------------------------
+
+def _coarse_indices(n: int) -> np.ndarray:
+    """Every second index, and always the last, so interpolation never extrapolates."""
+    idx = list(range(0, n, 2))
+    if idx[-1] != n - 1:
+        idx.append(n - 1)
+    return np.array(idx)
+
+
+def _outer(rows: np.ndarray, cols: np.ndarray, shape) -> np.ndarray:
+    mask = np.zeros(shape, dtype=bool)
+    mask[np.ix_(rows, cols)] = True
+    return mask
+
+
+def _interpolate(coarse: np.ndarray, rows: np.ndarray, cols: np.ndarray, shape) -> np.ndarray:
+    """Bilinear interpolation (in position index) of the coarse map onto the full grid."""
+    along_rows = np.stack([np.interp(np.arange(shape[0]), rows, coarse[:, j]) for j in range(len(cols))], axis=1)
+    return np.stack([np.interp(np.arange(shape[1]), cols, along_rows[i]) for i in range(shape[0])], axis=0)
+
+
+def _cells_to_refine(heat: np.ndarray, rows: np.ndarray, cols: np.ndarray, clean: float,
+                     fraction: float) -> np.ndarray:
+    """The not-yet-scored cells around the hottest `fraction` of the coarse cells."""
+    # Hot = a large change of the output. (Ranking by the coarse map's local variation
+    # instead, where interpolation errs, was measured worse: median relative error 0.15
+    # vs 0.03 at f = 0.2 on shapes, and the lowest position missed more often.)
+    change = np.abs(clean - heat[np.ix_(rows, cols)])
+    k = max(1, int(np.ceil(fraction * change.size)))
+    hot = np.argsort(change, axis=None)[::-1][:k]
+    want = np.zeros(heat.shape, dtype=bool)
+    for i, j in zip(*np.unravel_index(hot, change.shape)):
+        # The fine cells next to a hot coarse cell: those its value is interpolated into.
+        r, c = rows[i], cols[j]
+        want[max(r - 1, 0):r + 2, max(c - 1, 0):c + 2] = True
+    return np.argwhere(want & np.isnan(heat))
+
+
+def occlusion_error(approx: OcclusionMap, exact: OcclusionMap) -> dict:
+    """How far an approximate (coarse-to-fine) map is from the exact one: the largest
+    absolute error, that error and the mean absolute error over the exact map's
+    largest change (relative), and whether both put the most harmful patch at the
+    same position."""
+    if approx.heat.shape != exact.heat.shape:
+        raise ValueError(f"maps of different grids: {approx.heat.shape} vs {exact.heat.shape}")
+    err = float(np.abs(approx.heat - exact.heat).max())
+    scale = float(np.abs(exact.drop).max())
+    mean = float(np.abs(approx.heat - exact.heat).mean())
+    return {"max_abs_error": err, "relative_error": err / scale if scale > 0 else 0.0,
+            "mean_relative_error": mean / scale if scale > 0 else 0.0,
+            "same_lowest": approx.lowest() == exact.lowest(),
+            "scored_fraction": approx.extra.get("scored", approx.heat.size) / approx.heat.size}
 
 
 def occlusion(net: Network, x, target: int | str, patch: int = 16, stride: int = 8,
               fill: str | float = "grey", batch_size: int = 16, output: str = "prob",
-              scorer: Scorer = occluded_scores, method: str = "auto") -> OcclusionMap:
+              scorer: Scorer = occluded_scores, method: str = "auto",
+              coarse_to_fine: float | None = None) -> OcclusionMap:
     """The occlusion map of `target` for image x (runs `occlusion_iter` to the end)."""
     last = None
-    for last in occlusion_iter(net, x, target, patch, stride, fill, batch_size, output, scorer, method):
+    for last in occlusion_iter(net, x, target, patch, stride, fill, batch_size, output, scorer, method,
+                               coarse_to_fine):
         pass
     return last  # type: ignore[return-value]
 

@@ -22,6 +22,9 @@ from .controls import ClassPicker, ImagePicker, ModelPicker
 __all__ = ["OcclusionApp", "resolve_network", "starter_images", "choose_image"]
 
 _WIDE = {"description_width": "70px"}
+# The coarse-to-fine option refines around the hottest fifth of the coarse cells:
+# about half the positions scored, the lowest position kept (benchmarks/).
+APPROXIMATE_FRACTION = 0.2
 
 
 # --- shared by the lesson 06-08 apps ------------------------------------------------------
@@ -81,6 +84,10 @@ class OcclusionApp(App):
         self.fill = W.Dropdown(options=list(occ.FILLS), value="grey", description="fill", style=_WIDE)
         compat.set_tooltip(self.fill, "grey: mid-grey square; mean: the image's mean colour; blur: a blurred copy")
         self.output = W.ToggleButtons(options=[("probability", "prob"), ("logit", "logit")], value="prob")
+        self.approximate = W.Checkbox(value=False, description="coarse to fine (approximate, faster)",
+                                      indent=False)
+        compat.set_tooltip(self.approximate, "score every second position first, then only around the hottest "
+                                             "fifth; the rest is interpolated")
         self.opacity = W.FloatSlider(value=0.6, min=0.0, max=1.0, step=0.05, description="opacity", style=_WIDE)
         self.row = W.IntSlider(value=0, min=0, max=0, description="row", style=_WIDE)
         self.col = W.IntSlider(value=0, min=0, max=0, description="col", style=_WIDE)
@@ -91,7 +98,7 @@ class OcclusionApp(App):
         controls = [
             W.HBox([self.model_picker, self.images]),
             W.HBox([self.classes, self.fill, self.output]),
-            W.HBox([self.patch, self.stride]),
+            W.HBox([self.patch, self.stride, self.approximate]),
             self.runner,
             W.HBox([self.opacity, self.row, self.col]),
         ]
@@ -102,7 +109,8 @@ class OcclusionApp(App):
         self.runner.run_button.on_click(lambda _b: self.guarded(self.refresh)())
         choose_image(self.images, image)
         self.model_picker.observe(lambda _c: self.guarded(self._change_model)(), names="value")
-        self.watch([self.images.dropdown, self.classes, self.patch, self.stride, self.fill, self.output], self.refresh)
+        self.watch([self.images.dropdown, self.classes, self.patch, self.stride, self.fill, self.output,
+                    self.approximate], self.refresh)
         self.watch([self.opacity, self.row, self.col], self.draw)
         self.guarded(self.refresh)()
 
@@ -128,7 +136,8 @@ class OcclusionApp(App):
         self.omap, self._partial = None, None
         net, x = self.net, self.x
         settings = dict(patch=self.patch.value, stride=self.stride.value, fill=self.fill.value,
-                        output=self.output.value, batch_size=16)
+                        output=self.output.value, batch_size=16,
+                        coarse_to_fine=APPROXIMATE_FRACTION if self.approximate.value else None)
         self._target = target
         # Check the settings here so a bad one shows at once, not from the worker thread.
         occ.check_settings(x, settings["patch"], settings["stride"])
@@ -176,6 +185,9 @@ class OcclusionApp(App):
                 f"lowest {float(m.heat.min()):.3g} with the patch at row {lr}, col {lc} "
                 f"({m.heat.shape[0]}x{m.heat.shape[1]} positions). Dark = the patch mattered: "
                 f"hiding that region lowered the {what}.")
+            if m.extra.get("approximate"):
+                text.append(f"Approximate map: {m.extra['scored']} of {m.extra['positions']} positions scored, "
+                            "the rest interpolated from the coarse pass.")
             text.append(f"With the patch at row {r}, col {c} ({what} {float(m.heat[r, c]):.3g}), the top 5:"
                         f"<ol>{top5_html(self.net.predict(hidden))}</ol>")
         else:
