@@ -3,7 +3,9 @@
 network and batch (``x.requires_grad_(); net(x)[:, t].sum().backward()``).
 
 Targets: within 10% of one forward+backward (ratio limit/ours >= 0.9) and no slower
-than Captum (ratio captum/ours >= 1.0). Guided backprop is compared with Captum on
+than Captum (ratio captum/ours >= 1.0). The kit runs the batch channels-last on a CPU
+(`Network.fast_layout`), where oneDNN's convolutions are faster; Captum and the bare
+pass get the NCHW batch a user would hand them, so ratios above 1 are that layout. Guided backprop is compared with Captum on
 plain-ReLU networks (AlexNet, shapes): Captum leaves EfficientNet's ReLU6 alone.
 
     python -m benchmarks.bench_attribution [--quick]

@@ -21,7 +21,8 @@ def two_images():
 
 
 def test_is_max_over_channels_of_abs_logit_gradient(random_alexnet, two_images):
-    x = two_images[:1].clone().requires_grad_(True)
+    # The same memory layout as the kit's (see test_captum_agreement on random AlexNet).
+    x = random_alexnet.fast_layout(two_images[:1]).requires_grad_(True)
     random_alexnet(x)[0, 5].backward()
     expected = x.grad.abs().amax(1)
     got = saliency(random_alexnet, two_images[:1], 5)
@@ -114,3 +115,25 @@ def test_saliency_app_caches_switches_and_survives_bad_input(random_alexnet):
     app.show_all.value = "all samples"
     grid = png_to_array(app.view.value)
     assert app.error == "" and grid.shape[1] > grid.shape[0] and len(sample_names()) == 4
+
+
+@pytest.mark.parametrize("which", ["effnet", "shapes"])
+def test_fast_layout_gives_the_same_map_on_trained_networks(request, which):
+    """Channels-last (the CPU's faster layout) changes only summation order: on the
+    trained networks the map equals the plain NCHW gradient within 1e-4 of its max."""
+    if which == "shapes":
+        from cnnviz_widgets.engine.shapes_net import WEIGHTS_PATH
+
+        if not WEIGHTS_PATH.is_file():
+            pytest.skip("shapes weights not committed yet")
+        net = request.getfixturevalue("shapes_net")
+    else:
+        net = request.getfixturevalue("effnet")
+    x = torch.rand(2, 3, net.input_size, net.input_size, generator=torch.Generator().manual_seed(3))
+    plain = x.clone().contiguous().requires_grad_(True)
+    with net.guard():
+        net(plain)[:, 1].sum().backward()
+    expected = plain.grad.abs().amax(1)
+    got = saliency(net, x, 1)
+    assert net.fast_layout(x).is_contiguous(memory_format=torch.channels_last)
+    assert float((got - expected).abs().max()) <= 1e-4 * float(expected.max())
