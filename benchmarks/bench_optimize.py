@@ -4,7 +4,9 @@ The loop adds a guard (eval + frozen parameters, restored), hooks, a transform, 
 regularisers and the optimiser step around the forward+backward that any gradient
 ascent needs. `run()` measures both on the same model, image size and machine in one
 process and reports the ratio (the overhead), so the number does not depend on how
-fast or busy the machine is.
+fast or busy the machine is. The loop runs the image channels-last on a CPU
+(`Network.fast_layout`); the bare pass takes the NCHW image a user would write, so a
+ratio near or below 1 includes that layout's gain (EfficientNet: about 1.3x).
 
     python -m benchmarks.bench_optimize          # or: python benchmarks/bench_optimize.py
 """

@@ -75,7 +75,7 @@ def relu_net(request):
 
 def test_saliency(any_net):
     net, x, target = any_net
-    theirs = captum_attr.Saliency(net).attribute(net.fast_layout(x).requires_grad_(True), target=target,
+    theirs = captum_attr.Saliency(net).attribute(net.fast_layout(x.clone()).requires_grad_(True), target=target,
                                                  abs=True).amax(1)
     close(saliency(net, x, target), theirs)
 
@@ -85,7 +85,7 @@ def test_class_gradient_rules(relu_net, rule, peer):
     net, x, target = relu_net
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Captum warns that it sets hooks on ReLUs
-        theirs = getattr(captum_attr, peer)(net).attribute(net.fast_layout(x).requires_grad_(True), target=target)
+        theirs = getattr(captum_attr, peer)(net).attribute(net.fast_layout(x.clone()).requires_grad_(True), target=target)
     close(G.guided_backprop_class(net, x, target, rule=rule), theirs)
 
 

@@ -22,7 +22,7 @@ def two_images():
 
 def test_is_max_over_channels_of_abs_logit_gradient(random_alexnet, two_images):
     # The same memory layout as the kit's (see test_captum_agreement on random AlexNet).
-    x = random_alexnet.fast_layout(two_images[:1]).requires_grad_(True)
+    x = random_alexnet.fast_layout(two_images[:1].clone()).requires_grad_(True)
     random_alexnet(x)[0, 5].backward()
     expected = x.grad.abs().amax(1)
     got = saliency(random_alexnet, two_images[:1], 5)
