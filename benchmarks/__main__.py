@@ -88,6 +88,12 @@ def _ours(name: str, quick: bool, device) -> list[dict]:
         return [{"benchmark": name, "status": f"failed: {type(e).__name__}: {e}"}]
 
 
+def _family(row: dict) -> str:
+    """The --only key a row belongs to (occlusion's coarse-to-fine rows are occlusion's)."""
+    name = str(row.get("benchmark", ""))
+    return "occlusion" if name.startswith("occlusion") else name.removeprefix("bench_")
+
+
 def _cell(v) -> str:
     if isinstance(v, float):
         return f"{v:.3g}"
@@ -103,7 +109,8 @@ def to_markdown(report: dict) -> str:
         f"load average at start: {m['load_average_at_start']}",
         f"- GPU: {m['gpu'] or 'none'}",
         f"- versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
-        f"- total wall time: {report['wall_minutes']} min" + ("" if report.get("complete", True) else " (run cut short: partial)"),
+        f"- total wall time: {report['wall_minutes']} min" + ("" if report.get("complete", True) else " (run cut short: partial)")
+        + (f"; rows of benchmarks not rerun are kept from the run of {report['kept_from']}" if report.get("kept_from") else ""),
         "",
         "Ratios are measured in this run, interleaved (ours, peer, ours, peer...), medians; "
         "a ratio above 1 means ours is faster. Absolute seconds depend on the machine's load.",
@@ -190,6 +197,16 @@ def main(argv=None) -> dict:
         (out / f"{stem}.md").write_text(to_markdown(report) + "\n")
 
     report = {"date": dt.datetime.now().isoformat(timespec="seconds"), "quick": a.quick, "machine": machine(), "rows": []}
+    previous = out / f"{stem}.json"
+    if wanted and previous.is_file():
+        # A partial run (--only) replaces its own rows and keeps the others of the last run.
+        try:
+            old = json.loads(previous.read_text())
+            report["rows"] = [r for r in old.get("rows", []) if _family(r) not in wanted]
+            if report["rows"]:
+                report["kept_from"] = old.get("date")
+        except (OSError, ValueError):
+            pass
     for key in ("occlusion", "attribution"):
         if want(key):
             print(f"[benchmarks] {key}...", flush=True)
