@@ -92,11 +92,13 @@ def test_app_controls_change_the_picture_and_maps_are_cached(small_net, app_data
     from cnnviz_widgets.widgets import embedding as module
 
     app = EmbeddingApp(app_data, small_net, method="pca", thumbnails=10)
+    app.runner.wait()  # new maps are made in the worker thread
     assert app.error == "" and app.layer.value == "fc7" and app.perplexity.disabled
     seen = [app.view.value]
     for control, value in [(app.item, 7), (app.thumbnails, 0), (app.method, "tsne"),
                            (app.perplexity, 8), (app.layer, "pixels")]:
         control.value = value
+        app.runner.wait()
         assert app.error == "", app.error
         assert app.view.value not in seen, f"setting {control.description} did not change the picture"
         seen.append(app.view.value)
@@ -110,23 +112,27 @@ def test_app_controls_change_the_picture_and_maps_are_cached(small_net, app_data
     monkeypatch.setattr(module, "embed", lambda *a, **k: calls.append(a) or real(*a, **k))
     app.layer.value = "fc7"
     app.perplexity.value = 8
-    assert calls == [] and app.error == ""
+    assert calls == [] and app.error == "" and not app.runner.running  # drawn at once, no worker
     app.perplexity.value = 9
-    assert len(calls) == 1
+    app.runner.wait()
+    assert len(calls) == 1 and app.runner.status.value == "done"
 
 
 def test_app_bad_layer_and_bad_perplexity_are_messages(small_net, app_data):
     from cnnviz_widgets.widgets import EmbeddingApp
 
     app = EmbeddingApp(app_data, small_net, layer="fc77", method="pca", thumbnails=0)
+    app.runner.wait()
     assert "no layer 'fc77'" in app.error and app.layer.value == "fc7" and app.view.value
     tiny = load_dataset("shapes", n=6, seed=1)
     small = EmbeddingApp(tiny, small_net, method="tsne", perplexity=30, thumbnails=0)
+    small.runner.wait()
     # the slider clamps perplexity below the number of images, so t-SNE still runs
     assert small.error == "" and small.perplexity.value < len(tiny)
     assert "too few images per class" in small.info.value and small.view.value
     before = app.view.value
     app.item.value = 3
+    app.runner.wait()
     assert app.error == "" and app.view.value != before
 
 

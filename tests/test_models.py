@@ -320,3 +320,41 @@ def test_engine_never_reaches_up_into_render_or_widgets():
                     any(n.split(".")[0] in ("ipywidgets", "matplotlib") for n in names):
                 offenders.append(f"{path.name}:{node.lineno}: {text}")
     assert not offenders, offenders
+
+
+def test_guard_lets_one_thread_at_a_time_use_a_network(random_alexnet):
+    """An app's worker thread and the notebook's next cell take turns on one network
+    (hooks and mode changes never mix); a deep copy has its own turn."""
+    import copy
+    import threading
+    import time
+
+    net = random_alexnet
+    order, inside, release = [], threading.Event(), threading.Event()
+
+    def first():
+        with net.guard():
+            inside.set()
+            release.wait(5)
+            order.append("first")
+
+    def second():
+        with net.guard():
+            order.append("second")
+
+    a = threading.Thread(target=first)
+    a.start()
+    assert inside.wait(5)
+    b = threading.Thread(target=second)
+    b.start()
+    twin = copy.deepcopy(net)
+    with twin.guard():            # not blocked: its own lock
+        order.append("twin")
+    time.sleep(0.1)
+    assert order == ["twin"]      # the second thread is still waiting
+    release.set()
+    a.join(5)
+    b.join(5)
+    assert order == ["twin", "first", "second"]
+    with net.guard(), net.guard():  # re-entrant in one thread
+        pass

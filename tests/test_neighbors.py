@@ -240,10 +240,12 @@ def test_app_renders_and_each_control_changes_the_picture(small_net, app_data):
     from cnnviz_widgets.widgets import NeighborsApp
 
     app = NeighborsApp(app_data, small_net, k=3)
+    app.runner.wait()  # the first scans run in the worker thread
     assert app.error == "" and app.layer.value == "fc7"
     seen = [app.view.value]
     for control, value in [(app.query, 5), (app.k, 6), (app.metric, "l2"), (app.layer, "conv3")]:
         control.value = value
+        app.runner.wait()
         assert app.error == "", app.error
         assert app.view.value not in seen, f"setting {control.description} did not change the picture"
         seen.append(app.view.value)
@@ -265,6 +267,7 @@ def test_app_upload_bad_then_good_keeps_working(small_net, app_data):
     from cnnviz_widgets.render import to_png
 
     app = NeighborsApp(app_data, small_net)
+    app.runner.wait()
     before = app.view.value
     with assert_restored(small_net):
         _upload(app, "notes.txt", b"this is not a picture")
@@ -282,10 +285,35 @@ def test_app_bad_layer_is_a_message(small_net, app_data):
     from cnnviz_widgets.widgets import NeighborsApp
 
     app = NeighborsApp(app_data, small_net, layer="fc9")
+    app.runner.wait()
     assert "no layer 'fc9'" in app.error
     assert app.layer.value == "fc7" and app.view.value  # still drew with the default layer
     app.k.value = 4
     assert app.error == ""
+
+
+def test_app_scans_in_the_worker_and_answers_cached_settings_at_once(small_net, app_data):
+    """A layer not scanned yet is scanned in the Runner's thread (progress, Stop); one
+    in the cache is drawn synchronously, with no thread started."""
+    from cnnviz_widgets.widgets import NeighborsApp
+
+    F.clear_feature_cache()
+    app = NeighborsApp(app_data, small_net, layer="fc6")
+    app.runner.wait()
+    assert app.error == "" and app.runner.progress.value == 1.0 and app.runner.status.value == "done"
+    assert F.is_cached(small_net, app_data, "fc6") and F.is_cached(small_net, app_data, F.PIXELS)
+    first = app.view.value
+    app.k.value = 2                   # cached: drawn at once, no worker
+    assert not app.runner.running and app.view.value != first
+    app.layer.value = "conv5"         # not cached: a scan starts; stopped, nothing is drawn
+    app.runner.stop()
+    app.runner.wait()
+    assert app.error == ""
+    if app.runner.status.value == "stopped":
+        assert "feature space (conv5)" not in app.info.value
+    app.runner.run_button.click()     # scan again, to the end this time
+    app.runner.wait()
+    assert F.is_cached(small_net, app_data, "conv5") and "feature space (conv5)" in app.info.value
 
 
 # --- the lesson's claim, on the trained shapes network --------------------------------------

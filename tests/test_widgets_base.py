@@ -71,6 +71,49 @@ def test_runner_runs_in_a_thread_and_stops_within_a_step():
     assert runner.progress.bar_style == "warning" and 0 < runner.progress.value < 1
 
 
+def test_draw_when_ready_is_synchronous_from_cache_threaded_otherwise():
+    app = App([W.Label("x")])
+    runner = Runner()
+    drawn = []
+
+    def draw():
+        drawn.append(threading.current_thread().name)
+
+    def steps(should_stop):
+        for i in range(3):
+            yield (i + 1) / 3
+
+    app.draw_when_ready(runner, True, steps, draw)        # ready: drawn here, no thread
+    assert drawn == [threading.current_thread().name] and not runner.running
+    app.draw_when_ready(runner, False, steps, draw)       # not ready: worked, then drawn, in the worker
+    runner.wait()
+    assert drawn[-1] == "cnnviz-runner" and runner.progress.value == 1.0
+
+    gate = threading.Event()
+
+    def slow(should_stop):
+        while not should_stop():
+            gate.wait(0.01)
+            yield 0.5
+
+    app.draw_when_ready(runner, False, slow, draw)        # stopped: nothing drawn
+    runner.stop()
+    runner.wait()
+    assert len(drawn) == 2 and runner.status.value == "stopped"
+
+    app.show_error("a bad argument")                      # shown after the start: kept
+    app.draw_when_ready(runner, False, steps, lambda: None)
+    runner.wait()
+    assert app.error == "a bad argument"
+
+    def broken():
+        raise ValueError("cannot draw this")
+
+    app.draw_when_ready(runner, False, steps, broken)     # a failing draw is a message
+    runner.wait()
+    assert "cannot draw this" in app.error
+
+
 def test_runner_reports_errors():
     runner = Runner()
     errors = []

@@ -37,6 +37,7 @@ __all__ = [
     "dataset_labels",
     "feature_size",
     "clear_feature_cache",
+    "is_cached",
     "feature_cache_info",
     "MAX_FEATURE_BYTES",
 ]
@@ -116,6 +117,12 @@ def _cache_key(net: Network, dataset, layer: str) -> tuple | None:
 
 def clear_feature_cache() -> None:
     _CACHE.clear()
+
+
+def is_cached(net: Network, dataset, layer: str) -> bool:
+    """Whether a scan of (net, dataset, layer) would answer from the cache at once."""
+    key = _cache_key(net, dataset, layer)
+    return key is not None and key in _CACHE._items
 
 
 def feature_cache_info() -> dict:

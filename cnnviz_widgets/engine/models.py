@@ -18,6 +18,7 @@ import difflib
 import os
 import socket
 import threading
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,6 +133,20 @@ def _efficientnet_layers(model: nn.Module) -> dict[str, str]:
 class _StopForward(Exception):
     def __init__(self, output):
         self.output = output
+
+
+# Re-entrant, per network, kept outside the module so deep copies (lesson 08's
+# randomised networks) neither fail on a lock nor share one.
+_LOCKS: "weakref.WeakKeyDictionary[nn.Module, threading.RLock]" = weakref.WeakKeyDictionary()
+_LOCKS_LOCK = threading.Lock()
+
+
+def _lock_for(net: nn.Module) -> threading.RLock:
+    with _LOCKS_LOCK:
+        lock = _LOCKS.get(net)
+        if lock is None:
+            lock = _LOCKS[net] = threading.RLock()
+        return lock
 
 
 class Network(nn.Module):
@@ -300,17 +315,20 @@ class Network(nn.Module):
         Every technique runs inside this, so a lesson can never leave the model in
         training mode or with parameters that collect gradients.
         """
-        was_training = self.training
-        flags = [p.requires_grad for p in self.parameters()]
-        self.eval()
-        for p in self.parameters():
-            p.requires_grad_(False)
-        try:
-            yield self
-        finally:
-            self.train(was_training)
-            for p, f in zip(self.parameters(), flags):
-                p.requires_grad_(f)
+        # One thread at a time per network: an app's worker thread and the notebook's
+        # next cell would otherwise see each other's hooks and mode changes.
+        with _lock_for(self):
+            was_training = self.training
+            flags = [p.requires_grad for p in self.parameters()]
+            self.eval()
+            for p in self.parameters():
+                p.requires_grad_(False)
+            try:
+                yield self
+            finally:
+                self.train(was_training)
+                for p, f in zip(self.parameters(), flags):
+                    p.requires_grad_(f)
 
     @contextmanager
     def capture(self, layers: str | Sequence[str], detach: bool = False) -> Iterator[dict[str, torch.Tensor]]:

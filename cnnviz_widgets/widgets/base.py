@@ -78,6 +78,29 @@ class App(W.VBox):
                 return None
         return call
 
+    def draw_when_ready(self, runner: "Runner", ready: bool, make_steps: Callable[[Callable[[], bool]], Iterable[Any]],
+                        draw: Callable[[], Any]) -> None:
+        """Draw at once when the data is at hand (answers from caches stay instant and
+        synchronous); otherwise compute it in `runner`'s worker thread, with progress and
+        Stop, and draw when it finishes (not when stopped). A computation still running
+        for earlier settings is stopped first."""
+        if runner.running:
+            runner.stop()
+            runner.wait()
+        if ready:
+            draw()
+            return
+        def finish(_last, stopped: bool) -> None:
+            # The end of the action that started the work: a message shown since then
+            # (e.g. about a bad argument) stays; only a failure of the drawing is added.
+            if not stopped:
+                try:
+                    draw()
+                except Exception as e:  # noqa: BLE001 - the app must keep working
+                    self.show_error(e)
+
+        runner.start(make_steps, lambda _progress: None, finish)
+
     def watch(self, controls: Iterable[W.Widget], callback: Callable[[], Any], names: str = "value") -> None:
         """Call `callback()` (guarded) whenever one of the controls changes."""
         guarded = self.guarded(callback)

@@ -12,7 +12,7 @@ from ..engine import features as F
 from ..engine.data import load_dataset, model_for
 from ..engine.embedding import Embedding, embed, knn_accuracy, thumbnail_positions
 from ..engine.models import load_model
-from .base import App
+from .base import App, Runner
 from .controls import LayerPicker
 from .neighbors import layer_fits
 
@@ -46,8 +46,12 @@ class EmbeddingApp(App):
                                 continuous_update=False, style=_STYLE)
         self.thumbnails = W.IntSlider(value=thumbnails, min=0, max=120, step=10, description="thumbnails",
                                       continuous_update=False, style=_STYLE)
+        # Scans and t-SNE run in the Runner's worker thread; a map seen before is cached.
+        self.runner = Runner(run_label="Map")
         super().__init__([W.HBox([self.method, self.perplexity]), W.HBox([self.layer, self.item]),
-                          self.thumbnails])
+                          self.thumbnails, self.runner])
+        self.runner.on_error = self.show_error
+        self.runner.run_button.on_click(lambda _b: self.guarded(self.refresh)())
 
         wanted_problem = None
         if layer is not None and layer != F.PIXELS:
@@ -69,19 +73,38 @@ class EmbeddingApp(App):
         if wanted_problem is not None:
             self.show_error(wanted_problem)
 
-    def current_map(self) -> tuple[Embedding, float | None]:
-        """The map for the current settings and its k-NN accuracy, computed once per
-        (layer, method, perplexity); PCA ignores perplexity, so it shares one entry."""
+    def _key(self) -> tuple:
         method = self.method.value
-        key = (self.layer.value, method, self.perplexity.value if method == "tsne" else None)
-        if key not in self._maps:
-            feats = F.extract_features(self.net, self.dataset, self.layer.value)
-            emb = embed(feats, method, perplexity=self.perplexity.value, seed=self.seed)
+        return (self.layer.value, method, self.perplexity.value if method == "tsne" else None)
+
+    def _map_steps(self, key: tuple):
+        """Scan the set (progress per batch), then embed it: in the worker thread."""
+        net, data, (layer, method, perplexity) = self.net, self.dataset, key
+        perplexity = perplexity if perplexity is not None else self.perplexity.value  # PCA ignores it
+
+        def steps(should_stop):
+            feats = None
+            for p in F.extract_features_iter(net, data, layer):
+                feats = p.features
+                yield 0.8 * p.step / p.total  # the embedding itself reports no progress
+                if should_stop():
+                    return
+            emb = embed(feats, method, perplexity=perplexity, seed=self.seed)
             try:
                 accuracy = knn_accuracy(emb.coords, self.labels, k=5, seed=self.seed)
             except ValueError:  # too few images per class to cross-validate: the map still stands
                 accuracy = None
             self._maps[key] = (emb, accuracy)
+            yield 1.0
+        return steps
+
+    def current_map(self) -> tuple[Embedding, float | None]:
+        """The map for the current settings and its k-NN accuracy, computed once per
+        (layer, method, perplexity); PCA ignores perplexity, so it shares one entry."""
+        key = self._key()
+        if key not in self._maps:
+            for _ in self._map_steps(key)(lambda: False):
+                pass
         return self._maps[key]
 
     def thumb(self, i: int) -> np.ndarray:
@@ -92,7 +115,12 @@ class EmbeddingApp(App):
         return self._thumbs[i]
 
     def refresh(self) -> None:
+        """Compute the map if it is new (in the worker thread), then draw it."""
         self.perplexity.disabled = self.method.value != "tsne"
+        key = self._key()
+        self.draw_when_ready(self.runner, key in self._maps, self._map_steps(key), self.draw)
+
+    def draw(self) -> None:
         emb, accuracy = self.current_map()
         chosen = thumbnail_positions(emb.coords, count=self.thumbnails.value, seed=self.seed) if self.thumbnails.value else []
         selected = self.item.value

@@ -15,7 +15,7 @@ from ..engine.images import load_image
 from ..engine.models import load_model
 from ..engine.neighbors import METRICS, nearest_neighbors
 from . import compat
-from .base import App
+from .base import App, Runner
 from .controls import LayerPicker
 
 __all__ = ["NeighborsApp", "layer_fits"]
@@ -51,12 +51,16 @@ class NeighborsApp(App):
         self.metric = W.ToggleButtons(options=list(METRICS), value=metric if metric in METRICS else "cosine",
                                       description="metric", style=_STYLE)
         self.layer = LayerPicker(only=layer_fits)
-        self.progress = W.FloatProgress(value=0.0, min=0.0, max=1.0, layout=W.Layout(width="200px"))
+        # Scans of the set run in the Runner's worker thread (progress, Stop); the
+        # notebook stays responsive during the first scan of a layer.
+        self.runner = Runner(run_label="Scan")
         self.uploaded: tuple[str, Image.Image] | None = None
         self.labels = F.dataset_labels(self.dataset).tolist()
-        controls = [W.HBox([self.query, self.upload]), W.HBox([self.k, self.metric]),
-                    W.HBox([self.layer, self.progress])]
+        self._features: dict[str, object] = {}
+        controls = [W.HBox([self.query, self.upload]), W.HBox([self.k, self.metric]), self.layer, self.runner]
         super().__init__(controls)
+        self.runner.on_error = self.show_error
+        self.runner.run_button.on_click(lambda _b: self.guarded(self.refresh)())
 
         wanted_problem = None
         if layer is not None:
@@ -93,21 +97,44 @@ class NeighborsApp(App):
         self.show_note(f"{name}: {note}" if note else "")
         self.refresh()
 
-    def _scan(self, layer: str):
-        """The set's features at `layer` (cached by the engine), with a progress bar."""
-        last = None
-        for last in F.extract_features_iter(self.net, self.dataset, layer):
-            self.progress.value = last.step / last.total
-        return last.features
+    def _spaces(self) -> tuple[str, str]:
+        return (F.PIXELS, self.layer.value)
+
+    def _scan_steps(self, spaces):
+        """The scans still missing, as one stream of progress fractions (worker thread)."""
+        net, data = self.net, self.dataset
+
+        def steps(should_stop):
+            for i, space in enumerate(spaces):
+                for p in F.extract_features_iter(net, data, space):
+                    if p.features is not None:
+                        self._features[space] = p.features
+                    yield (i + p.step / p.total) / len(spaces)
+                    if should_stop():
+                        return
+        return steps
+
+    def _scanned(self, space: str):
+        # The engine's cache first; a dataset without a name is never cached there, so
+        # the worker's own result is kept for it.
+        if F.is_cached(self.net, self.dataset, space) or space not in self._features:
+            self._features[space] = F.extract_features(self.net, self.dataset, space)
+        return self._features[space]
 
     # -- compute and draw
     def refresh(self) -> None:
+        """Scan what is missing (in the worker thread), then find and draw the neighbours."""
+        spaces = self._spaces()
+        missing = [s for s in spaces if not F.is_cached(self.net, self.dataset, s) and s not in self._features]
+        self.draw_when_ready(self.runner, not missing, self._scan_steps(missing), self.draw)
+
+    def draw(self) -> None:
         layer = self.layer.value
         k, metric = self.k.value, self.metric.value
         labels = self.labels
         rows, texts = [], []
         for space in (F.PIXELS, layer):
-            feats = self._scan(space)
+            feats = self._scanned(space)
             if self.uploaded is None:
                 q = self.query.value
                 query_vec, query_label = q, labels[q]
@@ -120,6 +147,8 @@ class NeighborsApp(App):
             count = f": {same}/{k} share the query's label" if same is not None else ""
             rows.append(self._row(title + count, idx, dist.tolist()))
             texts.append((title, same))
+        # Hold on to the two scans on show only (the engine's cache keeps more, bounded).
+        self._features = {space: self._features[space] for space in (F.PIXELS, layer) if space in self._features}
         self.neighbors = rows
         picture = np.concatenate(rows, axis=0)
         self.show_picture(picture)
