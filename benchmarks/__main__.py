@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib.util
-import inspect
 import json
 import os
 import subprocess
@@ -108,7 +107,7 @@ def to_markdown(report: dict) -> str:
         f"- CPU: {m['cpu']} ({m['cpu_count']} cores), torch threads: {m['torch_threads']}, "
         f"load average at start: {m['load_average_at_start']}",
         f"- GPU: {m['gpu'] or 'none'}",
-        f"- versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
         f"- total wall time: {report['wall_minutes']} min" + ("" if report.get("complete", True) else " (run cut short: partial)")
         + (f"; rows of benchmarks not rerun are kept from the run of {report['kept_from']}" if report.get("kept_from") else ""),
         "",

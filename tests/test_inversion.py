@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from cnnviz_widgets.engine import inversion
 from cnnviz_widgets.engine.images import sample_image

@@ -14,7 +14,6 @@ Lesson notebook: ``notebooks/01_first_layer_filters.ipynb``.
 
 from __future__ import annotations
 
-from typing import Sequence
 
 import numpy as np
 import torch

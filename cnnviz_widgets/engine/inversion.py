@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Iterator, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from . import objectives as O
 from .optimize import AlphaNorm, Jitter, PixelParam, Progress, TotalVariation, optimize_iter, start_image

@@ -412,7 +412,7 @@ def _executed_leaves(net: Network, layer: str) -> tuple[list[tuple[str, nn.Modul
     names = {id(m): n for n, m in net.model.named_modules()}
     order: list[tuple[str, nn.Module]] = []
     handles = []
-    target = net.module(layer)
+    net.module(layer)  # an unknown layer raises here, before any hook is set
     try:
         for m in net.model.modules():
             if not list(m.children()):
