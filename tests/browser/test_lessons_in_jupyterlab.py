@@ -33,7 +33,9 @@ INTERACTION_BUDGET = 240  # s: all tries at changing a control, together
 # (kind, control label, option; "" = the next option). The generic order follows anyway.
 OVERRIDES: dict[str, list[tuple[str, str, str]]] = {
     "00_start_here": [("select", "image", "coffee")],
-    # the Scan button re-reads a cached scan (same picture); a new layer draws new patches
+    # the Scan (Map) button re-reads a cached scan (same picture); a new layer draws anew
+    "02_nearest_neighbors": [("select", "layer", "")],
+    "03_dimensionality_reduction": [("select", "layer", "")],
     "05_max_activating_patches": [("select", "layer", "")],
 }
 
