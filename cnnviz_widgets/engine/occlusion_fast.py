@@ -198,14 +198,16 @@ def _gather(clean: _Map, start: tuple[np.ndarray, np.ndarray], size: tuple[int, 
     r0, r1, q0, q1 = changed
     inside = (((ys >= r0[:, None]) & (ys < r1[:, None]))[:, :, None]
               & ((xs >= q0[:, None]) & (xs < q1[:, None]))[:, None, :])
-    out = clean.rows.index_select(0, torch.from_numpy(clean_idx.reshape(-1)))
+    device = clean.rows.device  # indices built with numpy go where the maps are (CUDA too)
+    out = clean.rows.index_select(0, torch.from_numpy(clean_idx.reshape(-1)).to(device))
     where = np.flatnonzero(inside)
     if len(where):
         vh, vw = values_size
         v_idx = (ys - values_start[0][:, None])[:, :, None] * vw + (xs - values_start[1][:, None])[:, None, :]
         if per_box:
             v_idx = v_idx + (np.arange(n) * vh * vw)[:, None, None]
-        out.index_copy_(0, torch.from_numpy(where), values.index_select(0, torch.from_numpy(v_idx.reshape(-1)[where])))
+        picked = values.index_select(0, torch.from_numpy(v_idx.reshape(-1)[where]).to(device))
+        out.index_copy_(0, torch.from_numpy(where).to(device), picked)
     return out.view(n, kh, kw, -1).permute(0, 3, 1, 2)
 
 
@@ -361,7 +363,7 @@ class IncrementalPlan:
         for members in np.split(order, bounds):
             for s in range(0, len(members), batch_size):
                 idx = members[s:s + batch_size]
-                feats[torch.from_numpy(idx)] = self._features(boxes[idx])
+                feats[torch.from_numpy(idx).to(feats.device)] = self._features(boxes[idx])
         return _head(self.model, feats)
 
     def _features(self, boxes: np.ndarray) -> torch.Tensor:
