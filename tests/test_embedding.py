@@ -149,3 +149,35 @@ def test_classes_separate_on_the_tsne_map_of_fc7_not_of_pixels(shapes_net, shape
     # PCA, linear, separates the fc7 classes less well than t-SNE but far better than chance
     on_pca = knn_accuracy(embed(F.extract_features(shapes_net, shapes_data, "fc7"), "pca").coords, labels)
     assert 0.5 < on_pca, on_pca
+
+
+def test_draw_only_controls_during_a_map_neither_block_nor_redo_it(small_net, app_data, monkeypatch):
+    """Moving 'show item' while t-SNE runs leaves the job alone (embed runs once) and
+    the finished map shows the item chosen meanwhile."""
+    import threading
+    import time
+
+    from cnnviz_widgets.widgets import EmbeddingApp
+    from cnnviz_widgets.widgets import embedding as module
+
+    calls, release = [], threading.Event()
+    real = module.embed
+
+    def slow_embed(*a, **k):
+        calls.append(a)
+        release.wait(10)
+        return real(*a, **k)
+
+    monkeypatch.setattr(module, "embed", slow_embed)
+    app = EmbeddingApp(app_data, small_net, layer="conv5", method="pca", thumbnails=0)
+    deadline = time.monotonic() + 10
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert app.runner.running and len(calls) == 1
+    t0 = time.monotonic()
+    app.item.value = 5                 # a draw-only control, mid-job
+    assert time.monotonic() - t0 < 0.5 and app.runner.running
+    release.set()
+    app.runner.wait()
+    assert len(calls) == 1 and app.error == ""
+    assert "Item 5" in app.info.value

@@ -358,3 +358,36 @@ def test_guard_lets_one_thread_at_a_time_use_a_network(random_alexnet):
     assert order == ["twin", "first", "second"]
     with net.guard(), net.guard():  # re-entrant in one thread
         pass
+
+
+def test_hooks_of_one_thread_never_see_another_threads_passes(shapes_net):
+    """Receptive fields (hooks on every leaf) and forward_to (a stop hook) stay right
+    while another thread keeps running the same network."""
+    import threading
+
+    from cnnviz_widgets.engine import models as M
+
+    expected = M._analytic_receptive_field(shapes_net, "conv3")
+    x = torch.rand(2, 3, 64, 64)
+    stop, failures = threading.Event(), []
+
+    def busy():
+        try:
+            while not stop.is_set():
+                with shapes_net.guard(), torch.no_grad():
+                    shapes_net(x)
+                shapes_net.forward_to(x, "conv2")
+        except Exception as e:  # noqa: BLE001 - reported below
+            failures.append(e)
+
+    t = threading.Thread(target=busy)
+    t.start()
+    try:
+        for _ in range(15):
+            assert M._analytic_receptive_field(shapes_net, "conv3") == expected
+            with torch.no_grad():
+                assert shapes_net.forward_to(x, "conv1").shape[1:] == shapes_net.layer_shape("conv1")
+    finally:
+        stop.set()
+        t.join(10)
+    assert not failures, failures

@@ -167,10 +167,15 @@ def test_coarse_to_fine_of_one_scores_everything_and_bad_values_raise(random_ale
     full = steps[-1]
     assert full.extra["scored"] == full.heat.size == exact.heat.size
     assert np.allclose(full.heat, exact.heat, atol=1e-4)
-    # Progress: the coarse pass (4 x 4 of the 6 x 6 grid) first, then the rest.
-    assert steps[0].total == 16 and steps[-2].step == steps[-2].total == 36
+    # Progress: the coarse pass (4 x 4 of the 6 x 6 grid) first, then the rest; the
+    # fraction done never goes back.
+    assert steps[0].step == 16 and steps[-2].step == steps[-2].total == 36
+    fractions = [p.step / p.total for p in steps[:-1]]
+    assert fractions == sorted(fractions)
     assert occ.occlusion_error(full, exact)["max_abs_error"] < 1e-4
-    for bad in (0, -0.5, 1.5, "half"):
+    half = occ.occlusion(random_alexnet, x, 3, patch=64, stride=32, output="logit", coarse_to_fine=np.float32(0.5))
+    assert half.extra["approximate"]
+    for bad in (0, -0.5, 1.5, "half", True):
         with pytest.raises(ValueError, match="coarse_to_fine"):
             occ.occlusion(random_alexnet, x, 3, patch=64, stride=32, coarse_to_fine=bad)
     with pytest.raises(ValueError, match="different grids"):

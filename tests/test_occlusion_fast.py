@@ -237,3 +237,40 @@ def test_whole_grid_with_merged_groups_matches_naive(alexnet):
         got = of.occluded_logits(alexnet, x, boxes, fill, batch_size=64)
     expected = of.occluded_logits(alexnet, x, boxes, fill, method="naive")
     assert torch.allclose(got, expected, atol=1e-4, rtol=0), (got - expected).abs().max()
+
+
+def test_both_methods_clip_boxes_and_take_an_empty_list(alexnet):
+    """A box partly outside the image covers its inside part on both paths (the naive
+    path used to read negative corners as Python's from-the-end indices)."""
+    torch.manual_seed(19)
+    x = torch.rand(1, 3, 224, 224)
+    fill = torch.full_like(x, 0.3)
+    boxes = [(-8, -8, 24, 24), (200, 210, 240, 260)]
+    inc = of.occluded_logits(alexnet, x, boxes, fill, method="incremental")
+    naive = of.occluded_logits(alexnet, x, boxes, fill, method="naive")
+    assert torch.allclose(inc, naive, atol=1e-4, rtol=0)
+    assert torch.allclose(naive, _naive(alexnet, x, fill, [(0, 0, 24, 24), (200, 210, 224, 224)]), atol=1e-4)
+    for method in ("incremental", "naive"):
+        assert of.occluded_logits(alexnet, x, [], fill, method=method).shape == (0, 1000)
+
+
+def test_boxes_of_many_sizes_plan_quickly_and_agree(shapes):
+    """Not a grid: 200 boxes of random sizes (more profiles than the DP takes) are
+    grouped in even runs, fast, and still give the naive logits."""
+    import time
+
+    rng = np.random.default_rng(0)
+    x = torch.rand(1, 3, 64, 64)
+    fill = torch.full_like(x, 0.5)
+    tl = rng.integers(0, 60, size=(200, 2))
+    hw = rng.integers(1, 40, size=(200, 2))
+    boxes = np.concatenate([tl, np.minimum(tl + hw, 64)], axis=1)  # top, left, bottom, right
+    plan = of.IncrementalPlan(shapes, x, fill)
+    rows = plan._axis_profiles(boxes[:, 0], boxes[:, 2], 0)
+    assert len(np.unique(rows, axis=0)) > of._MAX_DP_PROFILES  # the even-runs path
+    t = time.perf_counter()
+    groups = plan._groups(boxes)
+    assert time.perf_counter() - t < 2.0 and len(groups) == len(boxes) and len(np.unique(groups)) <= 16 * 16
+    got = of.occluded_logits(shapes, x, boxes, fill, method="incremental")
+    expected = of.occluded_logits(shapes, x, boxes, fill, method="naive")
+    assert torch.allclose(got, expected, atol=1e-4, rtol=0)

@@ -74,7 +74,7 @@ def test_runner_runs_in_a_thread_and_stops_within_a_step():
 def test_draw_when_ready_is_synchronous_from_cache_threaded_otherwise():
     app = App([W.Label("x")])
     runner = Runner()
-    drawn = []
+    drawn, current = [], {"key": "a"}
 
     def draw():
         drawn.append(threading.current_thread().name)
@@ -83,33 +83,52 @@ def test_draw_when_ready_is_synchronous_from_cache_threaded_otherwise():
         for i in range(3):
             yield (i + 1) / 3
 
-    app.draw_when_ready(runner, True, steps, draw)        # ready: drawn here, no thread
+    def when(key, ready, make=steps, paint=draw):
+        current["key"] = key
+        app.draw_when_ready(runner, key, lambda: ready, make, paint, lambda: current["key"])
+
+    when("a", True)                                       # ready: drawn here, no thread
     assert drawn == [threading.current_thread().name] and not runner.running
-    app.draw_when_ready(runner, False, steps, draw)       # not ready: worked, then drawn, in the worker
+    when("b", False)                                      # not ready: worked, then drawn, in the worker
     runner.wait()
     assert drawn[-1] == "cnnviz-runner" and runner.progress.value == 1.0
 
-    gate = threading.Event()
+    gate, started = threading.Event(), []
 
     def slow(should_stop):
-        while not should_stop():
+        started.append(1)
+        while not should_stop() and not gate.is_set():
             gate.wait(0.01)
             yield 0.5
 
-    app.draw_when_ready(runner, False, slow, draw)        # stopped: nothing drawn
+    when("c", False, slow)                                # stopped: nothing drawn
     runner.stop()
     runner.wait()
     assert len(drawn) == 2 and runner.status.value == "stopped"
 
+    when("d", False, slow)                                # the same key again while it runs:
+    when("d", False, slow)                                # left alone, not restarted
+    assert len(started) == 2 and runner.running
+    gate.set()
+    runner.wait()
+    assert len(drawn) == 3                                # and drawn once when it ends
+
+    gate.clear()
+    when("e", False, slow)                                # the settings moved on before the end:
+    current["key"] = "f"                                  # the finished job does not draw
+    gate.set()
+    runner.wait()
+    assert len(drawn) == 3
+
     app.show_error("a bad argument")                      # shown after the start: kept
-    app.draw_when_ready(runner, False, steps, lambda: None)
+    when("g", False, paint=lambda: None)
     runner.wait()
     assert app.error == "a bad argument"
 
     def broken():
         raise ValueError("cannot draw this")
 
-    app.draw_when_ready(runner, False, steps, broken)     # a failing draw is a message
+    when("h", False, paint=broken)                        # a failing draw is a message
     runner.wait()
     assert "cannot draw this" in app.error
 

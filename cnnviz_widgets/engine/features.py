@@ -122,12 +122,14 @@ def clear_feature_cache() -> None:
 def is_cached(net: Network, dataset, layer: str) -> bool:
     """Whether a scan of (net, dataset, layer) would answer from the cache at once."""
     key = _cache_key(net, dataset, layer)
-    return key is not None and key in _CACHE._items
+    with _CACHE._lock:
+        return key is not None and key in _CACHE._items
 
 
 def feature_cache_info() -> dict:
     """Entries, bytes held, hits and misses of the scan cache (for tests and curiosity)."""
-    return {"entries": len(_CACHE._items), "bytes": _CACHE.nbytes(), "hits": _CACHE.hits, "misses": _CACHE.misses}
+    with _CACHE._lock:
+        return {"entries": len(_CACHE._items), "bytes": _CACHE.nbytes(), "hits": _CACHE.hits, "misses": _CACHE.misses}
 
 
 def dataset_labels(dataset) -> torch.Tensor:

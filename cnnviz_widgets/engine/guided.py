@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .models import Network
+from .models import Network, _lock_for
 from .saliency import saliency, targets_for
 
 __all__ = [
@@ -87,14 +87,15 @@ def backprop_rule(net: nn.Module, rule: str = "guided") -> Iterator[nn.Module]:
     def hook(module, inputs, _output):
         return _Rectifier.apply(inputs[0], _upper(module), rule)
 
-    try:
-        for m in net.modules():
-            if isinstance(m, (nn.ReLU, nn.ReLU6)):
-                handles.append(m.register_forward_hook(hook))
-        yield net
-    finally:
-        for h in handles:
-            h.remove()
+    with _lock_for(net):  # the rule applies to this thread's passes only
+        try:
+            for m in net.modules():
+                if isinstance(m, (nn.ReLU, nn.ReLU6)):
+                    handles.append(m.register_forward_hook(hook))
+            yield net
+        finally:
+            for h in handles:
+                h.remove()
 
 
 class GuidedResult(NamedTuple):
@@ -141,7 +142,7 @@ def guided_backprop(net: Network, x, layer: str, channel: int, position: tuple[i
             position = None
             neuron = out.reshape(1, -1)[0, channel]
         (grad,) = torch.autograd.grad(neuron, x)
-    return GuidedResult(grad[0].detach(), position)
+    return GuidedResult(grad[0].detach().contiguous(), position)
 
 
 def guided_backprop_class(net: Network, x, target, rule: str = "guided") -> torch.Tensor:
@@ -152,7 +153,7 @@ def guided_backprop_class(net: Network, x, target, rule: str = "guided") -> torc
         x = net.fast_layout(x.detach().clone()).requires_grad_(True)
         score = net(x).gather(1, targets.view(-1, 1)).sum()
         (grad,) = torch.autograd.grad(score, x)
-    return grad.detach()
+    return grad.detach().contiguous()
 
 
 def top_positions(net: Network, x, layer: str, channel: int, k: int = 4) -> list[tuple[int, int, float]]:

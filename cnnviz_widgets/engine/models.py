@@ -340,28 +340,30 @@ class Network(nn.Module):
         names = [layers] if isinstance(layers, str) else list(layers)
         outputs: dict[str, torch.Tensor] = {}
         handles = []
-        try:
-            for name in names:
-                def hook(_m, _inp, out, name=name):
-                    outputs[name] = out.detach() if detach else out
-                handles.append(self.module(name).register_forward_hook(hook))
-            yield outputs
-        finally:
-            for h in handles:
-                h.remove()
+        with _lock_for(self):  # the hooks live only while this thread holds the network
+            try:
+                for name in names:
+                    def hook(_m, _inp, out, name=name):
+                        outputs[name] = out.detach() if detach else out
+                    handles.append(self.module(name).register_forward_hook(hook))
+                yield outputs
+            finally:
+                for h in handles:
+                    h.remove()
 
     def forward_to(self, x: torch.Tensor, layer: str) -> torch.Tensor:
         """Run the network only as far as `layer` and return its output."""
         def stop(_m, _inp, out):
             raise _StopForward(out)
 
-        handle = self.module(layer).register_forward_hook(stop)
-        try:
-            self(x)
-        except _StopForward as s:
-            return s.output
-        finally:
-            handle.remove()
+        with _lock_for(self):  # another thread's forward must never meet this hook
+            handle = self.module(layer).register_forward_hook(stop)
+            try:
+                self(x)
+            except _StopForward as s:
+                return s.output
+            finally:
+                handle.remove()
         raise RuntimeError(f"layer {layer!r} was never reached in the forward pass")
 
     def layer_shape(self, layer: str) -> tuple[int, ...]:
@@ -413,16 +415,18 @@ def _executed_leaves(net: Network, layer: str) -> tuple[list[tuple[str, nn.Modul
     order: list[tuple[str, nn.Module]] = []
     handles = []
     net.module(layer)  # an unknown layer raises here, before any hook is set
-    try:
-        for m in net.model.modules():
-            if not list(m.children()):
-                handles.append(m.register_forward_hook(lambda mod, i, o: order.append((names[id(mod)], mod))))
-        with torch.no_grad(), net.guard():
+    # The hooks go on under the network's lock, so another thread's forward pass never
+    # runs through them (it would add its modules to `order`).
+    with torch.no_grad(), net.guard():
+        try:
+            for m in net.model.modules():
+                if not list(m.children()):
+                    handles.append(m.register_forward_hook(lambda mod, i, o: order.append((names[id(mod)], mod))))
             s = net.input_size
             out = net.forward_to(torch.zeros(1, 3, s, s, device=net.device), layer)
-    finally:
-        for h in handles:
-            h.remove()
+        finally:
+            for h in handles:
+                h.remove()
     # The target's own leaves finished before its hook stopped the pass.
     is_global = out.dim() < 4
     return order, is_global

@@ -7,7 +7,8 @@ every layer's input; then, for a batch of patch positions, recompute only the re
 of each layer the patch can reach, on crops of the clean maps with the changed values
 pasted in. (With `switch_ratio` < 1, once that region covers that share of a map, the
 windows are pasted into full copies and the rest runs as a normal batched forward; the
-default 1.0 never switches, which measured fastest once windows are grouped by size.)
+default 1.0 switches only where a window is the whole map, which measured fastest once
+windows are grouped by size.)
 
 The result is exact (the same logits as the naive batched forward, up to float
 rounding), for every fill: the fill is simply a second image whose pixels replace the
@@ -93,7 +94,9 @@ def supports_incremental(net: Network) -> bool:
 
 def _head(model: nn.Module, f: torch.Tensor) -> torch.Tensor:
     pool = model.avgpool
-    if not (isinstance(pool, nn.AdaptiveAvgPool2d) and _pair(pool.output_size) == tuple(f.shape[-2:])):
+    size = pool.output_size if isinstance(pool, nn.AdaptiveAvgPool2d) else None
+    sizes = size if isinstance(size, (tuple, list)) else (size, size)
+    if None in sizes or tuple(int(v) for v in sizes) != tuple(f.shape[-2:]):
         f = pool(f)  # (an adaptive pool to the map's own size is the identity: skipped)
     return model.classifier(torch.flatten(f, 1))
 
@@ -211,6 +214,14 @@ def _gather(clean: _Map, start: tuple[np.ndarray, np.ndarray], size: tuple[int, 
     return out.view(n, kh, kw, -1).permute(0, 3, 1, 2)
 
 
+_MAX_DP_PROFILES = 48
+
+
+def _even_runs(n: int, runs: int = 16) -> list[tuple[int, int]]:
+    step = max(1, -(-n // runs))
+    return [(i, min(n, i + step)) for i in range(0, n, step)]
+
+
 def _ranked_profiles(profiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(index per box, unique profiles), the profiles sorted by total length so that
     neighbours are alike."""
@@ -283,7 +294,8 @@ class IncrementalPlan:
             a = xn
             for m in self.model.features:
                 out = m(a)
-                self.maps.append(_Map(a))
+                # Only a windowed layer's input is ever read back (when switching to a full pass).
+                self.maps.append(_Map(a) if isinstance(m, _WINDOWED) else None)
                 self.steps.append((m, _Layer(m, a, out) if isinstance(m, _WINDOWED) else None))
                 a = out
             self.clean_features = a
@@ -327,13 +339,18 @@ class IncrementalPlan:
         0.55 s vs 0.67 s with exact profiles)."""
         rows, ru = _ranked_profiles(self._axis_profiles(boxes[:, 0], boxes[:, 2], 0))
         cols, cu = _ranked_profiles(self._axis_profiles(boxes[:, 1], boxes[:, 3], 1))
-        counts = np.zeros((len(ru), len(cu)))
-        np.add.at(counts, (rows, cols), 1)
-        model = _GroupCost(self._macs)
-        col_runs = [(q, q + 1) for q in range(len(cu))]
-        for _ in range(2):
-            row_runs = model.best_runs(ru, cu, counts, col_runs)
-            col_runs = model.best_runs(cu, ru, counts.T, row_runs)
+        if max(len(ru), len(cu)) > _MAX_DP_PROFILES:
+            # Boxes of many sizes (not an occlusion grid, whose profiles number a few
+            # dozen at most): the DP's O(P^2) would cost more than it saves. Even runs.
+            row_runs, col_runs = _even_runs(len(ru)), _even_runs(len(cu))
+        else:
+            counts = np.zeros((len(ru), len(cu)))
+            np.add.at(counts, (rows, cols), 1)
+            model = _GroupCost(self._macs)
+            col_runs = [(q, q + 1) for q in range(len(cu))]
+            for _ in range(2):
+                row_runs = model.best_runs(ru, cu, counts, col_runs)
+                col_runs = model.best_runs(cu, ru, counts.T, row_runs)
         row_of = np.concatenate([[k] * (j - i) for k, (i, j) in enumerate(row_runs)]).astype(np.int64)
         col_of = np.concatenate([[k] * (j - i) for k, (i, j) in enumerate(col_runs)]).astype(np.int64)
         return row_of[rows] * len(col_runs) + col_of[cols]
@@ -347,10 +364,7 @@ class IncrementalPlan:
         spatial layers in batches of at most `batch_size`, and the classifier runs once
         on all boxes, where large matrix products are most efficient.
         """
-        boxes = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
-        H, W = self.size
-        boxes = np.stack([np.clip(boxes[:, 0], 0, H), np.clip(boxes[:, 1], 0, W),
-                          np.clip(boxes[:, 2], 0, H), np.clip(boxes[:, 3], 0, W)], axis=1)
+        boxes = _clip(np.asarray(boxes, dtype=np.int64).reshape(-1, 4), self.size)
         empty = (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
         boxes[empty] = 0
         if len(boxes) == 0:
@@ -367,8 +381,8 @@ class IncrementalPlan:
         return _head(self.model, feats)
 
     def _features(self, boxes: np.ndarray) -> torch.Tensor:
-        """The last spatial map (n x C x h x w) for one batch of clipped boxes whose
-        changed regions have the same size at every layer."""
+        """The last spatial map (n x C x h x w) for one batch of clipped boxes; each
+        layer's windows take the batch's largest changed region."""
         H, W = self.size
         top, left, bottom, right = boxes.T
         c = (top, bottom, left, right)
@@ -421,6 +435,13 @@ def _check(net: Network, x: torch.Tensor, fill_image: torch.Tensor) -> tuple[tor
     return x.detach().to(net.device, torch.float32), fill_image.detach()
 
 
+def _clip(boxes: np.ndarray, size) -> np.ndarray:
+    """Boxes clipped to the image (a box partly outside covers only its inside part)."""
+    h, w = int(size[0]), int(size[1])
+    return np.stack([np.clip(boxes[:, 0], 0, h), np.clip(boxes[:, 1], 0, w),
+                     np.clip(boxes[:, 2], 0, h), np.clip(boxes[:, 3], 0, w)], axis=1)
+
+
 def occluded_batch(x: torch.Tensor, fill: torch.Tensor, boxes) -> torch.Tensor:
     """Copies of `x` with each box replaced by `fill`'s pixels, channels-last.
 
@@ -453,9 +474,13 @@ def occluded_logits(net: Network, x: torch.Tensor, boxes: Sequence[Box] | np.nda
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive whole number, not {batch_size!r}")
     x, fill = _check(net, x, fill_image)
-    boxes = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
+    boxes = _clip(np.asarray(boxes, dtype=np.int64).reshape(-1, 4), x.shape[-2:])
     incremental = method == "incremental" or (method == "auto" and supports_incremental(net))
+    if incremental and not supports_incremental(net):
+        raise ValueError(f"{net.name} is not a chain of convolutions and poolings; use the naive forward")
     with net.guard(), torch.no_grad():
+        if len(boxes) == 0:
+            return net(x)[:0]
         if not incremental:
             return _naive_logits(net, x, fill, boxes, batch_size)
         return IncrementalPlan(net, x, fill, switch_ratio).logits(boxes, batch_size)
@@ -476,6 +501,12 @@ def _plan_for(net: Network, x: torch.Tensor, filler: torch.Tensor) -> Incrementa
     plan = IncrementalPlan(net, x, filler)
     _LAST["entry"] = (key, weakref.ref(x), weakref.ref(filler), weakref.ref(net), plan)
     return plan
+
+
+def release_plan() -> None:
+    """Forget the kept plan (its clean maps can hold hundreds of MB for VGG16): called
+    when an occlusion map is finished or abandoned."""
+    _LAST.clear()
 
 
 def incremental_scores(net: Network, x: torch.Tensor, filler: torch.Tensor, boxes: Sequence[Box],

@@ -41,7 +41,7 @@ def gradient_map(net: Network, x: torch.Tensor, targets: torch.Tensor) -> torch.
         # Images are independent, so one backward of the sum gives every image its own gradient.
         score = logits.gather(1, targets.view(-1, 1)).sum()
         (grad,) = torch.autograd.grad(score, x)
-    return grad
+    return grad.contiguous()  # NCHW for the caller, whatever layout the pass ran in
 
 
 def saliency(net: Network, x, target: int | str | Sequence[int | str], smooth: int = 0,

@@ -44,6 +44,8 @@ class App(W.VBox):
         self.message = W.HTML()
         self.error: str = ""
         self.note: str = ""
+        self._job_lock = threading.Lock()  # draw_when_ready's job, shared with the worker
+        self._job_key = None
         header = W.HTML(f"<b>{html.escape(title or self.title)}</b>") if (title or self.title) else None
         children = ([header] if header else []) + list(controls) + [self.message, self.view, self.info]
         super().__init__(children=children, **kwargs)
@@ -78,22 +80,35 @@ class App(W.VBox):
                 return None
         return call
 
-    def draw_when_ready(self, runner: "Runner", ready: bool, make_steps: Callable[[Callable[[], bool]], Iterable[Any]],
-                        draw: Callable[[], Any]) -> None:
-        """Draw at once when the data is at hand (answers from caches stay instant and
-        synchronous); otherwise compute it in `runner`'s worker thread, with progress and
-        Stop, and draw when it finishes (not when stopped). A computation still running
-        for earlier settings is stopped first."""
+    def draw_when_ready(self, runner: "Runner", key: Any, ready: Callable[[], bool],
+                        make_steps: Callable[[Callable[[], bool]], Iterable[Any]], draw: Callable[[], Any],
+                        current_key: Callable[[], Any]) -> None:
+        """Draw at once when the data for `key` is at hand (answers from caches stay
+        instant and synchronous); otherwise compute it in `runner`'s worker thread, with
+        progress and Stop, and draw when it finishes.
+
+        A job already under way for the same key is left alone: it draws the settings
+        of the moment when it ends (so a draw-only control, moved meanwhile, is drawn
+        then). A job for another key is stopped first. A finished job draws only if its
+        key is still the current one."""
+        with self._job_lock:
+            if self._job_key is not None and self._job_key == key and runner.running:
+                return
         if runner.running:
             runner.stop()
             runner.wait()
-        if ready:
+        if ready():
             draw()
             return
+        with self._job_lock:
+            self._job_key = key
+
         def finish(_last, stopped: bool) -> None:
+            with self._job_lock:
+                self._job_key = None  # from here on, a refresh draws by itself
             # The end of the action that started the work: a message shown since then
             # (e.g. about a bad argument) stays; only a failure of the drawing is added.
-            if not stopped:
+            if not stopped and current_key() == key:
                 try:
                     draw()
                 except Exception as e:  # noqa: BLE001 - the app must keep working
@@ -199,7 +214,8 @@ class Runner(W.HBox):
 
     def stop(self) -> None:
         self._stop.set()
-        self.status.value = "stopping…"
+        if self.running:
+            self.status.value = "stopping…"
 
     def wait(self, timeout: float | None = 600) -> None:
         if self._thread is not None:

@@ -83,6 +83,9 @@ class EmbeddingApp(App):
         perplexity = perplexity if perplexity is not None else self.perplexity.value  # PCA ignores it
 
         def steps(should_stop):
+            if key in self._maps:
+                yield 1.0
+                return
             feats = None
             for p in F.extract_features_iter(net, data, layer):
                 feats = p.features
@@ -118,7 +121,7 @@ class EmbeddingApp(App):
         """Compute the map if it is new (in the worker thread), then draw it."""
         self.perplexity.disabled = self.method.value != "tsne"
         key = self._key()
-        self.draw_when_ready(self.runner, key in self._maps, self._map_steps(key), self.draw)
+        self.draw_when_ready(self.runner, key, lambda: key in self._maps, self._map_steps(key), self.draw, self._key)
 
     def draw(self) -> None:
         emb, accuracy = self.current_map()

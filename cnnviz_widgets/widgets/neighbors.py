@@ -100,11 +100,12 @@ class NeighborsApp(App):
     def _spaces(self) -> tuple[str, str]:
         return (F.PIXELS, self.layer.value)
 
-    def _scan_steps(self, spaces):
+    def _scan_steps(self, missing):
         """The scans still missing, as one stream of progress fractions (worker thread)."""
         net, data = self.net, self.dataset
 
         def steps(should_stop):
+            spaces = missing()
             for i, space in enumerate(spaces):
                 for p in F.extract_features_iter(net, data, space):
                     if p.features is not None:
@@ -125,8 +126,12 @@ class NeighborsApp(App):
     def refresh(self) -> None:
         """Scan what is missing (in the worker thread), then find and draw the neighbours."""
         spaces = self._spaces()
-        missing = [s for s in spaces if not F.is_cached(self.net, self.dataset, s) and s not in self._features]
-        self.draw_when_ready(self.runner, not missing, self._scan_steps(missing), self.draw)
+
+        def missing() -> list[str]:
+            return [s for s in spaces if not F.is_cached(self.net, self.dataset, s) and s not in self._features]
+
+        self.draw_when_ready(self.runner, spaces, lambda: not missing(), self._scan_steps(missing), self.draw,
+                             self._spaces)
 
     def draw(self) -> None:
         layer = self.layer.value
