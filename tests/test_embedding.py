@@ -151,7 +151,7 @@ def test_classes_separate_on_the_tsne_map_of_fc7_not_of_pixels(shapes_net, shape
     assert 0.5 < on_pca, on_pca
 
 
-def test_draw_only_controls_during_a_map_neither_block_nor_redo_it(small_net, app_data, monkeypatch):
+def test_app_draw_only_controls_during_a_map_neither_block_nor_redo_it(small_net, app_data, monkeypatch):
     """Moving 'show item' while t-SNE runs leaves the job alone (embed runs once) and
     the finished map shows the item chosen meanwhile."""
     import threading

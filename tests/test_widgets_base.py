@@ -71,7 +71,7 @@ def test_runner_runs_in_a_thread_and_stops_within_a_step():
     assert runner.progress.bar_style == "warning" and 0 < runner.progress.value < 1
 
 
-def test_draw_when_ready_is_synchronous_from_cache_threaded_otherwise():
+def test_app_draw_when_ready_is_synchronous_from_cache_threaded_otherwise():
     app = App([W.Label("x")])
     runner = Runner()
     drawn, current = [], {"key": "a"}
