@@ -99,6 +99,22 @@ def _cell(v) -> str:
     return str(v)
 
 
+def _section(title: str, columns: list[str], rows: list[dict], cells, status_column: int, note: str) -> list[str]:
+    """One markdown section: a table with a line per row (`cells(row)`; a row that could
+    not run shows its status in `status_column`), then a note. Nothing without rows."""
+    if not rows:
+        return []
+    out = [f"## {title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for r in rows:
+        if "status" in r:
+            line = [r.get("device", ""), r.get("model", "")] + [""] * (len(columns) - 2)
+            line[status_column] = r["status"]
+        else:
+            line = cells(r)
+        out.append("| " + " | ".join(str(c) for c in line) + " |")
+    return out + ["", note, ""]
+
+
 def to_markdown(report: dict) -> str:
     m = report["machine"]
     lines = [
@@ -115,49 +131,42 @@ def to_markdown(report: dict) -> str:
         "a ratio above 1 means ours is faster. Absolute seconds depend on the machine's load.",
         "",
     ]
-    occ = [r for r in report["rows"] if r.get("benchmark") == "occlusion"]
-    if occ:
-        lines += ["## Occlusion vs Captum `Occlusion` (best perturbations_per_eval)", "",
-                  "| device | model | input | window | positions | method | ours s | Captum s (ppe) | speed-up | target | MAC bound | max diff vs naive | max diff vs Captum |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        for r in occ:
-            if "status" in r:
-                lines.append(f"| {r.get('device', '')} | {r['model']} | | | | {r['status']} | | | | | | | |")
-                continue
-            ppe = r["peer"].split("=")[-1]
-            method = f"{r['method']} (batch {r['ours_batch_size']})" if "ours_batch_size" in r else r["method"]
-            lines.append(f"| {r['device']} | {r['model']} | {r['input']} | {r['window']} | {r['positions']} | {method} | "
-                         f"{r['ours_s']} | {r['peer_s']} ({ppe}) | **{r['speedup']}x** | {r['target']}x | "
-                         f"{str(r['mac_bound']) + 'x' if r.get('mac_bound') else '-'} | "
-                         f"{r['max_abs_diff_vs_naive']:.1e} | {r['max_abs_diff_vs_captum']:.1e} |")
-        lines += ["", "MAC bound: the naive forward's multiply-adds over exact incremental inference's "
-                  "(changed regions only), i.e. the speed-up at equal efficiency.", ""]
-    c2f = [r for r in report["rows"] if r.get("benchmark") == "occlusion_coarse_to_fine"]
-    if c2f:
-        lines += ["## Occlusion, coarse to fine (approximate) vs the exact map", "",
-                  "| device | model | input | window | hot fraction | positions scored | speed-up vs exact | "
-                  "largest error (median / max image) | mean error | same lowest position |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
-        for r in c2f:
-            lines.append(f"| {r['device']} | {r['model']} | {r['input']} | {r['window']} | {r['fraction']} | "
-                         f"{r['scored_fraction']:.0%} | **{r['speedup_vs_exact']}x** | "
-                         f"{r['median_relative_error']} / {r['max_relative_error']} | {r.get('mean_relative_error', '')} | "
-                         f"{r['same_lowest']} |")
-        lines += ["", "Errors are relative to the exact map's largest change: the largest |approximate - exact| "
-                  "per image (median and worst image), and the mean over all positions and images "
-                  "(EfficientNet-Lite0, the bundled photos).", ""]
-    att = [r for r in report["rows"] if r.get("benchmark") == "attribution"]
-    if att:
-        lines += ["## Saliency and guided backprop vs Captum and one forward+backward", "",
-                  "| device | model | method | input x batch | ours s | Captum s | fwd+bwd s | Captum/ours | fwd+bwd/ours |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        for r in att:
-            if "status" in r:
-                lines.append(f"| {r.get('device', '')} | {r['model']} | {r['status']} | | | | | | |")
-                continue
-            lines.append(f"| {r['device']} | {r['model']} | {r['method']} | {r['input']} x {r['batch']} | {r['ours_s']} | "
-                         f"{r['captum_s']} | {r['fwd_bwd_s']} | **{r['vs_captum']}** | **{r['vs_fwd_bwd']}** |")
-        lines += ["", "Targets: fwd+bwd/ours >= 0.9 (within 10% of one forward+backward), Captum/ours >= 1.0.", ""]
+    def rows(name: str) -> list[dict]:
+        return [r for r in report["rows"] if r.get("benchmark") == name]
+
+    def occlusion_cells(r: dict) -> list:
+        method = f"{r['method']} (batch {r['ours_batch_size']})" if "ours_batch_size" in r else r["method"]
+        return [r["device"], r["model"], r["input"], r["window"], r["positions"], method, r["ours_s"],
+                f"{r['peer_s']} ({r['peer'].split('=')[-1]})", f"**{r['speedup']}x**", f"{r['target']}x",
+                f"{r['mac_bound']}x" if r.get("mac_bound") else "-",
+                f"{r['max_abs_diff_vs_naive']:.1e}", f"{r['max_abs_diff_vs_captum']:.1e}"]
+
+    lines += _section(
+        "Occlusion vs Captum `Occlusion` (best perturbations_per_eval)",
+        ["device", "model", "input", "window", "positions", "method", "ours s", "Captum s (ppe)", "speed-up",
+         "target", "MAC bound", "max diff vs naive", "max diff vs Captum"],
+        rows("occlusion"), occlusion_cells, 5,
+        "MAC bound: the naive forward's multiply-adds over exact incremental inference's "
+        "(changed regions only), i.e. the speed-up at equal efficiency.")
+    lines += _section(
+        "Occlusion, coarse to fine (approximate) vs the exact map",
+        ["device", "model", "input", "window", "hot fraction", "positions scored", "speed-up vs exact",
+         "largest error (median / max image)", "mean error", "same lowest position"],
+        rows("occlusion_coarse_to_fine"),
+        lambda r: [r["device"], r["model"], r["input"], r["window"], r["fraction"], f"{r['scored_fraction']:.0%}",
+                   f"**{r['speedup_vs_exact']}x**", f"{r['median_relative_error']} / {r['max_relative_error']}",
+                   r.get("mean_relative_error", ""), r["same_lowest"]], 5,
+        "Errors are relative to the exact map's largest change: the largest |approximate - exact| "
+        "per image (median and worst image), and the mean over all positions and images "
+        "(EfficientNet-Lite0, the bundled photos).")
+    lines += _section(
+        "Saliency and guided backprop vs Captum and one forward+backward",
+        ["device", "model", "method", "input x batch", "ours s", "Captum s", "fwd+bwd s", "Captum/ours",
+         "fwd+bwd/ours"],
+        rows("attribution"),
+        lambda r: [r["device"], r["model"], r["method"], f"{r['input']} x {r['batch']}", r["ours_s"], r["captum_s"],
+                   r["fwd_bwd_s"], f"**{r['vs_captum']}**", f"**{r['vs_fwd_bwd']}**"], 2,
+        "Targets: fwd+bwd/ours >= 0.9 (within 10% of one forward+backward), Captum/ours >= 1.0.")
     rest = [r for r in report["rows"] if r.get("benchmark") not in ("occlusion", "attribution", "occlusion_coarse_to_fine")]
     if rest:
         lines += ["## The colleagues' benchmarks and the notebook suite", "", "| benchmark | result |", "|---|---|"]
