@@ -137,3 +137,11 @@ def test_fast_layout_gives_the_same_map_on_trained_networks(request, which):
     got = saliency(net, x, 1)
     assert net.fast_layout(x).is_contiguous(memory_format=torch.channels_last)
     assert float((got - expected).abs().max()) <= 1e-4 * float(expected.max())
+
+
+def test_gradient_input_is_a_fresh_leaf_in_the_fast_layout(random_alexnet):
+    for x in (torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32).contiguous(memory_format=torch.channels_last)):
+        g = random_alexnet.gradient_input(x)
+        assert g.is_leaf and g.requires_grad and not x.requires_grad
+        assert g.is_contiguous(memory_format=torch.channels_last)
+        assert g.data_ptr() != x.data_ptr() and torch.equal(g.detach(), x)

@@ -89,6 +89,10 @@ class _FeatureCache:
             while len(self._items) > self.max_entries or (len(self._items) > 1 and self.nbytes() > self.max_bytes):
                 self._items.popitem(last=False)
 
+    def __contains__(self, key: tuple) -> bool:  # no hit or miss counted: only a look
+        with self._lock:
+            return key in self._items
+
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self._items.values())
 
@@ -122,8 +126,7 @@ def clear_feature_cache() -> None:
 def is_cached(net: Network, dataset, layer: str) -> bool:
     """Whether a scan of (net, dataset, layer) would answer from the cache at once."""
     key = _cache_key(net, dataset, layer)
-    with _CACHE._lock:
-        return key is not None and key in _CACHE._items
+    return key is not None and key in _CACHE
 
 
 def feature_cache_info() -> dict:

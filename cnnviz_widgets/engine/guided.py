@@ -125,7 +125,7 @@ def guided_backprop(net: Network, x, layer: str, channel: int, position: tuple[i
     net.check_layer(layer)
     x = _one_image(net, x)
     with net.guard(), torch.enable_grad(), backprop_rule(net, rule):
-        x = net.fast_layout(x.detach().clone()).requires_grad_(True)
+        x = net.gradient_input(x)
         # forward_to's stop hook goes on after the rule hooks, so it sees the rule's output.
         out = net.forward_to(x, layer)
         _check_channel(layer, out, channel)
@@ -150,7 +150,7 @@ def guided_backprop_class(net: Network, x, target, rule: str = "guided") -> torc
     x = net.as_batch(x, what="guided backprop")
     targets = targets_for(net, target, x.shape[0])
     with net.guard(), torch.enable_grad(), backprop_rule(net, rule):
-        x = net.fast_layout(x.detach().clone()).requires_grad_(True)
+        x = net.gradient_input(x)
         score = net(x).gather(1, targets.view(-1, 1)).sum()
         (grad,) = torch.autograd.grad(score, x)
     return grad.detach().contiguous()

@@ -291,6 +291,14 @@ class Network(nn.Module):
             return x.contiguous(memory_format=torch.channels_last)
         return x
 
+    def gradient_input(self, x: torch.Tensor) -> torch.Tensor:
+        """A fresh leaf copy of x in `fast_layout`, collecting its gradient: what the
+        gradient techniques differentiate with respect to (one copy, not two)."""
+        y = self.fast_layout(x.detach())
+        if y.data_ptr() == x.data_ptr():  # already in that layout: still a copy of its own
+            y = y.clone(memory_format=torch.preserve_format)
+        return y.requires_grad_(True)
+
     @staticmethod
     def deprocess(x: torch.Tensor) -> np.ndarray:
         """A [0,1] image tensor (3xHxW or 1x3xHxW) -> uint8 HxWx3."""

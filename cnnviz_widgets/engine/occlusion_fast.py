@@ -476,14 +476,10 @@ def occluded_logits(net: Network, x: torch.Tensor, boxes: Sequence[Box] | np.nda
     x, fill = _check(net, x, fill_image)
     boxes = _clip(np.asarray(boxes, dtype=np.int64).reshape(-1, 4), x.shape[-2:])
     incremental = method == "incremental" or (method == "auto" and supports_incremental(net))
-    if incremental and not supports_incremental(net):
-        raise ValueError(f"{net.name} is not a chain of convolutions and poolings; use the naive forward")
     with net.guard(), torch.no_grad():
-        if len(boxes) == 0:
-            return net(x)[:0]
-        if not incremental:
-            return _naive_logits(net, x, fill, boxes, batch_size)
-        return IncrementalPlan(net, x, fill, switch_ratio).logits(boxes, batch_size)
+        if incremental:  # the plan refuses an unsupported network, and takes no boxes too
+            return IncrementalPlan(net, x, fill, switch_ratio).logits(boxes, batch_size)
+        return _naive_logits(net, x, fill, boxes, batch_size) if len(boxes) else net(x)[:0]
 
 
 # --- a scorer for occlusion.occlusion_iter --------------------------------------------

@@ -36,7 +36,7 @@ def targets_for(net: Network, target: int | str | Sequence[int | str], n: int) -
 def gradient_map(net: Network, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """d logit[target] / d x for each image: N x 3 x H x W (the raw gradient)."""
     with net.guard(), torch.enable_grad():
-        x = net.fast_layout(x.detach().clone()).requires_grad_(True)
+        x = net.gradient_input(x)
         logits = net(x)
         # Images are independent, so one backward of the sum gives every image its own gradient.
         score = logits.gather(1, targets.view(-1, 1)).sum()
