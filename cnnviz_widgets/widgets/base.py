@@ -80,6 +80,12 @@ class App(W.VBox):
                 return None
         return call
 
+    def connect_runner(self, runner: "Runner", on_run: Callable[[], Any]) -> None:
+        """The runner reports its errors in this app's message line, and its Run
+        button calls `on_run` (guarded)."""
+        runner.on_error = self.show_error
+        runner.run_button.on_click(lambda _b: self.guarded(on_run)())
+
     def draw_when_ready(self, runner: "Runner", key: Any, ready: Callable[[], bool],
                         make_steps: Callable[[Callable[[], bool]], Iterable[Any]], draw: Callable[[], Any],
                         current_key: Callable[[], Any]) -> None:

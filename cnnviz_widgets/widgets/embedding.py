@@ -50,8 +50,7 @@ class EmbeddingApp(App):
         self.runner = Runner(run_label="Map")
         super().__init__([W.HBox([self.method, self.perplexity]), W.HBox([self.layer, self.item]),
                           self.thumbnails, self.runner])
-        self.runner.on_error = self.show_error
-        self.runner.run_button.on_click(lambda _b: self.guarded(self.refresh)())
+        self.connect_runner(self.runner, self.refresh)
 
         wanted_problem = None
         if layer is not None and layer != F.PIXELS:

@@ -59,8 +59,7 @@ class NeighborsApp(App):
         self._features: dict[str, object] = {}
         controls = [W.HBox([self.query, self.upload]), W.HBox([self.k, self.metric]), self.layer, self.runner]
         super().__init__(controls)
-        self.runner.on_error = self.show_error
-        self.runner.run_button.on_click(lambda _b: self.guarded(self.refresh)())
+        self.connect_runner(self.runner, self.refresh)
 
         wanted_problem = None
         if layer is not None:

@@ -105,8 +105,7 @@ class OcclusionApp(App):
         super().__init__(controls)
         self.images.on_error = self.show_error
         self.images.on_note = self.show_note
-        self.runner.on_error = self.show_error
-        self.runner.run_button.on_click(lambda _b: self.guarded(self.refresh)())
+        self.connect_runner(self.runner, self.refresh)
         choose_image(self.images, image)
         self.model_picker.observe(lambda _c: self.guarded(self._change_model)(), names="value")
         self.watch([self.images.dropdown, self.classes, self.patch, self.stride, self.fill, self.output,

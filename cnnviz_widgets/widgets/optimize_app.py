@@ -46,8 +46,7 @@ class OptimizeApp(App):
         names = [i.name for i in models.available_models()]
         self.model_picker = ModelPicker(value=self.net.name if self.net.name in names else None)
         self.runner = Runner(run_label=self.run_label)
-        self.runner.on_error = self.show_error
-        self.runner.run_button.on_click(lambda _b: self.run())
+        self.connect_runner(self.runner, self.run)
         self.last = None          # the last Progress drawn
         self.previews = 0         # how many pictures the current run has drawn (tests wait on it)
         super().__init__([self.model_picker, *controls, self.runner], title=title)

@@ -51,8 +51,7 @@ class PatchesApp(App):
         self.rows = W.IntSlider(value=max(1, min(8, int(rows))), min=1, max=8, description="channels",
                                 continuous_update=False, style={"description_width": "70px"})
         self.runner = Runner(run_label="Scan", threaded=threaded)
-        self.runner.on_error = self.show_error
-        self.runner.run_button.on_click(lambda _b: self.guarded(self._start_scan)(True))
+        self.connect_runner(self.runner, lambda: self._start_scan(True))
         super().__init__([W.HBox([self.layer, self.rows]), self.channel, self.runner])
         self.watch([self.layer], self.refresh)
         self.watch([self.channel, self.rows], self.draw)
