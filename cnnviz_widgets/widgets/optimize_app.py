@@ -1,10 +1,10 @@
 """The base the four image-optimisation apps share (lessons 09-12).
 
 An `OptimizeApp` owns a model picker, its lesson's controls and a `Runner`: Run
-asks the subclass for an engine generator (`steps(should_stop)`), the Runner drives
+asks the subclass for an engine generator (`steps(should_stop)`, yielding `engine.progress.Progress`), the Runner drives
 it in a worker thread, every preview redraws the picture (`picture(progress)`), and
 Stop ends the run within one step and keeps the image so far (the engine yields a
-last ``ended="stopped"`` snapshot, which is drawn like any other). Settings are
+last progress whose ``result.ended`` is ``"stopped"``, which is drawn like any other). Settings are
 read and checked on the caller's thread, so a bad one is a message, not a run.
 The app never computes a gradient: it only calls the engine.
 """
@@ -61,10 +61,10 @@ class OptimizeApp(App):
         return self.steps
 
     def picture(self, progress) -> np.ndarray:
-        return image_array(progress.image, self.display_height)
+        return image_array(progress.result.image, self.display_height)
 
     def summary(self, progress, stopped: bool) -> str:
-        losses = ", ".join(f"{k} {v:.3g}" for k, v in progress.losses.items())
+        losses = ", ".join(f"{k} {v:.3g}" for k, v in progress.result.losses.items())
         state = "stopped" if stopped else "done"
         return f"{state} after {progress.step}/{progress.total} steps · {html.escape(losses)}"
 
