@@ -111,14 +111,14 @@ class App(W.VBox):
             self.class_picker = ClassPicker(self.net)
             self.watch([self.class_picker], self.refresh)
         super().__init__(children=[], **kwargs)
-        self._heading = self.title if title is None else title
+        self.heading = self.title if title is None else title
         self.add_class("cnnviz-app")
 
     def arrange(self, controls: Sequence[W.Widget]) -> None:
         """Lay out the controls above the message line, the picture and the text; from
         here on, changes refresh; draw the first picture. Problems with the constructor's
         settings (a bad image, layer, ...) are shown once it is drawn."""
-        header = [W.HTML(f"<b>{html.escape(self._heading)}</b>")] if self._heading else []
+        header = [W.HTML(f"<b>{html.escape(self.heading)}</b>")] if self.heading else []
         self.children = header + list(controls) + [self.message, self.view, self.info]
         self._syncing = False
         self.guarded(self.refresh)()
@@ -342,11 +342,14 @@ class Runner(W.HBox):
         while True:
             job = self._job
             thread = job.thread if job is not None else None
-            if thread is None or thread is threading.current_thread() or not thread.is_alive():
+            if job is None or not job.active or thread is None or thread is threading.current_thread():
                 if job is self._job:
                     return
                 continue
-            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            else:
+                time.sleep(0.001)  # published a moment before its thread starts
             if deadline is not None and time.monotonic() >= deadline:
                 return
 
@@ -356,15 +359,7 @@ class Runner(W.HBox):
         of a job under way, that job is left alone and False is returned."""
         if self.busy_with(key):
             return False
-        with self._lock:
-            previous = self._job
-            if previous is not None:
-                previous.stale = True
-                previous.stop.set()
-            job = self._job = _Job(key)
-        self.run_button.disabled, self.stop_button.disabled = True, False
-        self.progress.value, self.progress.bar_style = 0.0, ""
-        self.status.value = "working…"
+        job, previous = _Job(key), None
 
         def work() -> None:
             if previous is not None and previous.thread is not None and previous.thread is not threading.current_thread():
@@ -382,8 +377,18 @@ class Runner(W.HBox):
                     if self._job is job:
                         self.run_button.disabled, self.stop_button.disabled = False, True
 
-        if self.threaded:
+        if self.threaded:  # before the job is published, so that `wait` always finds its thread
             job.thread = threading.Thread(target=work, daemon=True, name="cnnviz-runner")
+        with self._lock:
+            previous = self._job
+            if previous is not None:
+                previous.stale = True
+                previous.stop.set()
+            self._job = job
+        self.run_button.disabled, self.stop_button.disabled = True, False
+        self.progress.value, self.progress.bar_style = 0.0, ""
+        self.status.value = "working…"
+        if job.thread is not None:
             job.thread.start()
         else:
             work()
