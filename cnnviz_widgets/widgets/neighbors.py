@@ -36,35 +36,38 @@ class NeighborsApp(App):
 
     title = "Nearest neighbours: pixel space vs feature space"
     run_label = "Scan"
-    needs_dataset = True
 
     def __init__(self, model=None, *, dataset=None, layer: str | None = None, k: int = 5,
                  metric: str = "cosine", query: int = 0, threaded: bool = True):
-        super().__init__(model, dataset=dataset, threaded=threaded)
-        n = len(self.dataset)
-        self.query = W.IntSlider(value=min(max(0, query), n - 1), min=0, max=n - 1, description="query",
-                                 continuous_update=False, style=_STYLE)
+        super().__init__(model, dataset=dataset, pickers=("model", "dataset"), threaded=threaded)
+        self.query = W.IntSlider(value=0, min=0, max=0, description="query", continuous_update=False, style=_STYLE)
         self.upload = ImageUpload()
         self.upload.on_image = self._use_upload
         self.upload.on_error, self.upload.on_note = self.show_error, self.show_note
-        self.k = W.IntSlider(value=k, min=1, max=max(1, min(12, n - 1)), description="k",
-                             continuous_update=False, style=_STYLE)
+        self.k = W.IntSlider(value=1, min=1, max=1, description="k", continuous_update=False, style=_STYLE)
         self.metric = W.ToggleButtons(options=list(METRICS), value=metric if metric in METRICS else "cosine",
                                       description="metric", style=_STYLE)
         self.layer = LayerPicker(only=layer_fits)
         self.uploaded: tuple[str, Image.Image] | None = None
-        self.labels = F.dataset_labels(self.dataset).tolist()
-        self._features: dict[tuple, object] = {}  # (network, space) -> what a scan found
+        self._features: dict[tuple, object] = {}  # (network, dataset, space) -> what a scan found
+        self._query: dict[tuple, object] = {}  # (network, space) -> the upload's features
+        self.on_dataset(self.dataset)
+        self.query.value, self.k.value = min(max(0, query), self.query.max), min(max(1, k), self.k.max)
         if layer is not None:
             layer = self.guarded(self.net.check_layer, later=True)(layer)
         self.layer.set_network(self.net, layer or F.default_feature_layer(self.net))
         self.watch([self.query], self._on_query)
         self.watch([self.k, self.metric, self.layer], self.refresh)
-        self.arrange([self.model_picker, W.HBox([self.query, self.upload]), W.HBox([self.k, self.metric]),
-                      self.layer, self.runner])
+        self.arrange([W.HBox([self.model_picker, self.dataset_picker]), W.HBox([self.query, self.upload]),
+                      W.HBox([self.k, self.metric]), self.layer, self.runner])
 
     def on_model(self, net) -> None:
         self.layer.set_network(net, F.default_feature_layer(net))
+
+    def on_dataset(self, dataset) -> None:
+        n = len(dataset)
+        self.query.max, self.k.max = n - 1, max(1, min(12, n - 1))
+        self.labels = F.dataset_labels(dataset).tolist()
 
     # -- the query
     def _on_query(self) -> None:
@@ -76,30 +79,41 @@ class NeighborsApp(App):
         self.upload.load(name, data)
 
     def _use_upload(self, name: str, image: Image.Image) -> None:
-        self.uploaded = (name, image)
+        self.uploaded, self._query = (name, image), {}
         self.guarded(self.refresh)()
 
     def _spaces(self) -> tuple[str, str]:
         return (F.PIXELS, self.layer.value)
 
-    def _scan_steps(self, net, spaces: list[str]):
-        """The scans still missing, as one stream of progress fractions (worker thread)."""
+    def _scan_steps(self, net, spaces: list[str], upload: Image.Image | None):
+        """The scans still missing, then the upload's features, as one stream of
+        progress fractions (worker thread)."""
         data = self.dataset
 
         def steps(should_stop):
             for i, space in enumerate(spaces):
                 for p in F.extract_features_iter(net, data, space):
                     if p.features is not None:
-                        self._features[(id(net), space)] = p.features
-                    yield (i + p.step / p.total) / len(spaces)
+                        self._features[(id(net), id(data), space)] = p.features
+                    yield (i + p.step / p.total) / max(1, len(spaces))
                     if should_stop():
                         return
+            if upload is not None:
+                for space in self._spaces():
+                    self._query_features(net, upload, space)
+                yield 1.0
         return steps
+
+    def _query_features(self, net, upload: Image.Image, space: str):
+        key = (id(net), space)
+        if key not in self._query:
+            self._query[key] = F.image_features(net, upload, space)
+        return self._query[key]
 
     def _scanned(self, space: str):
         # The engine's cache first; a dataset without a name is never cached there, so
         # the worker's own result is kept for it.
-        key = (id(self.net), space)
+        key = (id(self.net), id(self.dataset), space)
         if F.is_cached(self.net, self.dataset, space) or key not in self._features:
             self._features[key] = F.extract_features(self.net, self.dataset, space)
         return self._features[key]
@@ -107,9 +121,12 @@ class NeighborsApp(App):
     # -- compute and draw
     def refresh(self) -> None:
         """Scan what is missing (in the Runner), then find and draw the neighbours."""
-        net, spaces = self.net, self._spaces()
-        missing = [s for s in spaces if not F.is_cached(net, self.dataset, s) and (id(net), s) not in self._features]
-        self.draw_when_ready((id(net), *spaces), lambda: not missing, self._scan_steps(net, missing), self.draw)
+        net, data, spaces = self.net, self.dataset, self._spaces()
+        missing = [s for s in spaces if not F.is_cached(net, data, s) and (id(net), id(data), s) not in self._features]
+        upload = self.uploaded[1] if self.uploaded is not None else None
+        ready = not missing and (upload is None or all((id(net), s) in self._query for s in spaces))
+        self.draw_when_ready((id(net), id(data), *spaces, id(upload)), lambda: ready,
+                             self._scan_steps(net, missing, upload), self.draw)
 
     def draw(self) -> None:
         layer = self.layer.value
@@ -122,7 +139,7 @@ class NeighborsApp(App):
                 q = self.query.value
                 query_vec, query_label = q, labels[q]
             else:
-                query_vec, query_label = F.image_features(self.net, self.uploaded[1], space), None
+                query_vec, query_label = self._query_features(self.net, self.uploaded[1], space), None
             idx, dist = nearest_neighbors(feats, query_vec, k=k, metric=metric)
             idx = idx.tolist()
             same = sum(labels[i] == query_label for i in idx) if query_label is not None else None
@@ -131,7 +148,7 @@ class NeighborsApp(App):
             rows.append(self._row(title + count, idx, dist.tolist()))
             texts.append((title, same))
         # Hold on to the two scans on show only (the engine's cache keeps more, bounded).
-        shown = [(id(self.net), space) for space in (F.PIXELS, layer)]
+        shown = [(id(self.net), id(self.dataset), space) for space in (F.PIXELS, layer)]
         self._features = {key: self._features[key] for key in shown if key in self._features}
         self.neighbors = rows
         picture = np.concatenate(rows, axis=0)
