@@ -22,7 +22,7 @@ def make_random_shapes_net(seed: int = 0):
     from cnnviz_widgets.engine import models, shapes, shapes_net
 
     torch.manual_seed(seed)
-    return models.Network("shapes-random", shapes_net.ShapesNet(), dict(models._ALEXNET_LAYERS),
+    return models.Network("shapes-random", shapes_net.ShapesNet(), dict(models.ALEXNET_LAYERS),
                           list(shapes.SHAPE_CLASSES), shapes_net.MEAN, shapes_net.STD, 64, 64)
 
 

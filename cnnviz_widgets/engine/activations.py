@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .models import Network
+from .network import Network
 
 __all__ = [
     "activations",

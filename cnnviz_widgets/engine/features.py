@@ -24,7 +24,7 @@ from typing import Iterator
 
 import torch
 
-from .models import Network
+from .network import Network
 
 __all__ = [
     "FeatureProgress",

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .models import Network
+from .network import Network
 from .shapes_net import SNAPSHOTS_PATH, filter_smoothness, load_conv1_snapshots
 
 __all__ = [
@@ -68,7 +68,7 @@ def conv_module(net: Network, layer_or_conv_index: str | int) -> tuple[str, nn.C
             raise ValueError(f"conv index {i} is out of range: {net.name} has convolutions 0..{len(convs) - 1}.")
         return convs[i], modules[convs[i]]
     layer = net.check_layer(str(layer_or_conv_index))
-    path = net._layer_paths[layer]
+    path = net.layer_path(layer)
     order = [name for name, _ in net.model.named_modules()]
     # The layer's output exists once its last sub-module has run.
     end = max(i for i, name in enumerate(order) if name == path or name.startswith(path + "."))

@@ -22,7 +22,8 @@ from typing import Callable, Iterator, Union
 import numpy as np
 import torch
 
-from .models import Network, ReceptiveField
+from .network import Network
+from .receptive_field import ReceptiveField
 
 __all__ = [
     "PatchScan",
