@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from cnnviz_widgets.engine import models
-from cnnviz_widgets.engine.receptive_field import linearised_copy
+from cnnviz_widgets.engine.receptive_field import empirical_receptive_field, linearised_copy
 from cnnviz_widgets.engine.shapes_net import build_shapes_net
 from tests.conftest import make_random_alexnet
 from tests.helpers import assert_restored
@@ -65,7 +65,7 @@ def test_analytic_equals_empirical_for_every_spatial_layer(any_net):
     for layer in layers:
         rf = any_net.receptive_field(layer)
         s = probe_size(any_net, layer)
-        measured = models.empirical_receptive_field(any_net, layer, image_size=s)
+        measured = empirical_receptive_field(any_net, layer, image_size=s)
         assert measured == (rf.size, rf.size), f"{any_net.name} {layer}: analytic {rf.size}, measured {measured} at {s} px"
         assert measured[0] < s, "the probe touched both borders: the measurement was clipped"
 

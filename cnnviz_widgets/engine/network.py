@@ -128,10 +128,8 @@ class Network(nn.Module):
     def class_index(self, target: int | str) -> int:
         """A class given by index or by name (case-insensitive; a unique prefix will do)."""
         n = len(self.classes)
-        if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
-            if not 0 <= int(target) < n:
-                raise ValueError(f"class index {int(target)} is out of range: {self.name} has classes 0..{n - 1}.")
-            return int(target)
+        if checks.is_integer(target):
+            return checks.index(target, "class index", n, f"{self.name} has classes")
         if isinstance(target, str):
             lowered = [c.lower() for c in self.classes]
             key = target.strip().lower()
