@@ -86,7 +86,7 @@ def test_clip_contribution_matches_brute_force_on_a_linear_network():
 
 
 def test_clip_contribution_in_the_loop_greys_its_share_and_the_class_still_rises(effnet):
-    start = ascent.ascent(effnet, 1, size=64, steps=0).image
+    start = ascent.visualize_class(effnet, 1, size=64, steps=0).image
     r = ascent.visualize_class(effnet, 1, size=64, steps=6, clip_contribution_percentile=40,
                                clip_norm_percentile=20, blur_sigma=0)
     grey = (r.image[0] == 0.5).all(dim=0).float().mean()

@@ -33,6 +33,8 @@ TSNE_PCA_DIMS = 50
 class Embedding:
     """A 2-D map of N feature vectors.
 
+    `coords`: N x 2 float32 (numpy: scikit-learn computes them), row i placing image i;
+    `method`: ``"pca"`` or ``"tsne"``; `perplexity`: t-SNE's (None for PCA).
     `explained_variance`: for PCA, the fraction of the variance each of the two axes
     keeps; for t-SNE, what the PCA before it kept (None when there was none).
     `kl_divergence`: t-SNE's final cost (lower is a more faithful neighbourhood map).

@@ -47,6 +47,9 @@ PAD_VALUE = 128
 class PatchScan:
     """The k strongest activations of every channel of `layer` over a dataset.
 
+    `model` and `dataset` name what was scanned; `rf` is the layer's receptive field,
+    which turns a (row, col) into the input patch its unit sees.
+
     `values`, `image`, `row`, `col` are ``C x k`` tensors, each row sorted from the
     strongest down; (image[c, j], row[c, j], col[c, j]) is where channel c reached
     values[c, j]. For global layers (fc) row = col = 0. Only these k per channel are
