@@ -15,6 +15,7 @@ import torch
 from .. import render
 from ..engine import models
 from ..engine import occlusion as occ
+from ..engine.targets import ClassLogit, ClassProbability
 from . import compat
 from .base import App, Runner
 from .controls import ClassPicker, ImagePicker, ModelPicker
@@ -93,6 +94,7 @@ class OcclusionApp(App):
         self.col = W.IntSlider(value=0, min=0, max=0, description="col", style=_WIDE)
         self.runner = Runner(run_label="Map")
         self.omap: occ.OcclusionMap | None = None
+        self.plan: occ.OcclusionPlan | None = None
         self.x: torch.Tensor | None = None
         self._partial: np.ndarray | None = None
         controls = [
@@ -134,25 +136,34 @@ class OcclusionApp(App):
         target = self.classes.class_index(self.net, predicted=predicted_class(self.net, self.x))
         self.omap, self._partial = None, None
         net, x = self.net, self.x
-        settings = dict(patch=self.patch.value, stride=self.stride.value, fill=self.fill.value,
-                        output=self.output.value, batch_size=16,
+        patch, stride = self.patch.value, self.stride.value
+        scored = ClassProbability(target) if self.output.value == "prob" else ClassLogit(target)
+        settings = dict(patch=patch, stride=stride, fill=self.fill.value,
                         coarse_to_fine=APPROXIMATE_FRACTION if self.approximate.value else None)
         self._target = target
         # Check the settings here so a bad one shows at once, not from the worker thread.
-        occ.check_settings(x, settings["patch"], settings["stride"])
-        self.runner.start(lambda should_stop: occ.occlusion_iter(net, x, target, **settings),
-                          self._preview, self._finish)
+        occ.check_settings(x, patch, stride)
+
+        def steps(should_stop):
+            # One plan per (model, image size, patch, stride): a new image, class or
+            # fill reuses it.
+            if self.plan is None or not self.plan.fits(net, x.shape[-2:], patch, stride):
+                self.plan = occ.OcclusionPlan(net, tuple(x.shape[-2:]), patch, stride)
+            yield from occ.occlusion_iter(net, x, scored, plan=self.plan, should_stop=should_stop, **settings)
+
+        self.runner.start(steps, self._preview, self._finish)
 
     def _preview(self, progress) -> None:
-        if isinstance(progress, occ.OcclusionProgress):
-            self._partial = np.nan_to_num(progress.heat, nan=float(np.nanmax(progress.heat)))
+        if not progress.done:
+            heat = progress.result.heat
+            self._partial = np.nan_to_num(heat, nan=float(np.nanmax(heat)))
             self.guarded(self.draw)()
 
     def _finish(self, last, stopped: bool) -> None:
-        if isinstance(last, occ.OcclusionMap):
-            self.omap = last
-            rows, cols = last.heat.shape
-            r, c = last.lowest()
+        if last is not None and last.done and last.result.ended == "finished":
+            self.omap = last.result
+            rows, cols = self.omap.heat.shape
+            r, c = self.omap.lowest()
             with self.hold_trait_notifications():
                 self.row.max, self.col.max = rows - 1, cols - 1
                 self.row.value, self.col.value = r, c
