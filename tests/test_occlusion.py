@@ -103,7 +103,7 @@ def test_should_stop_ends_with_a_stopped_partial_map(random_alexnet, method):
     scored = ~np.isnan(stopped.heat)
     assert scored.sum() == steps[0].step
     # What was scored is the exact map's value there.
-    full = occ.occlusion(random_alexnet, x, 0, patch=32, stride=16, method="naive")
+    full = occ.occlusion(random_alexnet, x, 0, patch=32, stride=16)
     assert np.allclose(stopped.heat[scored], full.heat[scored], rtol=1e-4, atol=1e-6)
     assert stopped.lowest() in {tuple(int(v) for v in rc) for rc in np.argwhere(scored)}
 
@@ -222,8 +222,8 @@ def test_runs_own_their_state_two_at_once_on_one_plan(random_alexnet):
     last_a = last_b = None
     for pa, pb in zip(a, b):
         last_a, last_b = pa, pb
-    alone_a = occ.occlusion(random_alexnet, x1, ClassLogit(2), patch=32, stride=16, method="naive")
-    alone_b = occ.occlusion(random_alexnet, x2, ClassLogit(2), patch=32, stride=16, fill="mean", method="naive")
+    alone_a = occ.occlusion(random_alexnet, x1, ClassLogit(2), patch=32, stride=16)
+    alone_b = occ.occlusion(random_alexnet, x2, ClassLogit(2), patch=32, stride=16, fill="mean")
     assert last_a.done and last_b.done
     scale = float(np.abs(alone_a.heat).max())
     assert np.abs(last_a.result.heat - alone_a.heat).max() <= 1e-5 * scale

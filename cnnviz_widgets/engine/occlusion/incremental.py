@@ -39,7 +39,7 @@ import torch
 from ..models import Network
 from .fills import occluded_batch
 from .networks import Unsupported, network_ops
-from .ops import CHANNELS_LAST, Add, Map, Pointwise, Save, Window, Windows, gather, union
+from .ops import CHANNELS_LAST, Add, Map, Pointwise, Save, Window, Windows, conv_params, gather, union
 
 __all__ = ["Program", "Run", "Unsupported", "supports_incremental", "occluded_logits"]
 
@@ -144,7 +144,7 @@ class Program:
         self.final_slot, self.slots = slots, slots + 1
         # A shape pass records the map sizes of every op at this input size.
         with net.guard(), torch.no_grad():
-            self.clean_pass(torch.zeros(1, 3, *self.size, device=net.device), self.weights(), record=True)
+            self.clean_pass(torch.zeros(1, 3, *self.size, device=net.device), self.params(), record=True)
         self.windows = [op for op in self.ops if isinstance(op, Window)]
         for op in self.ops:
             if isinstance(op, Add):
@@ -169,13 +169,13 @@ class Program:
             if isinstance(op, Add):
                 yield from op.shortcut
 
-    def weights(self) -> dict[int, torch.Tensor]:
-        """Convolution weights channels-last (oneDNN's faster kernels), taken per run so
-        that a network whose weights change is never run with stale ones."""
-        return {op.slot: op.module.weight.contiguous(memory_format=CHANNELS_LAST)
-                for op in self._all_ops() if isinstance(op, Window) and op.is_conv}
+    def params(self) -> dict:
+        """(weight, bias) per convolution op, batch norm folded in, channels-last
+        (oneDNN's faster kernels): taken per run, so that a network whose weights change
+        is never run with stale ones."""
+        return {op: conv_params(op) for op in self._all_ops() if isinstance(op, (Window, Pointwise)) and op.is_conv}
 
-    def clean_pass(self, xn: torch.Tensor, weights, record: bool = False):
+    def clean_pass(self, xn: torch.Tensor, params, record: bool = False):
         """The forward of one normalised image through the ops, keeping what the windows
         read: the padded input of every window op and every residual block's input.
         Returns (maps by slot, logits)."""
@@ -184,7 +184,7 @@ class Program:
         a = xn.contiguous(memory_format=CHANNELS_LAST)
 
         def window(op: Window, a: torch.Tensor) -> torch.Tensor:
-            out = op.full(a, weights.get(op.slot))
+            out = op.full(a, params.get(op))
             if record:
                 op.record(a.shape[-2:], out.shape[-2:])
             maps[op.slot] = Map(op.pad(a), offset=op.p)
@@ -194,14 +194,14 @@ class Program:
             if isinstance(op, Window):
                 a = window(op, a)
             elif isinstance(op, Pointwise):
-                a = op(a)
+                a = op(a, params.get(op))
             elif isinstance(op, Save):
                 maps[op.slot] = Map(a)
                 saved[op.slot] = a
             else:
                 s = saved.pop(op.save.slot)
                 for sc in op.shortcut:
-                    s = window(sc, s) if isinstance(sc, Window) else sc(s)
+                    s = window(sc, s) if isinstance(sc, Window) else sc(s, params.get(sc))
                 a = a + s
         maps[self.final_slot] = Map(a)
         return maps, self.tail(a)
@@ -306,11 +306,11 @@ class Run:
                              f"not {x.shape[-2]}x{x.shape[-1]}")
         self.program = program
         self.switch_ratio = float(switch_ratio)
-        self.weights = program.weights()
+        self.params = program.params()
         xn = (x - net.mean) / net.std
         self.image = Map(xn)
         self.fill = Map((fill_image.expand_as(x) - net.mean) / net.std)
-        self.maps, self.clean_logits = program.clean_pass(xn, self.weights)
+        self.maps, self.clean_logits = program.clean_pass(xn, self.params)
         self.features_shape = tuple(self.maps[program.final_slot].size)
 
     def logits(self, boxes, batch_size: int = 64, groups: np.ndarray | None = None) -> torch.Tensor:
@@ -349,7 +349,7 @@ class Run:
             if not win.per_box:
                 win = self._materialise(win)
             if isinstance(op, Pointwise):
-                win = win.with_values(op(win.values))
+                win = win.with_values(op(win.values, self.params.get(op)))
             elif isinstance(op, Save):
                 saved[op.slot] = win
             else:
@@ -376,17 +376,17 @@ class Run:
         nq0, nq1 = op.changed(c[2], c[3], 1)
         changed = (nr0, nr1, nq0, nq1)
         ho, wo = op.out_size
-        weight = self.weights.get(op.slot)
+        params = self.params.get(op)
         n = len(nr0)
         zeros = np.zeros(n, np.int64)
         if win.full:
-            return Windows(op.full(win.values, weight), (zeros, zeros), changed, (ho, wo), full=True)
+            return Windows(op.full(win.values, params), (zeros, zeros), changed, (ho, wo), full=True)
         oh, ow = max(1, int((nr1 - nr0).max())), max(1, int((nq1 - nq0).max()))
         if oh * ow >= self.switch_ratio * ho * wo:
             oh, ow = ho, wo  # the change reaches most of the map: from here on, whole maps
         o0 = (np.clip(nr0, 0, ho - oh), np.clip(nq0, 0, wo - ow))
         crop = self._crop(op, o0, (oh, ow), win)
-        return Windows(op.apply(crop, weight), o0, changed, (oh, ow), full=(oh, ow) == (ho, wo))
+        return Windows(op.apply(crop, params), o0, changed, (oh, ow), full=(oh, ow) == (ho, wo))
 
     def _crop(self, op: Window, o0, out_size, source: Windows) -> torch.Tensor:
         """The input of `op` for outputs `out_size` at `o0`: the clean padded input with
@@ -400,11 +400,11 @@ class Run:
         shortcut = op.shortcut
         if shortcut and isinstance(shortcut[0], Window):
             sc = shortcut[0]
-            weight = self.weights.get(sc.slot)
+            params = self.params.get(sc)
             if win.full and saved.full:
-                short = sc.full(saved.values, weight)
+                short = sc.full(saved.values, params)
             else:
-                short = sc.apply(self._crop(sc, win.start, win.size, saved), weight)
+                short = sc.apply(self._crop(sc, win.start, win.size, saved), params)
             c = saved.changed
             s_changed = (*sc.changed(c[0], c[1], 0), *sc.changed(c[2], c[3], 1))
             shortcut = shortcut[1:]
@@ -414,7 +414,7 @@ class Run:
                                                                       saved)
             s_changed = saved.changed
         for pw in shortcut:
-            short = pw(short)
+            short = pw(short, self.params.get(pw))
         # The shortcut's changed region lies inside the branch's (checked by Program).
         return Windows(win.values + short, win.start, union(win.changed, s_changed), win.size, win.full)
 

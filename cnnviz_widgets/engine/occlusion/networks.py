@@ -23,7 +23,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .ops import Add, Pointwise, Save, Window, pair
+from .ops import Add, Pointwise, Save, Window, fuse, pair
 
 __all__ = ["Unsupported", "network_ops"]
 
@@ -155,9 +155,11 @@ def network_ops(model: nn.Module):
     kind = type(model).__name__
     origin = type(model).__module__
     if kind in ("AlexNet", "VGG", "ShapesNet"):
-        return _chain(model)
-    if kind == "EfficientNet" and origin.startswith("timm."):
-        return _timm_efficientnet(model)
-    if kind == "ResNet" and origin.startswith("torchvision."):
-        return _torchvision_resnet(model)
-    raise Unsupported(f"{kind} is none of the supported families (chains, timm EfficientNet, torchvision ResNet)")
+        ops, tail = _chain(model)
+    elif kind == "EfficientNet" and origin.startswith("timm."):
+        ops, tail = _timm_efficientnet(model)
+    elif kind == "ResNet" and origin.startswith("torchvision."):
+        ops, tail = _torchvision_resnet(model)
+    else:
+        raise Unsupported(f"{kind} is none of the supported families (chains, timm EfficientNet, torchvision ResNet)")
+    return fuse(ops), tail

@@ -12,6 +12,10 @@ and differ from the clean map only in each copy's *changed region*.
   so padding exists at true borders only) with the changed values pasted in.
 - `Pointwise`: element-wise ops (batch norm in eval mode, activations, dropout in eval
   mode) and 1x1 convolutions with stride 1: they keep the window where it is.
+- A convolution followed by batch norm (eval mode) and an activation runs as one op
+  (`fuse`): the batch norm folded into the weights of each run (`conv_params`), the
+  activation applied in place. Same arithmetic up to float rounding, two passes over
+  the map fewer.
 - `Save` / `Add`: a residual block's input is saved; at the addition its shortcut
   (identity, or a strided 1x1 convolution and batch norm) is computed on the branch's
   window and added. The changed region is the union of the two branches'.
@@ -24,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Window", "Pointwise", "Save", "Add", "Map", "Windows", "gather", "union", "conv_macs"]
+__all__ = ["Window", "Pointwise", "Save", "Add", "Map", "Windows", "gather", "union", "conv_macs", "fuse",
+           "conv_params"]
 
 CHANNELS_LAST = torch.channels_last
 
@@ -55,6 +60,8 @@ class Window:
         self.pad_value = float("-inf") if isinstance(module, nn.MaxPool2d) else 0.0
         self.macs = conv_macs(module)
         self.is_conv = isinstance(module, nn.Conv2d)
+        self.bn: nn.Module | None = None   # folded into the weights (`fuse`)
+        self.act: nn.Module | None = None  # applied in place after the convolution
         self.slot = -1
         self.in_size: tuple[int, int] = (0, 0)
         self.out_size: tuple[int, int] = (0, 0)
@@ -82,20 +89,20 @@ class Window:
         ph, pw = self.p
         return F.pad(x, (pw, pw + extra[1], ph, ph + extra[0]), value=self.pad_value)
 
-    def apply(self, crop: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
-        """The op on an already padded crop."""
+    def apply(self, crop: torch.Tensor, params) -> torch.Tensor:
+        """The op on an already padded crop (params: this run's (weight, bias))."""
         m = self.module
         if self.is_conv:
-            return F.conv2d(crop, weight, m.bias, self.s, 0, self.d, m.groups)
+            return activate(F.conv2d(crop, params[0], params[1], self.s, 0, self.d, m.groups), self.act)
         if isinstance(m, nn.MaxPool2d):
             return F.max_pool2d(crop, self.k, self.s, 0, self.d)
         return F.avg_pool2d(crop, self.k, self.s, 0, False, True, m.divisor_override)
 
-    def full(self, x: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    def full(self, x: torch.Tensor, params) -> torch.Tensor:
         """The op on a whole map, with its own padding."""
         m = self.module
         if self.is_conv:
-            return F.conv2d(x, weight, m.bias, self.s, self.p, self.d, m.groups)
+            return activate(F.conv2d(x, params[0], params[1], self.s, self.p, self.d, m.groups), self.act)
         return m(x)
 
 
@@ -106,8 +113,13 @@ class Pointwise:
     def __init__(self, module: nn.Module):
         self.module = module
         self.macs = conv_macs(module)
+        self.is_conv = isinstance(module, nn.Conv2d)
+        self.bn: nn.Module | None = None
+        self.act: nn.Module | None = None
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, params=None) -> torch.Tensor:
+        if self.is_conv:
+            return activate(F.conv2d(x, params[0], params[1]), self.act)
         return self.module(x)
 
 
@@ -213,3 +225,63 @@ def union(a, b):
         both = pick(a[i], b[i])
         out.append(np.where(a_empty, b[i], np.where(b_empty, a[i], both)))
     return tuple(out)
+
+
+# --- fusing convolution, batch norm and activation ----------------------------------------
+
+def _batch_norm(m: nn.Module) -> bool:
+    return isinstance(m, nn.BatchNorm2d) and m.running_mean is not None and m.running_var is not None
+
+
+def _activation(m: nn.Module | None) -> bool:
+    return m is not None and type(m) in (nn.ReLU, nn.ReLU6, nn.Identity)
+
+
+def fuse(ops: list) -> list:
+    """Convolution ops absorb a following batch norm (with timm's activation inside it)
+    and a following ReLU / ReLU6. Only neighbours in the list: a `Save` or `Add` between
+    them keeps them apart."""
+    out: list = []
+    for op in ops:
+        last = out[-1] if out else None
+        conv = isinstance(last, (Window, Pointwise)) and last.is_conv
+        if conv and isinstance(op, Pointwise) and last.bn is None and last.act is None and _batch_norm(op.module):
+            act = getattr(op.module, "act", None)
+            drop = getattr(op.module, "drop", None)
+            if (act is None or _activation(act)) and (drop is None or type(drop) in (nn.Identity, nn.Dropout)):
+                last.bn, last.act = op.module, act
+                continue
+        if conv and isinstance(op, Pointwise) and last.act is None and _activation(op.module):
+            last.act = op.module
+            continue
+        out.append(op)
+        if isinstance(op, Add):
+            op.shortcut = fuse(op.shortcut)
+    return out
+
+
+def conv_params(op) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(weight, bias) of a convolution op with its batch norm folded in (eval mode:
+    y = (x - mean) / sqrt(var + eps) * gamma + beta), channels-last for oneDNN."""
+    conv = op.module
+    weight, bias = conv.weight, conv.bias
+    if op.bn is not None:
+        bn = op.bn
+        scale = torch.rsqrt(bn.running_var + bn.eps)
+        if bn.weight is not None:
+            scale = scale * bn.weight
+        shift = -bn.running_mean * scale
+        if bn.bias is not None:
+            shift = shift + bn.bias
+        weight = weight * scale.view(-1, 1, 1, 1)
+        bias = shift if bias is None else bias * scale + shift
+    return weight.contiguous(memory_format=CHANNELS_LAST), bias
+
+
+def activate(x: torch.Tensor, act: nn.Module | None) -> torch.Tensor:
+    """The activation in place on a fresh convolution output."""
+    if act is None or type(act) is nn.Identity:
+        return x
+    if type(act) is nn.ReLU:
+        return x.relu_()
+    return x.clamp_(0.0, 6.0)  # ReLU6
