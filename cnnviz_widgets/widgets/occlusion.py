@@ -135,7 +135,7 @@ class OcclusionApp(App):
         self.omap, self._partial = None, None
         net, x = self.net, self.x
         settings = dict(patch=self.patch.value, stride=self.stride.value, fill=self.fill.value,
-                        output=self.output.value, batch_size=16,
+                        output=self.output.value,
                         coarse_to_fine=APPROXIMATE_FRACTION if self.approximate.value else None)
         self._target = target
         # Check the settings here so a bad one shows at once, not from the worker thread.
