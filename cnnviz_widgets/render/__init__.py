@@ -28,6 +28,7 @@ __all__ = [
     "upscale",
     "resize_to",
     "side_by_side",
+    "gradient_picture",
     "show",
 ]
 
@@ -232,6 +233,14 @@ def side_by_side(images: Sequence, labels: Sequence[str] | None = None, height: 
     width = max(r.shape[1] for r in resized)
     padded = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in resized]
     return tile_grid(np.stack(padded), ncols=len(padded), pad=pad, normalize_mode="none", labels=labels)
+
+
+def gradient_picture(gradient) -> np.ndarray:
+    """A 3 x H x W gradient as the papers show it: grey = 0, contrast set by the 99th
+    percentile of |gradient| (the few largest values would otherwise wash out the rest)."""
+    g = _to_numpy(gradient).astype(np.float32)
+    scale = float(np.percentile(np.abs(g), 99)) or float(np.abs(g).max()) or 1.0
+    return to_uint8(np.clip(g / (2 * scale) + 0.5, 0, 1))
 
 
 def to_png(image) -> bytes:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 
 import ipywidgets as W
-import numpy as np
 
 from .. import render
 from ..engine import guided
@@ -27,13 +26,6 @@ _WIDE = {"description_width": "70px"}
 
 def _default_layer(net: models.Network) -> str:
     return net.layers[len(net.layers) // 3]  # a lower-middle layer: parts and textures, with small fields
-
-
-def gradient_picture(gradient: np.ndarray) -> np.ndarray:
-    """A 3 x H x W gradient as the papers show it: grey = 0, contrast set by the 99th
-    percentile of |gradient| (the few largest values would otherwise wash out the rest)."""
-    scale = float(np.percentile(np.abs(gradient), 99)) or float(np.abs(gradient).max()) or 1.0
-    return render.to_uint8(np.clip(gradient / (2 * scale) + 0.5, 0, 1))
 
 
 class GuidedBackpropApp(App):
@@ -94,7 +86,7 @@ class GuidedBackpropApp(App):
             self._cache[key] = guided.neuron_pictures(self.net, x, layer, channel, self.k.value, rule)
         pictures = self._cache[key]
         crops = [p.crop for p in pictures]
-        grads = [gradient_picture(p.gradient) for p in pictures]
+        grads = [render.gradient_picture(p.gradient) for p in pictures]
         side = max(96, max(c.shape[0] for c in crops))
         labels = [f"({p.position[0]},{p.position[1]}) {p.activation:.3g}" for p in pictures] + [rule] * len(pictures)
         self.show_picture(render.tile_grid(crops + grads, ncols=len(pictures), labels=labels, tile_size=(side, side),
