@@ -32,13 +32,14 @@ def test_unknown_architecture_is_named():
 
 def test_neuron_pairs_puts_each_patch_beside_its_picture(shapes_net, shapes_data):
     from cnnviz_widgets.engine.guided import neuron_pictures
-    from cnnviz_widgets.render.guided import enlarge, neuron_pairs
+    from cnnviz_widgets.render import fit_tile
+    from cnnviz_widgets.render.guided import neuron_pairs
 
     x = shapes_net.preprocess(shapes_data[0].image)
     pictures = neuron_pictures(shapes_net, x, "conv2", 3, k=2)
     grid = neuron_pairs(pictures, size=80, per_row=2)
     assert grid.dtype == "uint8" and grid.shape[1] == 4 * 80 + 5 * 3   # 4 tiles, 5 gaps
     # the first tile is the first patch, enlarged in whole pixels
-    assert (grid[3:83, 3:83] == enlarge(pictures[0].crop, 80)).all()
+    assert (grid[3:83, 3:83] == fit_tile(pictures[0].crop, 80)).all()
     with pytest.raises(ValueError, match="at least one"):
         neuron_pairs([])

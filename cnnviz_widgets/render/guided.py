@@ -10,18 +10,9 @@ from typing import Sequence
 
 import numpy as np
 
-from . import gradient_picture, resize_to, tile_grid, to_uint8, upscale
+from . import fit_tile, gradient_picture, tile_grid
 
-__all__ = ["enlarge", "neuron_pairs"]
-
-
-def enlarge(picture, size: int) -> np.ndarray:
-    """A uint8 picture as a `size` x `size` tile: enlarged in whole pixels first (each
-    input pixel a visible square), then to the exact size; larger ones shrunk smoothly."""
-    a = to_uint8(picture)
-    if a.shape[0] < size:
-        a = upscale(a, max(1, size // a.shape[0]))
-    return resize_to(a, (size, size), smooth=a.shape[0] > size)
+__all__ = ["neuron_pairs"]
 
 
 def neuron_pairs(pictures: Sequence, size: int = 128, per_row: int = 3, rule: str = "guided") -> np.ndarray:
@@ -34,6 +25,6 @@ def neuron_pairs(pictures: Sequence, size: int = 128, per_row: int = 3, rule: st
         raise ValueError(f"size must be at least 8 pixels and per_row at least 1, not {size} and {per_row}")
     tiles, labels = [], []
     for p in pictures:
-        tiles += [enlarge(p.crop, size), enlarge(gradient_picture(p.gradient), size)]
+        tiles += [fit_tile(p.crop, size), fit_tile(gradient_picture(p.gradient), size)]
         labels += [f"({p.position[0]},{p.position[1]}) act {p.activation:.3g}", rule]
     return tile_grid(tiles, ncols=2 * min(int(per_row), len(pictures)), normalize_mode="none", labels=labels, pad=3)
