@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from .. import checks
+from ..blur import gaussian_blur
 
 __all__ = ["FILLS", "fill_image", "check_fill", "occluded_image", "occluded_batch"]
 
@@ -44,13 +45,9 @@ def fill_image(x: torch.Tensor, fill: str | float, patch: int) -> torch.Tensor:
         return torch.full_like(x, 0.5)
     if fill == "mean":
         return x.mean(dim=(-2, -1), keepdim=True).expand_as(x).clone()
-    from torchvision.transforms.functional import gaussian_blur
-
     # Blur on the patch's scale: a sigma of a quarter patch wipes out what fits inside it.
     sigma = max(1.0, patch / 4.0)
-    kernel = min(2 * int(2 * sigma) + 1, 2 * (min(x.shape[-2:]) - 1) + 1)
-    kernel = kernel if kernel % 2 else kernel - 1
-    return gaussian_blur(x, [kernel, kernel], [sigma, sigma])
+    return gaussian_blur(x, sigma, radius=int(2 * sigma))
 
 
 def occluded_image(x: torch.Tensor, filler: torch.Tensor, box: Box) -> torch.Tensor:

@@ -182,6 +182,8 @@ class Program:
         maps: list[Map | None] = [None] * self.slots
         saved: dict[int, torch.Tensor] = {}
         a = xn.contiguous(memory_format=CHANNELS_LAST)
+        if record:
+            self.widest = []  # per window op: the most channels of a map at its window
 
         def window(op: Window, a: torch.Tensor) -> torch.Tensor:
             out = op.full(a, params.get(op))
@@ -193,6 +195,8 @@ class Program:
         for op in self.ops:
             if isinstance(op, Window):
                 a = window(op, a)
+                if record:
+                    self.widest.append(0)
             elif isinstance(op, Pointwise):
                 a = op(a, params.get(op))
             elif isinstance(op, Save):
@@ -203,6 +207,8 @@ class Program:
                 for sc in op.shortcut:
                     s = window(sc, s) if isinstance(sc, Window) else sc(s, params.get(sc))
                 a = a + s
+            if record and self.widest:
+                self.widest[-1] = max(self.widest[-1], a.shape[1])
         maps[self.final_slot] = Map(a)
         return maps, self.tail(a)
 
@@ -253,6 +259,16 @@ class Program:
         sizes = np.array([op.out_size for op in self.windows], dtype=np.float64)
         naive = float((sizes[:, 0] * sizes[:, 1] * self.macs).sum()) + self.head_macs
         return (float((rows * cols * self.macs).sum(axis=1).mean()) + self.head_macs) / naive
+
+    def bytes_per_box(self, boxes) -> int:
+        """Memory one box's windows take at the widest point of the network (the largest
+        window times its most channels, a few such maps alive at once): what a batch
+        size for a memory budget divides by."""
+        boxes = clip_boxes(boxes, self.size)
+        rows = self.axis_profiles(boxes[:, 0], boxes[:, 2], 0)[:, 1:].max(axis=0)
+        cols = self.axis_profiles(boxes[:, 1], boxes[:, 3], 1)[:, 1:].max(axis=0)
+        widest = float((np.maximum(rows, 1) * np.maximum(cols, 1) * np.array(self.widest)).max())
+        return int(3 * 4 * widest)
 
     def groups(self, boxes) -> np.ndarray:
         """A group index per box; each group runs as batches of equal-sized windows.

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from .. import checks
+from .. import checks, memory
 from ..attribution import Attribution
 from ..models import Network
 from ..progress import Progress, StopCheck, never_stop, run_to_end
@@ -31,7 +31,6 @@ __all__ = ["OcclusionMap", "occlusion", "occlusion_iter", "occlusion_target", "o
            "occlusion_attribution", "occlusion_error"]
 
 Box = tuple[int, int, int, int]  # (top, left, bottom, right), bottom/right exclusive
-NAIVE_BATCH = 16  # positions per forward of the naive path (per-image cost on a CPU grows with the batch)
 
 
 @dataclass
@@ -112,8 +111,10 @@ def occlusion_iter(net: Network, image, target: Any, *, patch: int = 16, stride:
     method: "incremental" (exact incremental inference; see `incremental`), "naive"
     (batches of occluded copies) or "auto" (incremental where the network supports it
     and the target reads the logits). Both give the same map up to float rounding.
-    batch_size: positions per forward (None: 16 naive, 64 incremental, which groups the
-    positions of a report by the size of their changed regions).
+    batch_size: positions per forward; None picks it from the memory budget
+    (`engine.memory`: full images naive; incremental, the largest windows a box needs).
+    Incremental runs report at least 64 positions at a time: they are grouped by the
+    size of their changed regions, which pays off on larger sets.
     coarse_to_fine: None (every position scored: the exact map) or a fraction f in
     (0, 1]: an approximate map. Every second position in each direction is scored
     first (the coarse map, a quarter of the work); then only the positions next to the
@@ -140,7 +141,10 @@ def occlusion_iter(net: Network, image, target: Any, *, patch: int = 16, stride:
     if method == "incremental" and not incremental:
         why = f"the target reads {target.layer}, not the logits" if target.layer is not None else plan.reason
         raise ValueError(f"{net.name} cannot run incrementally here ({why}); use method='auto' or 'naive'")
-    size = max(batch_size or 0, INCREMENTAL_REPORT) if incremental else (batch_size or NAIVE_BATCH)
+    if batch_size is None:
+        batch_size = (memory.batch_size_for(plan.bytes_per_box(), most=INCREMENTAL_REPORT) if incremental
+                      else memory.batch_size(net, size=max(h, w)))
+    size = max(batch_size, INCREMENTAL_REPORT) if incremental else batch_size
     filler = fill_image(x, fill, plan.patch)
     with net.guard(), torch.no_grad():
         logits = net(x)
@@ -168,7 +172,7 @@ def occlusion_iter(net: Network, image, target: Any, *, patch: int = 16, stride:
             # Guard per piece, not across the yields: state never leaks to the caller.
             with net.guard(), torch.no_grad():
                 if run is not None:
-                    values = target(run.logits(boxes, size, groups))
+                    values = target(run.logits(boxes, batch_size, groups))
                 else:
                     batch = occluded_batch(x, filler, boxes)
                     values = target(net(batch) if target.layer is None else net.forward_to(batch, target.layer))

@@ -100,6 +100,11 @@ class OcclusionPlan:
         the positions (None for a naive plan): 1 / this is the speed-up bound."""
         return None if self.program is None else self.program.work_fraction(self.boxes.reshape(-1, 4))
 
+    def bytes_per_box(self) -> int:
+        """Memory one position takes in a batch (incremental: its largest windows; naive:
+        not known here, 0)."""
+        return 0 if self.program is None else self.program.bytes_per_box(self.boxes.reshape(-1, 4))
+
     def chunks(self, cells: np.ndarray, size: int, incremental: bool) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """`cells` ((row, col) pairs) cut into the pieces that are scored and reported
         together: runs of `size` in row-major order, or, incrementally, whole groups of
