@@ -25,7 +25,8 @@ from cnnviz_widgets.engine.progress import Progress, run_to_end
 from cnnviz_widgets.engine.targets import Neuron
 from tests.helpers import assert_restored, tiny_network
 
-PENDING = pytest.mark.xfail(strict=True, reason="occlusion package pending")
+PENDING = pytest.mark.xfail(strict=True, reason="occlusion package pending: OcclusionMap.ended says 'running' / "
+                            "'finished' (the contract: '' / 'done') and leaves stride, fill, image_size undocumented")
 
 
 @dataclass
@@ -65,7 +66,7 @@ RECIPES: dict[str, Recipe] = {
     "05": Recipe(args=lambda net, d: (d["dataset"], "tiny_b"), ints={"k": 2, "batch_size": 3},
                  settings={"cache": False}, bad={"k": 0}),
     "06": Recipe(args=lambda net, d: (_image(d), 1), ints={"patch": 16, "stride": 8, "batch_size": 2},
-                 bad={"patch": 0}, departures=("image argument", "iter twin", "documented result")),
+                 bad={"patch": 0}, departures=("iter twin", "documented result")),
     "07": Recipe(args=lambda net, d: (d["images"], [0, 2, 1]), ints={"batch_size": 1}, bad={"batch_size": 0}),
     "08": Recipe(args=lambda net, d: (d["images"], Neuron("tiny_b", 2)), ints={"batch_size": 1},
                  settings={"rule": "guided"}, bad={"rule": "smooth"}),
@@ -181,7 +182,8 @@ def test_iter_twin_has_should_stop_yields_progress_and_matches_the_verb(lesson, 
     assert steps and all(isinstance(p, Progress) for p in steps)
     assert steps[-1].done and not any(p.done for p in steps[:-1])
     assert all(p.result is not None for p in steps)
-    assert steps[-1].result.ended not in ("", "stopped")  # "done", or "reached" (a fooling run's goal)
+    assert all(p.result.ended == "" for p in steps[:-1]), "a preview's result says ended == ''"
+    assert steps[-1].result.ended in ("done", "reached")  # "reached": a fooling run met its goal early
     direct = call(lesson, net, data)
     assert type(direct) is type(steps[-1].result)
     assert same(main_tensor(steps[-1].result), main_tensor(direct))

@@ -18,10 +18,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("cnnviz_widgets", "tests", "benchmarks")
 
-# Files of the occlusion work (another engineer's, until the occlusion package lands)
-# that still reach into private names; they flip to passing when it does.
-OCCLUSION_PENDING = {"tests/test_occlusion_fast.py"}
-
 
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
@@ -90,13 +86,7 @@ def findings(path: Path, here: str | None = None) -> list[str]:
 FILES = sorted(p for package in PACKAGES for p in (ROOT / package).rglob("*.py"))
 
 
-def _case(path: Path):
-    rel = path.relative_to(ROOT).as_posix()
-    marks = [pytest.mark.xfail(strict=True, reason="occlusion package pending")] if rel in OCCLUSION_PENDING else []
-    return pytest.param(path, id=rel, marks=marks)
-
-
-@pytest.mark.parametrize("path", [_case(p) for p in FILES])
+@pytest.mark.parametrize("path", [pytest.param(p, id=p.relative_to(ROOT).as_posix()) for p in FILES])
 def test_no_private_names_of_other_modules(path):
     assert not findings(path), f"{path.relative_to(ROOT)} uses private names: {findings(path)}"
 

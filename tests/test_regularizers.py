@@ -108,8 +108,8 @@ def test_clipping_needs_pixels_and_a_percentile(effnet):
 
 @pytest.mark.parametrize("sigma", [1.0, 2.5, 4.0])
 def test_the_one_blur_equals_torchvisions_at_occlusions_kernel_size(sigma):
-    # Occlusion's "blur" fill uses torchvision's blur with a kernel of 2 * int(2 sigma) + 1;
-    # the engine's blur with that radius gives the same picture, so occlusion can use it.
+    # Occlusion's "blur" fill uses the engine's blur with a kernel of 2 * int(2 sigma) + 1:
+    # the same picture as torchvision's blur, which it used before.
     from torchvision.transforms.functional import gaussian_blur as tv_blur
 
     x = random_image(3, size=40)

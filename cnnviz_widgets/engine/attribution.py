@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from . import checks
+from . import checks, memory
 from .progress import Progress, StopCheck, run_to_end
 from .targets import ClassLogit, ClassProbability, Target, as_target, score
 
@@ -66,20 +66,29 @@ def target_for_images(target: Target, images: slice) -> Target:
     return target
 
 
+def _batch_size(net, x: torch.Tensor, batch_size: int | None) -> int:
+    """`batch_size`, checked; None: as many images as the memory budget allows for a
+    forward and backward at x's size (`engine.memory`)."""
+    if batch_size is None:
+        return memory.batch_size(net, size=max(x.shape[-2:]), backward=True)
+    return checks.integer(batch_size, "batch_size", low=1)
+
+
 def _cat(parts: list[torch.Tensor | None]) -> torch.Tensor | None:
     return None if not parts or parts[0] is None else torch.cat(parts)
 
 
-def batched_iter(explain: Callable[..., Attribution], net, image, target: Any, *, batch_size: int = 16,
+def batched_iter(explain: Callable[..., Attribution], net, image, target: Any, *, batch_size: int | None = None,
                  should_stop: StopCheck = None, what: str = "this method",
                  **settings) -> Iterator[Progress[Attribution]]:
     """Run ``explain(net, x, target, **settings)`` (one batch of images -> `Attribution`)
-    over the images `batch_size` at a time; yield `Progress` after each batch, whose
-    result holds the maps of the images done so far. Checks its arguments at once."""
+    over the images `batch_size` at a time (None: from the memory budget, `engine.memory`);
+    yield `Progress` after each batch, whose result holds the maps of the images done so
+    far. Checks its arguments at once."""
     x = net.as_batch(image, what=what)
     n = x.shape[0]
     target = as_target(net, target, n)
-    batch_size = checks.integer(batch_size, "batch_size", low=1)
+    batch_size = _batch_size(net, x, batch_size)
     return _batches(explain, net, x, target, batch_size, should_stop, settings)
 
 
@@ -108,15 +117,15 @@ def _repeat_target(target: Target, samples: int) -> Target:
 
 
 def smoothgrad_iter(method: Callable[..., Attribution], net, image, target: Any, *, samples: int = 25,
-                    noise: float = 0.15, seed: int = 0, batch_size: int = 16, should_stop: StopCheck = None,
+                    noise: float = 0.15, seed: int = 0, batch_size: int | None = None, should_stop: StopCheck = None,
                     **settings) -> Iterator[Progress[Attribution]]:
     """`smoothgrad` yielding `Progress` after each batch of noisy copies; a preview's
     maps average the copies done so far. Checks its arguments at once."""
     samples = checks.integer(samples, "samples", low=1)
     noise = checks.fraction(noise, "noise")
     seed = checks.integer(seed, "seed")
-    batch_size = checks.integer(batch_size, "batch_size", low=1)
     x = net.as_batch(image, what="SmoothGrad")
+    batch_size = _batch_size(net, x, batch_size)
     target = as_target(net, target, x.shape[0])
     return _smooth(method, net, x, target, samples, noise, seed, batch_size, should_stop, settings)
 
@@ -166,12 +175,13 @@ def _smooth(method, net, x, target, samples, noise, seed, batch_size, should_sto
 
 
 def smoothgrad(method: Callable[..., Attribution], net, image, target: Any, *, samples: int = 25,
-               noise: float = 0.15, seed: int = 0, batch_size: int = 16, **settings) -> Attribution:
+               noise: float = 0.15, seed: int = 0, batch_size: int | None = None, **settings) -> Attribution:
     """Average `method`'s maps over `samples` noisy copies of each image.
 
     noise: the noise's standard deviation as a fraction of each image's value range
     (as in the paper); seed: the noise generator's seed (the global random state is
-    left alone); batch_size: noisy copies per call of `method` (memory scales with it);
+    left alone); batch_size: noisy copies per call of `method` (memory scales with it;
+    None picks it from the memory budget for a forward+backward, `engine.memory`);
     other settings go to `method` (e.g. ``rule="deconvnet"`` for guided backprop).
     """
     return run_to_end(smoothgrad_iter(method, net, image, target, samples=samples, noise=noise, seed=seed,

@@ -47,11 +47,12 @@ class Embedding:
     perplexity: float | None = None
 
 
-def _as_features(features) -> np.ndarray:
+def _as_features(features, keep_float32: bool = False) -> np.ndarray:
     features = getattr(features, "vectors", features)  # `features.Features` or a matrix
     if hasattr(features, "detach"):
         features = features.detach().cpu().numpy()
-    x = np.asarray(features, dtype=np.float64)
+    x = np.asarray(features)
+    x = x if keep_float32 and x.dtype == np.float32 else x.astype(np.float64, copy=False)
     if x.ndim != 2:
         raise ValueError(f"features must be an N x D matrix, got shape {x.shape}")
     if x.shape[0] < 3:
@@ -89,7 +90,9 @@ def embed(features, method: str = "pca", *, perplexity: float = 30, seed: int = 
 def _embed(features, method: str, perplexity: float, seed: int, max_iter: int) -> Embedding:
     from sklearn.decomposition import PCA
 
-    x = _as_features(features)
+    # t-SNE reduces long float32 features (pixels) with PCA first: in float32, which
+    # halves that step's memory (1,000 images of 64 x 64 pixels: 49 MB instead of 98).
+    x = _as_features(features, keep_float32=method == "tsne")
     n, d = x.shape
     if method == "pca":
         pca = PCA(n_components=2, random_state=seed).fit(x)
@@ -105,6 +108,7 @@ def _embed(features, method: str, perplexity: float, seed: int, max_iter: int) -
         pca = PCA(n_components=TSNE_PCA_DIMS, random_state=seed).fit(x)
         x = pca.transform(x)
         kept = (float(pca.explained_variance_ratio_.sum()),)
+    x = x.astype(np.float64, copy=False)
     tsne = TSNE(n_components=2, perplexity=float(perplexity), init="pca", learning_rate="auto",
                 max_iter=max_iter, random_state=seed, n_jobs=1)
     coords = tsne.fit_transform(x)

@@ -66,10 +66,12 @@ def first_layer_filters(net: Network) -> Filters:
     """The weights of the convolution that reads the RGB pixels: ``.weights`` Cout x 3 x k x k.
 
     AlexNet-shaped nets (``shapes``, ``alexnet``): conv1; ``efficientnet_lite0``:
-    its 3 x 3 stem. A detached CPU copy, so drawing it can never touch the model.
+    its 3 x 3 stem. A detached CPU copy, so drawing it can never touch the model
+    (on a `models.architecture` network, a meta tensor: its shape only).
     """
     name, conv = _first_conv(net)
-    return Filters(conv.weight.detach().float().cpu().clone(), name)
+    weight = conv.weight.detach()
+    return Filters(weight if weight.is_meta else weight.float().cpu().clone(), name)
 
 
 def conv_module(net: Network, layer_or_conv_index: str | int) -> tuple[str, nn.Conv2d]:

@@ -114,14 +114,14 @@ def _explain(net: Network, x: torch.Tensor, target: Target, rule: str = "guided"
                        method="guided backprop" if rule == "guided" else rule, extra={"rule": rule})
 
 
-def guided_backprop_iter(net: Network, image, target: Any, *, rule: str = "guided", batch_size: int = 16,
+def guided_backprop_iter(net: Network, image, target: Any, *, rule: str = "guided", batch_size: int | None = None,
                          should_stop: StopCheck = None) -> Iterator[Progress[Attribution]]:
     """`guided_backprop`, `batch_size` images at a time, yielding `Progress` after each batch."""
     return batched_iter(_explain, net, image, target, batch_size=batch_size, should_stop=should_stop,
                         what="guided backprop", rule=checks.choice(rule, "rule", RULES))
 
 
-def guided_backprop(net: Network, image, target: Any, *, rule: str = "guided", batch_size: int = 16) -> Attribution:
+def guided_backprop(net: Network, image, target: Any, *, rule: str = "guided", batch_size: int | None = None) -> Attribution:
     """The gradient image of `target` under `rule`: a class score (index, name, one per
     image) or any `Target`, e.g. ``Neuron("conv5", 3, (6, 6))`` for one unit.
     ``.per_channel`` is the gradient image N x 3 x H x W; ``.map`` its max |.| over colours."""

@@ -41,6 +41,7 @@ __all__ = [
     "layer_names",
     "ALEXNET_LAYERS",
     "EMBEDDED_MODELS",
+    "architecture",
     "ONLINE_MODELS",
     "DEFAULT_MODEL",
     "IMAGENET_MEAN",
@@ -257,6 +258,22 @@ def _build_torchvision(name: str) -> Network:
     return build_network(name, model)
 
 
+def architecture(name: str = "alexnet") -> Network:
+    """The network `name` built without weights on PyTorch's meta device: its layers and
+    shapes (``architecture("alexnet").layer_shape("conv5")`` is 256 x 13 x 13) with no
+    download and no memory, since no weight is ever allocated. For the lecture's numbers
+    next to an embedded model's; it cannot compute or draw anything (lessons 01, 02, 04).
+    """
+    import torchvision
+
+    name = checks.choice(name, "architecture", ONLINE_MODELS)
+    with torch.device("meta"):
+        model = torchvision.models.get_model(name, weights=None)
+    net = build_network(name, model)
+    net.name = f"{name} (architecture only)"
+    return net.to("meta")
+
+
 _CACHE: dict[tuple[str, str], Network] = {}
 _CACHE_LOCK = threading.Lock()
 
@@ -315,11 +332,3 @@ def available_models() -> list[ModelInfo]:
     for n in ONLINE_MODELS:
         infos.append(ModelInfo(n, torchvision_weight_file(n).exists(), _DESCRIPTIONS[n]))
     return infos
-
-
-# Kept only for tests/test_occlusion_fast.py (occlusion's files are another engineer's until
-# the occlusion package lands); everything else uses the public names above.
-_ALEXNET_LAYERS = ALEXNET_LAYERS
-_vgg_layers = vgg_layers
-_resnet_layers = resnet_layers
-_imagenet_classes = imagenet_classes

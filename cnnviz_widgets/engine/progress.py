@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, Iterable, Optional, TypeVar
 
-__all__ = ["Progress", "run_to_end", "StopCheck"]
+__all__ = ["Progress", "run_to_end", "StopCheck", "never_stop"]
 
 R = TypeVar("R")
 StopCheck = Optional[Callable[[], bool]]
@@ -33,6 +33,10 @@ class Progress(Generic[R]):
     @property
     def fraction(self) -> float:
         return self.step / self.total if self.total else 1.0
+
+
+def never_stop() -> bool:
+    return False
 
 
 def run_to_end(steps: Iterable[Progress[R]]) -> R:

@@ -28,14 +28,15 @@ def _explain(net, x, target: Target) -> Attribution:
     return Attribution(map=gradient.abs().amax(dim=1).cpu(), per_channel=gradient.cpu(), method="saliency")
 
 
-def saliency_iter(net, image, target: Any, *, batch_size: int = 16,
+def saliency_iter(net, image, target: Any, *, batch_size: int | None = None,
                   should_stop: StopCheck = None) -> Iterator[Progress[Attribution]]:
-    """`saliency`, `batch_size` images at a time, yielding `Progress` after each batch."""
+    """`saliency`, `batch_size` images at a time (None: from the memory budget,
+    `engine.memory`), yielding `Progress` after each batch."""
     return batched_iter(_explain, net, image, target, batch_size=batch_size, should_stop=should_stop,
                         what="saliency")
 
 
-def saliency(net, image, target: Any, *, batch_size: int = 16) -> Attribution:
+def saliency(net, image, target: Any, *, batch_size: int | None = None) -> Attribution:
     """Saliency of `target` (a class index or name, one per image, or a `Target`) for
     one image or a batch: ``.map`` N x H x W (max over channels of |gradient|),
     ``.per_channel`` the signed gradient N x 3 x H x W."""
