@@ -46,11 +46,11 @@ class AscentResult(OptimizeResult):
 
 
 def visualize_class_iter(net, target: Any, *, image=None, size: int = 160, steps: int = 40, param: str = "pixel",
-                step_size: float | None = None, l2: float | None = None, tv: float | None = None,
-                blur_every: int | None = None, blur_sigma: float | None = None,
-                clip_norm_percentile: float = 0.0, clip_contribution_percentile: float = 0.0,
-                jitter: int = 2, scale: float = 0.0, rotate: float = 0.0, seed: int = 0, every: int = 5,
-                should_stop: StopCheck = None) -> Iterator[Progress[AscentResult]]:
+                         step_size: float | None = None, l2: float | None = None, tv: float | None = None,
+                         blur_every: int | None = None, blur_sigma: float | None = None,
+                         clip_norm_percentile: float = 0.0, clip_contribution_percentile: float = 0.0,
+                         jitter: int = 2, scale: float = 0.0, rotate: float = 0.0, seed: int = 0, every: int = 5,
+                         should_stop: StopCheck = None) -> Iterator[Progress[AscentResult]]:
     """Maximise the logit of class `target` (index or name; any `Target` works too, e.g.
     a `Neuron`); yield `Progress` carrying an `AscentResult`.
 
