@@ -142,6 +142,9 @@ MODEL_CHANGES = {
     "a hook": (lambda net: net.module("conv3").register_forward_hook(lambda m, i, o: None), "hook"),
     "grad mode": (lambda net: torch.set_grad_enabled(False), "gradients off"),
     "a replaced forward": (lambda net: setattr(net.model, "forward", lambda x: x), "attributes"),
+    "a replaced module": (lambda net: net.model.features.__setitem__(1, torch.nn.Identity()), "replaced parts"),
+    "a replaced parameter": (lambda net: setattr(net.model.classifier[6], "bias",
+                                                 torch.nn.Parameter(torch.zeros(10))), "replaced parts"),
 }
 
 

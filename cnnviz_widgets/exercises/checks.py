@@ -216,6 +216,7 @@ def _minmax(w, dims):
 
 class FilterTiles(NumericChecker):
     name = "filter_tiles"
+    models = ("shapes", "efficientnet_lite0")
     arg_names = ("weights",)
     wanted = "the same shape as the weights, C x 3 x k x k"
     rtol = 1e-5
@@ -285,6 +286,7 @@ def _cosine(features, query):
 
 class NearestNeighbors(IndexChecker):
     name = "nearest_neighbors"
+    models = ("shapes",)
     arg_names = ("features", "query", "k")
     what = "indices"
     mistakes = (
@@ -348,6 +350,7 @@ def _aligned(value: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
 
 class Pca2d(NumericChecker):
     name = "pca_2d"
+    models = ("shapes",)
     arg_names = ("features",)
     wanted = "N x 2"
     rtol = 1e-4
@@ -430,6 +433,7 @@ def _smallest(x):
 
 class TopChannels(IndexChecker):
     name = "top_channels"
+    models = ("shapes", "efficientnet_lite0")
     arg_names = ("acts", "k")
     what = "channel indices"
     mistakes = (
@@ -592,6 +596,7 @@ def _occlude(net, image, target, patch, stride, fill=0.5, score="prob", cumulati
 
 class OcclusionMap(NumericChecker):
     name = "occlusion_map"
+    models = ("shapes", "efficientnet_lite0")
     arg_names = ("net", "image", "target", "patch", "stride")
     wanted = "rows x cols (one probability per patch position)"
     rtol = 1e-4
@@ -668,6 +673,7 @@ def _saliency(net, image, target, score="logit", reduce="max", absolute=True):
 
 class Saliency(NumericChecker):
     name = "saliency"
+    models = ("shapes", "efficientnet_lite0")
     arg_names = ("net", "image", "target")
     wanted = "H x W (one value per pixel)"
     rtol = 2e-3
@@ -724,6 +730,7 @@ class Saliency(NumericChecker):
 
 class GuidedReluBackward(NumericChecker):
     name = "guided_relu_backward"
+    models = ("shapes",)
     arg_names = ("grad_output", "relu_input")
     wanted = "the same shape as grad_output"
     rtol = 1e-6
@@ -833,6 +840,7 @@ class StepChecker(NumericChecker):
 
 class AscentStep(StepChecker):
     name = "ascent_step"
+    models = ("shapes", "efficientnet_lite0")
     arg_names = ("net", "image", "target", "lr", "l2")
     mistakes = (
         Mistake("descent", "a step down instead of up",
@@ -903,6 +911,7 @@ def _fgsm(net, image, target, eps, direction=-1.0, clamp=True, score="ce", use_s
 
 class Fgsm(StepChecker):
     name = "fgsm"
+    models = ("shapes", "efficientnet_lite0")
     arg_names = ("net", "image", "target", "eps")
     rtol = 1e-4
     mistakes = (
@@ -997,6 +1006,7 @@ def _dream(net, image, layer, lr, objective="square", norm="mean_abs", direction
 
 class DreamStep(StepChecker):
     name = "dream_step"
+    models = ("shapes", "efficientnet_lite0")
     arg_names = ("net", "image", "layer", "lr")
     mistakes = (
         Mistake("not_normalised", "the gradient was not normalised",

@@ -178,9 +178,10 @@ class ModelSnapshot:
         patched: list[str] = []
         for m, params, buffers, children, hooks, full_hook, training, attrs in self.modules:
             where = self.names[id(m)]
-            if m._parameters != params or m._buffers != buffers or m._modules != children:
+            pairs = ((m._parameters, params), (m._buffers, buffers), (m._modules, children))
+            if not all(_same_items(live, saved) for live, saved in pairs):
                 replaced.append(where)
-                for live, saved in ((m._parameters, params), (m._buffers, buffers), (m._modules, children)):
+                for live, saved in pairs:
                     live.clear()
                     live.update(saved)
             for attr, saved in hooks.items():
@@ -252,6 +253,12 @@ class ModelSnapshot:
         return changes
 
 
+def _same_items(live: dict, saved: dict) -> bool:
+    """The same keys holding the very same objects (tensors are compared by identity: `==`
+    on two tensors is elementwise)."""
+    return live.keys() == saved.keys() and all(live[k] is saved[k] for k in saved)
+
+
 def _same_tensor(live: torch.Tensor, saved: torch.Tensor) -> bool:
     return (live.dtype == saved.dtype and live.device == saved.device and live.shape == saved.shape
             and torch.equal(live, saved))
@@ -312,9 +319,8 @@ def _describe_exception(exc: BaseException, fn: Callable, fn_name: str) -> str:
     lines = [f"`{fn_name}` raised {kind}{': ' + text if text else ''}"]
     frame = _learner_frame(exc, fn)
     if frame is not None:
-        where = "your function" if frame.name == getattr(fn, "__name__", None) else f"`{frame.name}`"
         source = (frame.line or "").strip()
-        lines.append(f"at line {frame.lineno} of {where}:" + (f"\n\n    {source}" if source else ""))
+        lines.append(f"in `{frame.name}`, line {frame.lineno} of its cell:" + (f"\n\n    {source}" if source else ""))
     for needle, hint in _ERROR_HINTS:
         if needle in str(exc) or needle == kind:
             lines.append(f"\n\nHint: {hint}")
@@ -412,6 +418,9 @@ class Checker:
     name = ""
     arg_names: tuple[str, ...] = ()
     mistakes: tuple[Mistake, ...] = ()
+    #: The models the inputs come from: held (their lock, eval mode) while the check runs, so an
+    #: app's worker thread never meets the learner's hooks, nor the learner's pass the app's.
+    models: tuple[str, ...] = ()
 
     def __init__(self):
         self._cases: list[Case] | None = None
@@ -457,7 +466,13 @@ class Checker:
         except BaseException as exc:  # the learner's code may raise anything
             error = exc
         finally:
-            changes = [c for s in snapshots for c in s.restore()]
+            changes = []
+            for snapshot in snapshots:  # every model is put back, even if one of them fails to be
+                try:
+                    changes += snapshot.restore()
+                except Exception as exc:
+                    changes.append(f"changed the model in a way the checker could not undo ({exc}): "
+                                   "reload it with load_model(..., fresh=True)")
         self._flags = flags
         if error is not None:
             if _not_done(error, fn):
@@ -483,6 +498,16 @@ class Checker:
     def run(self, fn: Callable) -> CheckResult:
         if _is_stub(fn):
             return CheckResult(self.name, NOT_DONE, self.not_done_message(), "not_done", "not done yet")
+        from contextlib import ExitStack
+
+        from ..engine.models import load_model
+
+        with ExitStack() as held:
+            for model in self.models:
+                held.enter_context(load_model(model).guard())
+            return self._run(fn)
+
+    def _run(self, fn: Callable) -> CheckResult:
         cases = self.cases()
         notes: list[str] = []
         for number, case in enumerate(cases, 1):
