@@ -99,8 +99,8 @@ def test_occlusion_map_agrees_with_the_engine_where_the_positions_are_the_same(s
 
     x, label = _shape(shapes_net)
     for patch, stride in ((16, 8), (20, 11)):   # (64 - patch) is a multiple of the stride
-        heat = occlusion(shapes_net, x, label, patch=patch, stride=stride, fill="grey", output="prob",
-                         method=method).heat
+        # A class index means its probability, as in the exercise.
+        heat = occlusion(shapes_net, x, label, patch=patch, stride=stride, fill="grey", method=method).heat
         _close(S.occlusion_map(shapes_net, x, label, patch, stride), heat, 1e-4)
 
 
@@ -144,23 +144,22 @@ def test_guided_relu_backward_in_every_relu_gives_the_engines_guided_backprop(sh
 
 
 def test_ascent_step_is_one_sgd_step_of_the_engines_loop(shapes_net):
-    from cnnviz_widgets.engine import objectives as O
-    from cnnviz_widgets.engine.optimize import L2, PixelParam, optimize
+    from cnnviz_widgets.engine.optimize import L2, PixelParam, objectives, optimize
 
     x, _ = _shape(shapes_net)
     lr, weight = 0.05, 3.0
-    last = optimize(shapes_net, O.class_score(4), PixelParam(x), steps=1, lr=lr, optimizer="sgd",
+    last = optimize(shapes_net, objectives.class_score(4), PixelParam(x), steps=1, step_size=lr, optimizer="sgd",
                     regularizers=[L2(weight)])
     # The loop's L2 is weight * mean((x - 0.5)^2), the exercise's l2 * sum(...): the same with l2 = weight / numel.
     mine = S.ascent_step(shapes_net, x, 4, lr, weight / x.numel()).clamp(0, 1)
-    _close(last.image - x, mine - x, 1e-3)
+    _close(last.image - x.cpu(), mine.cpu() - x.cpu(), 1e-3)
 
 
 def test_fgsm_agrees_with_the_engines_targeted_fgsm(shapes_net, effnet):
     from cnnviz_widgets.engine import adversarial
 
     for net, x, target, eps in ((shapes_net, _shape(shapes_net)[0], 7, 0.03), (effnet, _image(9), 1, 8 / 255)):
-        theirs = adversarial.fgsm(net, x, target, eps=eps, targeted=True).adversarial
+        theirs = adversarial.fgsm(net, x, target, eps=eps).image.to(x.device)
         mine = S.fgsm(net, x, target, eps)
         # Signs of gradients within rounding of 0 may differ between two summation orders.
         agree = float(((mine - theirs).abs() < 1e-6).double().mean())
@@ -172,8 +171,8 @@ def test_dream_step_is_one_step_of_the_engines_deepdream(effnet):
     from cnnviz_widgets.engine.deepdream import deepdream
 
     x = _image(3, 64, 80)
-    last = deepdream(effnet, x, "stage3", octaves=1, steps_per_octave=1, step_size=0.02, jitter=0)
-    _close(last.image - x, S.dream_step(effnet, x, "stage3", 0.02).clamp(0, 1) - x, 1e-3)
+    last = deepdream(effnet, x, "stage3", octaves=1, steps=1, step_size=0.02, jitter=0)
+    _close(last.image - x.cpu(), S.dream_step(effnet, x, "stage3", 0.02).clamp(0, 1).cpu() - x.cpu(), 1e-3)
 
 
 def test_total_variation_is_the_engines_tv_penalty():

@@ -220,3 +220,14 @@ def test_the_checker_never_changes_the_embedded_models(shapes_net, effnet):
     for name in TWELVE:
         check(name, getattr(solutions, name))
     assert (model_state(shapes_net), model_state(effnet)) == states
+
+
+def test_the_exercises_package_imports_no_widget_or_plotting_library():
+    import subprocess
+    import sys
+
+    code = ("import sys, cnnviz_widgets.exercises.checks, cnnviz_widgets.exercises.notebooks\n"
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('ipywidgets', 'matplotlib')]\n"
+            "print(bad); sys.exit(1 if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
