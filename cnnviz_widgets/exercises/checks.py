@@ -574,24 +574,23 @@ class ReceptiveField(Checker):
 
 # --- 06 occlusion_map ---------------------------------------------------------------------------
 
-def _occlude(net, image, target, patch, stride, fill=0.5, score="prob", cumulative=False, last=True,
-             size=None):
+def _occlude(net, image, target, patch, stride, fill=0.5, score="prob", cumulative=False, last=True):
+    """What an occlusion loop with one of the known slips computes (all positions in one batch)."""
     h, w = image.shape[-2:]
     end = 1 if last else 0
     tops, lefts = range(0, h - patch + end, stride), range(0, w - patch + end, stride)
-    heat = torch.zeros(len(tops), len(lefts), dtype=torch.float64)
-    x = image.clone()
+    value = image.mean() if fill == "mean" else fill
+    copies, x = [], image.clone()
+    for top in tops:
+        for left in lefts:
+            if not cumulative:
+                x = image.clone()
+            x[:, :, top:top + patch, left:left + patch] = value
+            copies.append(x.clone() if cumulative else x)
     with torch.no_grad():
-        for i, top in enumerate(tops):
-            for j, left in enumerate(lefts):
-                if not cumulative:
-                    x = image.clone()
-                x[:, :, top:top + patch, left:left + patch] = fill if fill != "mean" else image.mean()
-                logits = net(x)
-                value = {"prob": logits.softmax(1)[0, target], "logit": logits[0, target],
-                         "log_prob": logits.log_softmax(1)[0, target]}[score]
-                heat[i, j] = float(value)
-    return heat
+        logits = torch.cat([net(torch.cat(copies[i:i + 64])) for i in range(0, len(copies), 64)])
+    scores = {"prob": logits.softmax(1), "logit": logits, "log_prob": logits.log_softmax(1)}[score][:, target]
+    return scores.double().cpu().reshape(len(tops), len(lefts))
 
 
 class OcclusionMap(NumericChecker):
