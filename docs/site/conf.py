@@ -53,6 +53,7 @@ html_theme_options = {
     "use_download_button": True,
     "show_toc_level": 2,
     "navigation_with_keys": False,
+    "navbar_persistent": [],  # the sidebar has the search field; no second one in a header
     "announcement": ("Quick-mode build (fewer steps, smaller pictures than a lesson shows in full mode)"
                      if site["mode"] == "quick" else ""),
 }
