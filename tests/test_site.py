@@ -195,6 +195,92 @@ def test_math_is_typeset_by_the_bundled_mathjax(site):
                 assert "$$" not in paragraph.get_text(), f"{page_of(lesson)}: untypeset $$ in {text_of(paragraph)}"
 
 
+# -- staging: links, badges, tags (no build) ---------------------------------------------
+
+def _build_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("cnnviz_site_build", REPO / "docs" / "site" / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_staging_fixes_links_for_each_pages_new_place(tmp_path):
+    site_build = _build_module()
+    root = tmp_path / "repo"
+    _tiny_repo(root)
+    (root / "README.md").write_text("# readme\n")
+    stager = site_build.Stager(root, tmp_path / "src")
+    fix = stager.fix_links
+    # lesson 00 moves to the root as the index: its links to lessons gain notebooks/
+    assert fix("[one](01_one.ipynb#goals)", "notebooks/00_start_here.ipynb", "index.ipynb") == \
+        "[one](notebooks/01_one.ipynb#goals)"
+    assert fix("[start](00_start_here.ipynb)", "notebooks/01_one.ipynb", "notebooks/01_one.ipynb") == \
+        "[start](../index.ipynb)"
+    # a repository file that is no page opens on GitHub (a folder as a tree)
+    assert fix("[r](../README.md) [n](../notebooks)", "docs/GUIDE.md", "docs/GUIDE.md") == (
+        "[r](https://github.com/cnnviz-widgets/cnnviz-widgets/blob/main/README.md) "
+        "[n](https://github.com/cnnviz-widgets/cnnviz-widgets/tree/main/notebooks)")
+    # an image beside a page is copied along; HTML attributes are fixed like markdown links
+    assert fix('<img src="img/figure.png">', "docs/GUIDE.md", "docs/GUIDE.md") == '<img src="img/figure.png">'
+    assert (tmp_path / "src" / "docs" / "img" / "figure.png").is_file()
+    assert fix("![f](../docs/img/figure.png)", "notebooks/00_start_here.ipynb", "index.ipynb") == \
+        "![f](docs/img/figure.png)"
+    # left alone: the web, anchors, code, and links to nothing (Sphinx reports those)
+    for text in ("[w](https://example.org/a.md)", "[a](#goals)", "`[c](../README.md)`",
+                 "```\n[c](../README.md)\n```", "[m](missing.ipynb)"):
+        assert fix(text, "notebooks/01_one.ipynb", "notebooks/01_one.ipynb") == text
+
+
+def test_staged_lessons_get_launch_buttons_syllabus_and_tags(tmp_path):
+    site_build = _build_module()
+    root = tmp_path / "repo"
+    _tiny_repo(root)
+    nb = nbformat.read(root / "notebooks" / "01_one.ipynb", as_version=4)
+    nb.cells[0].source += "\n\n**You will:**\n- see a line\n  go down;\n- read an equation.\n\nMore."
+    nb.cells.insert(1, nbformat.v4.new_code_cell(
+        '# On Colab, install the kit first\nimport sys\nif "google.colab" in sys.modules:\n    %pip install x'))
+    nb.cells.append(nbformat.v4.new_code_cell("raise ValueError  # NBVAL_RAISES_EXCEPTION"))
+    nb.cells.append(nbformat.v4.new_code_cell("slow()", metadata={"tags": ["nbval-skip"]}))
+    nbformat.write(nb, root / "notebooks" / "01_one.ipynb")
+    src = tmp_path / "src"
+    site_build.Stager(root, src).stage()
+
+    assert sorted(p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file()) == [
+        "docs/GUIDE.md", "docs/img/figure.png", "index.ipynb", "notebooks/01_one.ipynb"]
+    one = nbformat.read(src / "notebooks" / "01_one.ipynb", as_version=4)
+    title = one.cells[0].source
+    assert "colab-badge.svg" not in title
+    assert title.index("# 01 · One") < title.index('class="cnnviz-launch"')
+    assert site_build.launch_urls("notebooks/01_one.ipynb")["binder"] in title
+    tags = [c.metadata.get("tags", []) for c in one.cells if c.cell_type == "code"]
+    assert tags[0] == ["remove-cell"] and "raises-exception" in tags[-2] and "skip-execution" in tags[-1]
+    index = nbformat.read(src / "index.ipynb", as_version=4)
+    syllabus, toctree = index.cells[-2].source, index.cells[-1].source
+    assert "### [01 · One](notebooks/01_one.ipynb)" in syllabus
+    assert "- see a line\n  go down;\n- read an equation." in syllabus and "More." not in syllabus
+    assert ":caption: Lessons" in toctree and "\nself\nnotebooks/01_one\n" in toctree
+    assert ":caption: Guides" in toctree and "docs/GUIDE" in toctree
+
+
+def test_the_outdir_must_be_empty_new_or_an_earlier_site(tmp_path):
+    site_build = _build_module()
+    site_build.check_outdir(tmp_path / "new")
+    site_build.check_outdir(tmp_path)  # empty
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit, match="not empty"):
+        site_build.check_outdir(tmp_path)
+    (tmp_path / BUILD_REPORT).write_text("{}")
+    site_build.check_outdir(tmp_path)
+
+
+def test_readme_says_how_to_build_the_site():
+    readme = (REPO / "README.md").read_text()
+    assert "bash docs/build.sh" in readme and 'pip install -e ".[docs]"' in readme
+    assert os.access(REPO / "docs" / "build.sh", os.X_OK)
+
+
 # -- the build pipeline, on a tiny made-up repository ----------------------------------------
 
 def _notebook(path: Path, title: str, markdown: str, code: str) -> None:

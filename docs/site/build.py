@@ -123,9 +123,16 @@ class Stager:
 
     def _stage_notebook(self, nb, repo_path: str, staged: str) -> None:
         for cell in nb.cells:
-            if cell.cell_type == "code" and _COLAB_INSTALL in cell.source:
-                # it does nothing outside Colab; the page has its own Colab button
-                cell.metadata.setdefault("tags", []).append("remove-cell")
+            if cell.cell_type != "code":
+                continue
+            tags = cell.metadata.setdefault("tags", [])
+            if _COLAB_INSTALL in cell.source:
+                tags.append("remove-cell")  # it does nothing outside Colab; the page has its own button
+            # what nbval is told about a cell holds for the site's execution too
+            if "nbval-raises-exception" in tags or "NBVAL_RAISES_EXCEPTION" in cell.source:
+                tags.append("raises-exception")
+            if "nbval-skip" in tags or "NBVAL_SKIP" in cell.source:
+                tags.append("skip-execution")
         markdown = [c for c in nb.cells if c.cell_type == "markdown"]
         for cell in markdown:
             cell.source = _LAUNCH_BADGE.sub("", cell.source)
@@ -176,9 +183,12 @@ class Stager:
             whole = m.group(0)
             return whole[:start] + new + whole[end:]
 
-        for pattern in _LINK_TARGETS:
-            text = pattern.sub(fix, text)
-        return text
+        # code (fenced blocks, inline spans) is shown as written
+        pieces = re.split(r"(```.*?```|~~~.*?~~~|`[^`\n]*`)", text, flags=re.S)
+        for i in range(0, len(pieces), 2):
+            for pattern in _LINK_TARGETS:
+                pieces[i] = pattern.sub(fix, pieces[i])
+        return "".join(pieces)
 
     def _fixed_target(self, url: str, repo_path: str, staged: str) -> str:
         if not url or url.startswith(("#", "/")) or _SCHEME.match(url):

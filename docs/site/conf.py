@@ -33,7 +33,7 @@ nb_execution_in_temp = True  # like Colab: a lesson may not rely on files beside
 nb_merge_streams = True
 nb_ipywidgets_js = {}  # apps are shown as stills; nothing is fetched from a CDN
 
-myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
+myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "html_image"]
 myst_heading_anchors = 3
 suppress_warnings = ["myst.header"]  # a lesson may skip a heading level; the page is still fine
 
