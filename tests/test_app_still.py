@@ -19,34 +19,40 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnviz_widgets.widgets.base import App, Runner
+from cnnviz_widgets.widgets.base import App
 from cnnviz_widgets.widgets.still import CAPTION, NO_PICTURE
+
+from .helpers import tiny_network
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 class ScanApp(App):
-    """Draws a known two-colour picture at the end of a scan in its Runner's thread."""
+    """Draws a known two-colour picture at the end of a scan in its Runner's thread,
+    started when it is built (`start`) or by its Scan button."""
 
     title = "a scanning app"
+    run_label = "Scan"
 
     def __init__(self, start: bool = True):
+        super().__init__(tiny_network(), pickers=())
         self.level = W.IntSlider(value=3, min=0, max=9, description="level")
-        self.runner = Runner(run_label="Scan")
-        super().__init__([self.level, self.runner])
-        self.connect_runner(self.runner, self.scan)
         self.picture = np.zeros((6, 8, 3), np.uint8)
         self.picture[:3] = (255, 128, 0)
-        if start:
-            self.guarded(self.scan)()
+        self.start_at_once = start
+        self.arrange([self.level, self.runner])
 
-    def scan(self) -> None:
+    def refresh(self) -> None:
+        if self.start_at_once:
+            self.run()
+
+    def run(self) -> None:
         def steps(should_stop):
             for i in range(5):
                 time.sleep(0.05)
                 yield (i + 1) / 5
 
-        self.runner.start(steps, lambda _p: None, lambda _last, _stopped: self.show_picture(self.picture))
+        self.runner.start(steps, on_done=lambda _last, _stopped: self.show_picture(self.picture))
 
 
 def still_picture(bundle: dict) -> np.ndarray | None:

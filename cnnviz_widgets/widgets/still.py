@@ -32,15 +32,18 @@ def still_bundle(app, timeout: float = 600, run_if_blank: bool = True) -> dict[s
     the still shows the figure the app makes with the lesson's settings."""
     from .base import Runner  # base imports this module lazily; no cycle at import time
 
-    runners = list(descendants(app, Runner))
+    runners = [r for r in [getattr(app, "runner", None)] if isinstance(r, Runner)]
+    runners += [r for r in descendants(app, Runner) if all(r is not known for known in runners)]
     for runner in runners:
-        runner.wait(timeout)  # a scan started by the constructor draws when it ends
-    pressed = False
-    if run_if_blank and len(runners) == 1 and not _shows_something(bytes(app.view.value or b"")) \
-            and not runners[0].run_button.disabled:
-        runners[0].run_button.click()
-        runners[0].wait(timeout)
-        pressed = True
+        runner.wait(timeout)  # a computation started by the constructor draws when it ends
+    pressed = None
+    visible = [r for r in runners if r.run_button.layout.display != "none"]
+    if run_if_blank and len(visible) == 1 and not _shows_something(bytes(app.view.value or b"")) \
+            and not visible[0].run_button.disabled:
+        pressed = visible[0].run_button
+        pressed.click()
+        for runner in runners:
+            runner.wait(timeout)
 
     heading = getattr(app, "heading", "") or getattr(app, "title", "") or type(app).__name__
     picture = bytes(app.view.value or b"")
@@ -50,7 +53,7 @@ def still_bundle(app, timeout: float = 600, run_if_blank: bool = True) -> dict[s
                f'src="data:{mime};base64,{base64.b64encode(picture).decode("ascii")}">')
     else:
         img = f'<p class="cnnviz-still-empty">{html.escape(NO_PICTURE)}</p>'
-    settings = settings_of(app) + ([f"after pressing {runners[0].run_button.description}"] if pressed else [])
+    settings = settings_of(app) + ([f"after pressing {pressed.description}"] if pressed is not None else [])
     settings_html = (f'<p class="cnnviz-still-settings">{html.escape(" · ".join(settings))}</p>'
                      if settings else "")
     parts = [

@@ -1,0 +1,110 @@
+"""Argument checks shared by every technique: one wording, numpy integers welcome.
+
+Each check returns the value in its plain Python form (``int``, ``float``, ``str``)
+so the technique can use it without thinking about where it came from: a widget's
+int, a numpy integer from an ``argmax``, a 0-d tensor. Every failure is a
+``ValueError`` (``TypeError`` for a value of the wrong kind) whose message names the
+argument, the value and what was expected, e.g.
+``channel 300 is out of range: conv5 has channels 0..255``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+__all__ = ["integer", "number", "fraction", "choice", "channel", "layer", "position"]
+
+
+def _plain_integer(value: Any) -> int | None:
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_floating_point() \
+            and value.dtype != torch.bool:
+        return int(value.item())
+    return None
+
+
+def integer(value: Any, name: str, *, low: int | None = None, high: int | None = None) -> int:
+    """An integer in [low, high] (either bound optional). Python and numpy integers and
+    0-d integer tensors are accepted alike; bools and floats are not."""
+    v = _plain_integer(value)
+    if v is None:
+        raise TypeError(f"{name} is a whole number, not {value!r} ({type(value).__name__})")
+    if (low is not None and v < low) or (high is not None and v > high):
+        if low is not None and high is not None:
+            wanted = f"{low}..{high}"
+        elif low is not None:
+            wanted = f">= {low}"
+        else:
+            wanted = f"<= {high}"
+        raise ValueError(f"{name} {v} is out of range: it must be {wanted}")
+    return v
+
+
+def number(value: Any, name: str, *, low: float | None = None, high: float | None = None,
+           low_open: bool = False) -> float:
+    """A finite real number in [low, high] ((low, high] with ``low_open``)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)) \
+            and not (isinstance(value, torch.Tensor) and value.dim() == 0):
+        raise TypeError(f"{name} is a number, not {value!r} ({type(value).__name__})")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be a finite number, not {v}")
+    below = low is not None and (v <= low if low_open else v < low)
+    above = high is not None and v > high
+    if below or above:
+        left = "(" if low_open else "["
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        raise ValueError(f"{name} {v:g} is out of range: it must be in {left}{lo}, {hi}]")
+    return v
+
+
+def fraction(value: Any, name: str) -> float:
+    """A number in [0, 1]: a share, a probability, a budget in pixel units."""
+    return number(value, name, low=0.0, high=1.0)
+
+
+def choice(value: Any, name: str, options: Sequence[str]) -> str:
+    """One of a few named options."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(repr(o) for o in options)}, not {value!r}")
+    return value
+
+
+def layer(net, name: Any) -> str:
+    """A layer of `net` by its readable name (the message lists the layers it has)."""
+    return net.check_layer(name)
+
+
+def channel(net, layer_name: str, value: Any, *, channels: int | None = None) -> int:
+    """A channel index of `layer_name`: ``channel 300 is out of range: conv5 has channels 0..255``.
+
+    ``channels`` saves a forward pass when the caller already knows the count."""
+    layer(net, layer_name)
+    v = _plain_integer(value)
+    if v is None:
+        raise TypeError(f"channel is a whole number, not {value!r} ({type(value).__name__})")
+    count = channels if channels is not None else net.layer_shape(layer_name)[0]
+    if not 0 <= v < count:
+        raise ValueError(f"channel {v} is out of range: {layer_name} has channels 0..{count - 1}")
+    return v
+
+
+def position(value: Any, size: tuple[int, int], what: str = "position") -> tuple[int, int]:
+    """A (row, col) inside a rows x cols map."""
+    try:
+        row, col = value
+    except (TypeError, ValueError):
+        raise TypeError(f"{what} is a (row, col) pair, not {value!r}") from None
+    rows, cols = size
+    row = integer(row, f"{what} row", low=0, high=rows - 1)
+    col = integer(col, f"{what} col", low=0, high=cols - 1)
+    return row, col
