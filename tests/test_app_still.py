@@ -37,10 +37,11 @@ class ScanApp(App):
     def __init__(self, start: bool = True):
         super().__init__(tiny_network(), pickers=())
         self.level = W.IntSlider(value=3, min=0, max=9, description="level")
+        self.hidden = W.Dropdown(options=["a", "b"], description="hidden", layout=W.Layout(display="none"))
         self.picture = np.zeros((6, 8, 3), np.uint8)
         self.picture[:3] = (255, 128, 0)
         self.start_at_once = start
-        self.arrange([self.level, self.runner])
+        self.arrange([self.level, self.hidden, self.runner])
 
     def refresh(self) -> None:
         if self.start_at_once:
@@ -92,6 +93,7 @@ def test_app_still_presses_run_when_the_picture_waits_for_it():
     ran = app.still_bundle()
     assert np.array_equal(still_picture(ran), app.picture)
     assert "level 3 · after pressing Scan" in ran["text/html"]
+    assert "hidden" not in ran["text/html"]  # the settings are those a learner sees
 
 
 def test_app_still_shows_the_apps_error():

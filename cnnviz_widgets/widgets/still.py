@@ -71,9 +71,9 @@ def still_bundle(app, timeout: float = 600, run_if_blank: bool = True) -> dict[s
 
 
 def settings_of(app) -> list[str]:
-    """'description value' for each labelled control of the app, in display order."""
+    """'description value' for each labelled control the app shows, in display order."""
     out = []
-    for w in descendants(app, W.Widget):
+    for w in descendants(app, W.Widget, shown_only=True):
         description = getattr(w, "description", "") or ""
         if not description or isinstance(w, (W.Button, W.FloatProgress, W.IntProgress, W.FileUpload)):
             continue
@@ -89,12 +89,16 @@ def settings_of(app) -> list[str]:
     return out
 
 
-def descendants(widget, kind) -> Iterator:
-    """`widget` and every widget inside it (through `children`) that is a `kind`."""
+def descendants(widget, kind, shown_only: bool = False) -> Iterator:
+    """`widget` and every widget inside it (through `children`) that is a `kind`;
+    `shown_only`: not those hidden (``layout.display = "none"``), nor what is inside them."""
+    layout = getattr(widget, "layout", None)
+    if shown_only and (getattr(layout, "display", None) == "none" or getattr(layout, "visibility", None) == "hidden"):
+        return
     if isinstance(widget, kind):
         yield widget
     for child in getattr(widget, "children", ()) or ():
-        yield from descendants(child, kind)
+        yield from descendants(child, kind, shown_only)
 
 
 def _shows_something(picture: bytes) -> bool:
