@@ -86,7 +86,7 @@ class OcclusionApp(App):
         x = net.preprocess(self.image_picker.image)
         chosen = self.class_picker.chosen(net)  # a bad name is a message at once
         settings = dict(patch=self.patch.value, stride=self.stride.value, fill=self.fill.value,
-                        output=self.output.value, batch_size=16,
+                        output=self.output.value,
                         coarse_to_fine=APPROXIMATE_FRACTION if self.approximate.value else None)
         # Check the settings here so a bad one shows at once, not from the worker thread.
         occ.check_settings(x, settings["patch"], settings["stride"])
