@@ -233,12 +233,11 @@ def test_staging_fixes_links_for_each_pages_new_place(tmp_path):
         assert fix(text, "notebooks/01_one.ipynb", "notebooks/01_one.ipynb") == text
 
 
-def test_staged_lessons_get_launch_buttons_syllabus_and_tags(tmp_path):
+def test_staged_lessons_get_launch_buttons_a_sidebar_and_tags(tmp_path):
     site_build = _build_module()
     root = tmp_path / "repo"
     _tiny_repo(root)
     nb = nbformat.read(root / "notebooks" / "01_one.ipynb", as_version=4)
-    nb.cells[0].source += "\n\n**You will:**\n- see a line\n  go down;\n- read an equation.\n\nMore."
     nb.cells.insert(1, nbformat.v4.new_code_cell(
         '# On Colab, install the kit first\nimport sys\nif "google.colab" in sys.modules:\n    %pip install x'))
     nb.cells.append(nbformat.v4.new_code_cell("raise ValueError  # NBVAL_RAISES_EXCEPTION"))
@@ -257,9 +256,7 @@ def test_staged_lessons_get_launch_buttons_syllabus_and_tags(tmp_path):
     tags = [c.metadata.get("tags", []) for c in one.cells if c.cell_type == "code"]
     assert tags[0] == ["remove-cell"] and "raises-exception" in tags[-2] and "skip-execution" in tags[-1]
     index = nbformat.read(src / "index.ipynb", as_version=4)
-    syllabus, toctree = index.cells[-2].source, index.cells[-1].source
-    assert "### [01 · One](notebooks/01_one.ipynb)" in syllabus
-    assert "- see a line\n  go down;\n- read an equation." in syllabus and "More." not in syllabus
+    toctree = index.cells[-1].source
     assert ":caption: Lessons" in toctree and "\nself\nnotebooks/01_one\n" in toctree
     assert ":caption: Guides" in toctree and "docs/GUIDE" in toctree
 

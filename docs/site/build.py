@@ -145,22 +145,7 @@ class Stager:
         else:
             nb.cells.insert(0, nbformat.v4.new_markdown_cell(bar))
         if staged == "index.ipynb":
-            nb.cells.append(nbformat.v4.new_markdown_cell(self._syllabus()))
             nb.cells.append(nbformat.v4.new_markdown_cell(self._toctrees()))
-
-    def _syllabus(self) -> str:
-        """Every other lesson's title (a link) and goals, taken from its first cell."""
-        out = ["## Syllabus", "", "What each lesson sets out to teach, in the lessons' own words.", ""]
-        for repo_path, staged in self.pages.items():
-            if not repo_path.startswith("notebooks/") or staged == "index.ipynb":
-                continue
-            nb = nbformat.read(self.root / repo_path, as_version=4)
-            first = next((c.source for c in nb.cells if c.cell_type == "markdown"), "")
-            title = re.search(r"^# (.+)$", first, re.M)
-            out += [f"### [{title.group(1).strip() if title else repo_path}]({staged})", ""]
-            goals = self.fix_links(lesson_goals(first), repo_path, "index.ipynb")
-            out += ([goals, ""] if goals else [])
-        return "\n".join(out)
 
     def _toctrees(self) -> str:
         lessons = [s[:-len(".ipynb")] for r, s in self.pages.items() if r.startswith("notebooks/") and s != "index.ipynb"]
@@ -211,20 +196,6 @@ class Stager:
             return posixpath.relpath(target, staged_dir)
         kind = "tree" if on_disk.is_dir() else "blob"
         return GITHUB_URL.format(repository=REPOSITORY, kind=kind, branch=BRANCH, path=target) + sep + fragment
-
-
-def lesson_goals(first_cell: str) -> str:
-    """The bullet list of a lesson's first cell (its goals), continuation lines included."""
-    lines, goals, started = first_cell.splitlines(), [], False
-    for line in lines:
-        if re.match(r"^\s{0,3}[-*] ", line):
-            started = True
-            goals.append(line)
-        elif started and line.startswith(" ") and line.strip():
-            goals.append(line)
-        elif started:
-            break
-    return "\n".join(goals)
 
 
 def kit_hash(root: Path) -> str:
