@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         "mode": mode, "cache": str(cache), "repository": REPOSITORY, "branch": BRANCH,
         "lessons": [s for r, s in page_paths(root).items() if r.startswith("notebooks/")],
         "report": BUILD_REPORT,
-        "timeout": int(os.environ.get("CNNVIZ_SITE_TIMEOUT", "600")),
+        "timeout": int(os.environ.get("CNNVIZ_SITE_TIMEOUT", "1800")),  # per cell; 2 busy cores are slow
     }, indent=1))
     env = kernel_environment(work, quick)
     env["CNNVIZ_SITE_CONFIG"] = str(config)
