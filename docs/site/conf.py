@@ -34,6 +34,7 @@ nb_merge_streams = True
 nb_ipywidgets_js = {}  # apps are shown as stills; nothing is fetched from a CDN
 
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "html_image"]
+myst_dmath_double_inline = True  # $$...$$ inside a paragraph is display math, as in Jupyter
 myst_heading_anchors = 3
 suppress_warnings = ["myst.header"]  # a lesson may skip a heading level; the page is still fine
 
