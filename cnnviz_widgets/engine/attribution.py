@@ -62,15 +62,15 @@ def smoothgrad(method: Callable[..., Attribution], net, image, target: Any, *, s
     target = as_target(net, target, n)
     generator = torch.Generator(device=x.device).manual_seed(checks.integer(seed, "seed"))
     spread = (x.amax(dim=(1, 2, 3)) - x.amin(dim=(1, 2, 3))).view(-1, 1, 1, 1) * noise
-    copies = x.repeat_interleave(samples, dim=0)
-    copy_spread = spread.repeat_interleave(samples, dim=0)
     copy_target = _repeat_target(target, n, samples)
+    # Each batch's noisy copies are made when it runs (all at once would cost n x samples images).
     owner = torch.arange(n).repeat_interleave(samples)
     total_map = per_channel = None
     first = None
-    for start in range(0, copies.shape[0], batch_size):
+    for start in range(0, owner.numel(), batch_size):
         part = slice(start, start + batch_size)
-        noisy = copies[part] + torch.randn(copies[part].shape, generator=generator, device=x.device) * copy_spread[part]
+        copies = x[owner[part].to(x.device)]
+        noisy = copies + torch.randn(copies.shape, generator=generator, device=x.device) * spread[owner[part].to(x.device)]
         part_target = copy_target
         if isinstance(copy_target, (ClassLogit, ClassProbability)) and isinstance(copy_target.index, tuple):
             part_target = replace(copy_target, index=copy_target.index[part])

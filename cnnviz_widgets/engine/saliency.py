@@ -70,14 +70,13 @@ def saliency(net: Network, x, target: int | str | Sequence[int | str], smooth: i
     generator = torch.Generator(device=x.device).manual_seed(int(seed))
     spread = (x.amax(dim=(1, 2, 3)) - x.amin(dim=(1, 2, 3))).view(-1, 1, 1, 1) * float(noise)
     total = torch.zeros(x.shape[0], *x.shape[2:], device=x.device)
-    # Noisy copies go through in batches; each image keeps its own target.
-    copies = x.repeat_interleave(smooth, dim=0)
-    copy_targets = targets.repeat_interleave(smooth)
-    copy_spread = spread.repeat_interleave(smooth, dim=0)
+    # Noisy copies go through in batches, each made when its batch runs (all copies at once
+    # would cost N x smooth images); each image keeps its own target.
     owner = torch.arange(x.shape[0], device=x.device).repeat_interleave(smooth)
-    for start in range(0, copies.shape[0], batch_size):
-        part = slice(start, start + batch_size)
-        noisy = copies[part] + torch.randn(copies[part].shape, generator=generator, device=x.device) * copy_spread[part]
-        maps = gradient_map(net, noisy, copy_targets[part]).abs().amax(dim=1)
-        total.index_add_(0, owner[part], maps)
+    for start in range(0, owner.numel(), batch_size):
+        part = owner[start:start + batch_size]
+        copies = x[part]
+        noisy = copies + torch.randn(copies.shape, generator=generator, device=x.device) * spread[part]
+        maps = gradient_map(net, noisy, targets[part]).abs().amax(dim=1)
+        total.index_add_(0, part, maps)
     return total / smooth
