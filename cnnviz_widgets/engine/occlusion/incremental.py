@@ -432,7 +432,8 @@ class Run:
         for pw in shortcut:
             short = pw(short, self.params.get(pw))
         # The shortcut's changed region lies inside the branch's (checked by Program).
-        return Windows(win.values + short, win.start, union(win.changed, s_changed), win.size, win.full)
+        # (In place: the branch's output is a fresh tensor nothing else holds.)
+        return Windows(win.values.add_(short), win.start, union(win.changed, s_changed), win.size, win.full)
 
 
 def _check(net: Network, x: torch.Tensor, fill_image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
