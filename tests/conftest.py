@@ -36,8 +36,7 @@ def make_random_alexnet(seed: int = 0) -> models.Network:
 
     torch.manual_seed(seed)
     m = torchvision.models.alexnet(weights=None)
-    return models.Network("alexnet", m, dict(models._ALEXNET_LAYERS), models._imagenet_classes(),
-                          models.IMAGENET_MEAN, models.IMAGENET_STD, input_size=224, resize_size=256)
+    return models.build_network("alexnet", m)
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +49,22 @@ def shapes_data():
     from cnnviz_widgets.engine.data import load_dataset
 
     return load_dataset("shapes", n=200, seed=4242)
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory):
+    """The course website: .ci/run's build ($CNNVIZ_SITE_DIR), or one built here in quick mode."""
+    from tests.site_build import built_site as site
+
+    return site(tmp_path_factory)
+
+
+def pytest_terminal_summary(terminalreporter):
+    from tests.site_build import build_summary
+
+    line = build_summary()
+    if line:
+        terminalreporter.write_line(line)
 
 
 def pytest_collection_modifyitems(config, items):
