@@ -277,7 +277,7 @@ def test_lowest_position_is_on_the_object(shapes_net, shapes_data):
     images, labels, masks = shapes_data.arrays()
     n, hits = 30, 0
     for i in range(n):
-        x = torch.from_numpy(images[i]).permute(2, 0, 1)[None].float() / 255
+        x = torch.as_tensor(np.array(images[i])).permute(2, 0, 1)[None].float() / 255
         m = occ.occlusion(shapes_net, x, int(labels[i]), patch=16, stride=4)
         top, left, bottom, right = m.box(*m.lowest())
         hits += bool(masks[i][top:bottom, left:right].mean() > 0.25) or bool(masks[i][(top + bottom) // 2, (left + right) // 2])
