@@ -89,12 +89,13 @@ def measure(maker, judge, settings: dict, classes, crops: int, seed: int = 0) ->
     """Synthesise one picture per class with `settings`; judge each one."""
     from cnnviz_widgets.engine.ascent import visualize_class
 
-    per_class, seconds, own = {}, [], []
+    per_class, seconds, cpu, own = {}, [], [], []
     for name in classes:
         index = maker.class_index(name)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         result = visualize_class(maker, index, seed=seed, **settings)
         seconds.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
         per_class[name] = round(judged_probability(judge, result.image, index, crops=crops, seed=seed), 3)
         own.append(own_probability(maker, result.image, index))
         print(f"  {name}: judged {per_class[name]:.3f}, own {own[-1]:.3f}, {seconds[-1]:.1f} s", file=sys.stderr, flush=True)
@@ -104,6 +105,7 @@ def measure(maker, judge, settings: dict, classes, crops: int, seed: int = 0) ->
         "classes_above_half": sum(p >= 0.5 for p in per_class.values()),
         "mean_own_probability": round(statistics.mean(own), 3),
         "seconds_per_image": round(statistics.mean(seconds), 2),
+        "cpu_seconds_per_image": round(statistics.mean(cpu), 2),  # all threads: about 1-2x wall s when idle
         "judged": per_class,
     }
 
