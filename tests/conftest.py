@@ -57,5 +57,7 @@ def pytest_collection_modifyitems(config, items):
     # ipywidgets 7.7.1 (Colab's version).
     for item in items:
         name = f"{item.module.__name__ if getattr(item, 'module', None) else ''}::{item.name}".lower()
+        if item.get_closest_marker("browser"):
+            continue  # JupyterLab in Chromium, not headless widgets
         if "app" in item.name.lower() or "widget" in name:
             item.add_marker(pytest.mark.widgets)

@@ -200,10 +200,10 @@ def test_occlusion_app_maps_browses_and_survives_bad_input(random_alexnet):
     app.row.value, app.col.value = 0, 2
     assert "row 0, col 2" in app.info.value and app.omap is cached
     assert png_to_array(app.view.value).shape[1] > png_to_array(app.view.value).shape[0]  # map and occluded image
-    app.classes.value = "no such class"
+    app.class_picker.value = "no such class"
     app.runner.wait()
     assert "no class named" in app.error and "no such class" in app.message.value
-    app.classes.value = "tabby"
+    app.class_picker.value = "tabby"
     app.runner.wait()
     assert app.error == "" and app.omap.target == random_alexnet.class_index("tabby")
     app.fill.value = "blur"

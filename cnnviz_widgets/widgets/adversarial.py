@@ -8,8 +8,7 @@ import ipywidgets as W
 
 from .. import render
 from ..engine import adversarial
-from .controls import ClassPicker, ImagePicker
-from .optimize_app import OptimizeApp, image_array
+from .optimize_app import OptimizeApp
 
 __all__ = ["FoolingApp"]
 
@@ -30,35 +29,24 @@ class FoolingApp(OptimizeApp):
     run_label = "Fool it"
     display_height = 200
 
-    def __init__(self, model=None, image=None, target: str = "goldfish", budget: float = 8, steps: int = 30,
-                 method: str = "fool"):
-        extra = {}
-        if image is not None and not isinstance(image, str):
-            extra = {"your image": image}
-        self.image = ImagePicker(extra=extra, value=image if isinstance(image, str) else ("your image" if extra else None))
-        self.class_picker = ClassPicker()
+    def __init__(self, model=None, *, image=None, target: str = "goldfish", budget: float = 8, steps: int = 30,
+                 method: str = "fool", threaded: bool = True):
+        super().__init__(model, image=image, pickers=("model", "image", "class"), threaded=threaded)
         self.budget = W.FloatSlider(value=budget, min=0.5, max=32, step=0.5, description="budget /255",
                                     style=_STYLE, continuous_update=False)
         self.n_steps = W.IntSlider(value=steps, min=1, max=200, description="max steps", style=_STYLE,
                                    continuous_update=False)
         self.method = W.Dropdown(options=list(METHODS.items()), value=method, description="method", style=_STYLE)
-        controls = [self.image, W.HBox([self.class_picker, self.method]), W.HBox([self.budget, self.n_steps])]
-        super().__init__(controls, model=model)
-        self.image.on_error = self.show_error
-        self.image.on_note = self.show_note
-        self.class_picker.set_network(self.net)
         if target and target in self.net.classes:
             self.class_picker.value = target
         self._x = None
         self.result = None
         self.show_note("Pick a target class and press 'Fool it'. The budget is the largest change of any pixel.")
-
-    def on_model(self, net) -> None:
-        self.class_picker.set_network(net)
+        self.arrange([self.image_picker, W.HBox([self.class_picker, self.method]), W.HBox([self.budget, self.n_steps])])
 
     def prepare(self):
         net = self.net
-        x = net.preprocess(self.image.image)
+        x = net.preprocess(self.image_picker.image)
         if not (self.class_picker.value or "").strip():
             raise ValueError("choose a target class (type to search)")
         target = self.class_picker.class_index(net)
@@ -80,7 +68,8 @@ class FoolingApp(OptimizeApp):
     def picture(self, progress):
         h = self.display_height
         diff = adversarial.magnify(progress.image - self._x, 10)
-        return render.side_by_side([image_array(self._x, h), image_array(progress.image, h), image_array(diff, h)],
+        return render.side_by_side([render.at_height(self._x, h), render.at_height(progress.image, h),
+                                    render.at_height(diff, h)],
                                    labels=["original", "fooled", "difference x10"], height=h)
 
     def summary(self, progress, stopped):

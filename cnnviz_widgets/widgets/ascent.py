@@ -7,7 +7,7 @@ import html
 import ipywidgets as W
 
 from ..engine import ascent
-from .controls import ChannelSlider, ClassPicker, LayerPicker
+from .controls import ChannelSlider, LayerPicker
 from .optimize_app import OptimizeApp
 
 __all__ = ["AscentApp"]
@@ -21,9 +21,10 @@ class AscentApp(OptimizeApp):
 
     title = "Gradient ascent: what does the network imagine?"
 
-    def __init__(self, model=None, target: str = "", size: int = 160, steps: int = 40, param: str = "pixel"):
+    def __init__(self, model=None, *, target: str = "", size: int = 160, steps: int = 40, param: str = "pixel",
+                 threaded: bool = True):
+        super().__init__(model, pickers=("model", "class"), threaded=threaded)
         self.what = W.ToggleButtons(options=["class", "channel"], value="class", description="maximise", style=_STYLE)
-        self.class_picker = ClassPicker()
         self.layer = LayerPicker(only=lambda net, l: l != "logits")
         self.channel = ChannelSlider()
         self.param = W.ToggleButtons(options=list(ascent.PARAMETRISATIONS), value=param,
@@ -46,15 +47,14 @@ class AscentApp(OptimizeApp):
         controls = [W.HBox([self.what, self.class_picker]), W.HBox([self.layer, self.channel]),
                     W.HBox([self.param, self.size]), W.HBox([self.n_steps, self.lr]),
                     W.HBox([self.l2, self.tv]), W.HBox([self.blur, self.jitter, self.seed])]
-        super().__init__(controls, model=model)
         self.class_picker.value = target or self.net.classes[min(1, len(self.net.classes) - 1)]
-        self.guarded(self.on_model)(self.net)
-        self.param.observe(lambda _c: self._param_defaults(), names="value")
-        self.layer.observe(lambda _c: self.guarded(self._layer_changed)(), names="value")
+        self.on_model(self.net)
+        self.watch([self.param], self._param_defaults)
+        self.watch([self.layer], self._layer_changed)
         self.show_note("Press Run: the picture updates as the image is optimised; Stop keeps it.")
+        self.arrange(controls)
 
     def on_model(self, net) -> None:
-        self.class_picker.set_network(net)
         self.layer.set_network(net)
         self._layer_changed()
 

@@ -7,8 +7,8 @@ import ipywidgets as W
 from .. import render
 from ..engine import deepdream
 from ..engine.optimize import start_image
-from .controls import ImagePicker, LayerPicker
-from .optimize_app import OptimizeApp, image_array
+from .controls import LayerPicker
+from .optimize_app import OptimizeApp
 
 __all__ = ["DeepDreamApp"]
 
@@ -23,9 +23,9 @@ class DeepDreamApp(OptimizeApp):
     run_label = "Dream"
     display_height = 180
 
-    def __init__(self, model=None, image=None, layer=None, size: int = 224, steps: int = 10, octaves: int = 3):
-        extra = {"your image": image} if image is not None and not isinstance(image, str) else {}
-        self.image = ImagePicker(extra=extra, value=image if isinstance(image, str) else ("your image" if extra else None))
+    def __init__(self, model=None, *, image=None, layer=None, size: int = 224, steps: int = 10, octaves: int = 3,
+                 threaded: bool = True):
+        super().__init__(model, image=image, pickers=("model", "image"), threaded=threaded)
         self.layer = LayerPicker(only=lambda net, l: l != "logits")
         self.octaves = W.IntSlider(value=octaves, min=1, max=6, description="octaves", style=_STYLE,
                                    continuous_update=False)
@@ -37,13 +37,12 @@ class DeepDreamApp(OptimizeApp):
                                           style=_STYLE, continuous_update=False)
         self.size = W.IntSlider(value=size, min=64, max=512, step=16, description="size", style=_STYLE,
                                 continuous_update=False)
-        controls = [self.image, self.layer, W.HBox([self.octaves, self.octave_scale]),
-                    W.HBox([self.steps_per_octave, self.step_size]), self.size]
-        super().__init__(controls, model=model)
-        self.image.on_error = self.show_error
-        self.image.on_note = self.show_note
+        if layer is not None:
+            layer = self.guarded(self.net.check_layer, later=True)(layer)
         self.layer.set_network(self.net, layer or ("stage4" if "stage4" in self.net.layers else None))
         self.show_note("Press Dream. Deeper layers dream of object parts; early ones of strokes and textures.")
+        self.arrange([self.image_picker, self.layer, W.HBox([self.octaves, self.octave_scale]),
+                      W.HBox([self.steps_per_octave, self.step_size]), self.size])
 
     def on_model(self, net) -> None:
         self.layer.set_network(net)
@@ -52,7 +51,7 @@ class DeepDreamApp(OptimizeApp):
         net, layer = self.net, self.layer.value
         if not layer:
             raise ValueError("choose a layer")
-        photo = self.image.image
+        photo = self.image_picker.image
         self._photo = start_image(net, photo, self.size.value)
         kw = dict(octaves=self.octaves.value, octave_scale=self.octave_scale.value,
                   steps_per_octave=self.steps_per_octave.value, step_size=self.step_size.value,
@@ -62,10 +61,10 @@ class DeepDreamApp(OptimizeApp):
     def picture(self, progress):
         h = self.display_height
         dreams = progress.info.get("dreams", [])
-        shown = [image_array(self._photo, h)] + [image_array(d, h) for d in dreams]
+        shown = [render.at_height(self._photo, h)] + [render.at_height(d, h) for d in dreams]
         labels = ["photo"] + [f"octave {i + 1}" for i in range(len(dreams))]
         if len(dreams) < progress.info.get("octave", 0):  # the octave still dreaming
-            shown.append(image_array(progress.image, h))
+            shown.append(render.at_height(progress.image, h))
             labels.append(f"octave {progress.info['octave']}…")
         return render.side_by_side(shown, labels=labels, height=h)
 

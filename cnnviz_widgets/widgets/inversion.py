@@ -8,8 +8,7 @@ import ipywidgets as W
 
 from .. import render
 from ..engine import inversion
-from .controls import ImagePicker
-from .optimize_app import OptimizeApp, image_array
+from .optimize_app import OptimizeApp
 
 __all__ = ["InversionApp"]
 
@@ -24,10 +23,10 @@ class InversionApp(OptimizeApp):
     run_label = "Reconstruct"
     display_height = 160
 
-    def __init__(self, model=None, image=None, layers=None, size: int = inversion.DEFAULTS["size"],
-                 steps: int = inversion.DEFAULTS["steps"], tv: float = inversion.DEFAULTS["tv"]):
-        extra = {"your image": image} if image is not None and not isinstance(image, str) else {}
-        self.image = ImagePicker(extra=extra, value=image if isinstance(image, str) else ("your image" if extra else None))
+    def __init__(self, model=None, *, image=None, layers=None, size: int = inversion.DEFAULTS["size"],
+                 steps: int = inversion.DEFAULTS["steps"], tv: float = inversion.DEFAULTS["tv"],
+                 threaded: bool = True):
+        super().__init__(model, image=image, pickers=("model", "image"), threaded=threaded)
         self.layers = W.SelectMultiple(options=[], description="layers", style=_STYLE, rows=5)
         self.tv = W.FloatLogSlider(value=tv, base=10, min=-3, max=1, step=0.1, description="TV weight",
                                    style=_STYLE, continuous_update=False)
@@ -35,12 +34,10 @@ class InversionApp(OptimizeApp):
                                    continuous_update=False)
         self.size = W.IntSlider(value=size, min=32, max=256, step=16, description="size", style=_STYLE,
                                 continuous_update=False)
-        super().__init__([self.image, self.layers, W.HBox([self.tv, self.n_steps]), self.size], model=model)
-        self.image.on_error = self.show_error
-        self.image.on_note = self.show_note
         self.results: dict = {}
         self.on_model(self.net, layers)
         self.show_note("Pick one or more layers (ctrl/shift-click) and press Reconstruct.")
+        self.arrange([self.image_picker, self.layers, W.HBox([self.tv, self.n_steps]), self.size])
 
     def on_model(self, net, layers=None) -> None:
         options = [l for l in net.layers if l != "logits"]
@@ -55,7 +52,7 @@ class InversionApp(OptimizeApp):
         net, layers = self.net, list(self.layers.value)
         if not layers:
             raise ValueError("choose at least one layer to invert")
-        photo = self.image.image
+        photo = self.image_picker.image
         kw = dict(size=self.size.value, steps=self.n_steps.value, tv=self.tv.value,
                   every=max(1, self.n_steps.value // 10))
         self.results = {}
@@ -75,15 +72,15 @@ class InversionApp(OptimizeApp):
     def picture(self, progress):
         h = self.display_height
         p = progress.inner
-        shown = [image_array(p.info["target"], h)]
+        shown = [render.at_height(p.info["target"], h)]
         labels = ["photo"]
         for layer in self._order:
             done = self.results.get(layer)
             if done is not None:
-                shown.append(image_array(done.image, h))
+                shown.append(render.at_height(done.image, h))
                 labels.append(layer)
             elif layer == p.info["layer"]:
-                shown.append(image_array(p.image, h))
+                shown.append(render.at_height(p.image, h))
                 labels.append(f"{layer}…")
         return render.side_by_side(shown, labels=labels, height=h)
 

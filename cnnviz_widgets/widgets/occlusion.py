@@ -13,13 +13,12 @@ import numpy as np
 import torch
 
 from .. import render
-from ..engine import models
 from ..engine import occlusion as occ
+from ..engine.adversarial import predicted_class
 from . import compat
-from .base import App, Runner
-from .controls import ClassPicker, ImagePicker, ModelPicker
+from .base import App
 
-__all__ = ["OcclusionApp", "resolve_network", "starter_images", "choose_image"]
+__all__ = ["OcclusionApp"]
 
 _WIDE = {"description_width": "70px"}
 # The coarse-to-fine option refines around the hottest fifth of the coarse cells:
@@ -27,56 +26,25 @@ _WIDE = {"description_width": "70px"}
 APPROXIMATE_FRACTION = 0.2
 
 
-# --- shared by the lesson 06-08 apps ------------------------------------------------------
-
-def resolve_network(model) -> models.Network:
-    """None (the default model), a model name, or a Network as it is."""
-    return model if isinstance(model, models.Network) else models.load_model(model)
-
-
-def starter_images(net: models.Network, n: int = 4) -> dict:
-    """A few shapes images to pick from when the network is the shapes model (it has
-    never seen a photo); nothing extra otherwise."""
-    if net.name != "shapes":
-        return {}
-    from ..engine.data import load_dataset
-
-    ds = load_dataset("shapes", n=n, seed=0)
-    return {f"shape: {ds.classes[item.label]}": item.image for item in ds}
-
-
-def choose_image(picker: ImagePicker, image) -> None:
-    """Select `image` in the picker: a listed name, or a picture of one's own."""
-    if image is None:
-        return
-    if isinstance(image, str):
-        picker.value = image
-    else:
-        picker.add_image("your image", image)
-
-
-def predicted_class(net: models.Network, x: torch.Tensor) -> int:
-    with net.guard(), torch.no_grad():
-        return int(net(x).argmax(-1)[0])
-
-
 def top5_html(pairs) -> str:
     return "".join(f"<li>{html.escape(name)}: {p:.1%}</li>" for name, p in pairs)
 
 
-# --- the app ----------------------------------------------------------------------------
-
 class OcclusionApp(App):
-    """Occlusion sensitivity (Zeiler & Fergus 2014): which regions the decision needs."""
+    """Occlusion sensitivity (Zeiler & Fergus 2014): which regions the decision needs.
+
+    The map is made in the Runner (progress, live preview, Stop); opacity and the
+    chosen position redraw from it. Headless use: set a control's ``value``, call
+    ``app.runner.wait()``, read ``app.omap``, ``app.view.value`` and ``app.info.value``.
+    """
 
     title = "Occlusion: hide a patch, watch the class probability"
+    run_label = "Map"
 
-    def __init__(self, model=None, image=None, patch: int | None = None, stride: int | None = None):
-        self.net = resolve_network(model)
+    def __init__(self, model=None, *, image=None, patch: int | None = None, stride: int | None = None,
+                 threaded: bool = True):
+        super().__init__(model, image=image, pickers=("model", "image", "class"), threaded=threaded)
         size = self.net.input_size
-        self.model_picker = ModelPicker(value=self.net.name)
-        self.images = ImagePicker(extra=starter_images(self.net))
-        self.classes = ClassPicker(self.net)
         self.patch = W.IntSlider(value=patch or size // 4, min=2, max=size, description="patch",
                                  continuous_update=False, style=_WIDE)
         self.stride = W.IntSlider(value=stride or size // 8, min=1, max=size, description="stride",
@@ -91,57 +59,51 @@ class OcclusionApp(App):
         self.opacity = W.FloatSlider(value=0.6, min=0.0, max=1.0, step=0.05, description="opacity", style=_WIDE)
         self.row = W.IntSlider(value=0, min=0, max=0, description="row", style=_WIDE)
         self.col = W.IntSlider(value=0, min=0, max=0, description="col", style=_WIDE)
-        self.runner = Runner(run_label="Map")
         self.omap: occ.OcclusionMap | None = None
         self.x: torch.Tensor | None = None
         self._partial: np.ndarray | None = None
-        controls = [
-            W.HBox([self.model_picker, self.images]),
-            W.HBox([self.classes, self.fill, self.output]),
+        self.watch([self.patch, self.stride, self.fill, self.output, self.approximate], self.refresh)
+        self.watch([self.opacity, self.row, self.col], self.draw)
+        self.arrange([
+            W.HBox([self.model_picker, self.image_picker]),
+            W.HBox([self.class_picker, self.fill, self.output]),
             W.HBox([self.patch, self.stride, self.approximate]),
             self.runner,
             W.HBox([self.opacity, self.row, self.col]),
-        ]
-        super().__init__(controls)
-        self.images.on_error = self.show_error
-        self.images.on_note = self.show_note
-        self.connect_runner(self.runner, self.refresh)
-        choose_image(self.images, image)
-        self.model_picker.observe(lambda _c: self.guarded(self._change_model)(), names="value")
-        self.watch([self.images.dropdown, self.classes, self.patch, self.stride, self.fill, self.output,
-                    self.approximate], self.refresh)
-        self.watch([self.opacity, self.row, self.col], self.draw)
-        self.guarded(self.refresh)()
+        ])
+
+    def on_model(self, net) -> None:
+        size = net.input_size
+        self.patch.max, self.stride.max = size, size
+        self.patch.value, self.stride.value = size // 4, size // 8
 
     # -- computing
-    def _change_model(self) -> None:
-        self.net = models.load_model(self.model_picker.value)
-        size = self.net.input_size
-        for name, img in starter_images(self.net).items():
-            self.images.add_image(name, img, select=False)
-        self.classes.set_network(self.net)
-        with self.hold_trait_notifications():
-            self.patch.max, self.stride.max = size, size
-            self.patch.value, self.stride.value = size // 4, size // 8
-        self.refresh()
-
     def refresh(self) -> None:
-        """Recompute the map for the current settings (in the Runner's thread)."""
-        if self.runner.running:
-            self.runner.stop()
-            self.runner.wait()
-        self.x = self.net.preprocess(self.images.image)
-        target = self.classes.class_index(self.net, predicted=predicted_class(self.net, self.x))
-        self.omap, self._partial = None, None
-        net, x = self.net, self.x
+        """Recompute the map for the current settings (in the Runner)."""
+        net = self.net
+        x = net.preprocess(self.image_picker.image)
+        chosen = self.class_picker.chosen(net)  # a bad name is a message at once
         settings = dict(patch=self.patch.value, stride=self.stride.value, fill=self.fill.value,
                         output=self.output.value, batch_size=16,
                         coarse_to_fine=APPROXIMATE_FRACTION if self.approximate.value else None)
-        self._target = target
         # Check the settings here so a bad one shows at once, not from the worker thread.
         occ.check_settings(x, settings["patch"], settings["stride"])
-        self.runner.start(lambda should_stop: occ.occlusion_iter(net, x, target, **settings),
-                          self._preview, self._finish)
+        self.x, self.omap, self._partial = x, None, None
+        job = {}
+
+        def steps(_should_stop):
+            job["target"] = chosen if chosen is not None else predicted_class(net, x)
+            yield from occ.occlusion_iter(net, x, job["target"], **settings)
+
+        def preview(progress) -> None:
+            self._target = job["target"]
+            self._preview(progress)
+
+        def finish(last, stopped: bool) -> None:
+            self._target = job["target"]
+            self._finish(last, stopped)
+
+        self.runner.start(steps, preview, finish)
 
     def _preview(self, progress) -> None:
         if isinstance(progress, occ.OcclusionProgress):
@@ -153,9 +115,8 @@ class OcclusionApp(App):
             self.omap = last
             rows, cols = last.heat.shape
             r, c = last.lowest()
-            with self.hold_trait_notifications():
-                self.row.max, self.col.max = rows - 1, cols - 1
-                self.row.value, self.col.value = r, c
+            self.set_quietly(self.row, max=rows - 1, value=r)
+            self.set_quietly(self.col, max=cols - 1, value=c)
         self.guarded(self.draw)()
 
     # -- drawing, from the cache
