@@ -120,6 +120,30 @@ def test_a_given_network_with_a_kit_models_name_is_not_swapped():
     assert app.net is net and app.error == ""
 
 
+@pytest.mark.parametrize("name", sorted(DATASET_APPS))
+def test_dataset_apps_use_the_dataset_given_and_switch_it_one_way(name, shapes20):
+    net = tiny_network()
+    app = _build(name, net, shapes20)
+    assert app.dataset is shapes20 and app.dataset_picker.value == shapes20.name
+    seen = []
+    app.on_dataset = lambda data: seen.append(data) or type(app).on_dataset(app, data)
+    before = app.view.value
+    app.dataset_picker.value = "samples"  # the bundled photos, offline
+    app.runner.wait()
+    assert app.error == "" and app.dataset.name == "samples" and seen == [app.dataset]
+    assert app.view.value != before and app.net is net
+    app.dataset_picker.value = shapes20.name
+    assert app.dataset is shapes20 and app.error == ""
+
+
+def test_an_online_dataset_offline_is_a_message_and_the_picker_goes_back(shapes20, monkeypatch):
+    monkeypatch.setenv("CNNVIZ_OFFLINE", "1")
+    monkeypatch.setenv("CNNVIZ_DATA_HOME", "/nonexistent-cnnviz-data")
+    app = _build("PatchesApp", tiny_network(), shapes20)
+    app.dataset_picker.value = "imagenette"
+    assert "offline" in app.error and app.dataset_picker.value == shapes20.name and app.dataset is shapes20
+
+
 def test_image_seeds_are_one_path(tmp_path):
     """A sample's name, a PIL image, an array, a tensor, a file's bytes or path: one `choose`."""
     import io

@@ -34,12 +34,12 @@ from .. import render
 from ..engine.data import model_for
 from ..engine.models import Network
 from ..engine.progress import Progress
-from .controls import ClassPicker, ImagePicker, ModelPicker, resolve_dataset, resolve_network
+from .controls import ClassPicker, DatasetPicker, ImagePicker, ModelPicker, resolve_dataset, resolve_network
 
 __all__ = ["App", "Runner", "single_step"]
 
 _BLANK_PNG = render.to_png(np.full((4, 4, 3), 255, np.uint8))
-PICKERS = ("model", "image", "class")
+PICKERS = ("model", "dataset", "image", "class")
 
 MakeSteps = Callable[[Callable[[], bool]], Iterable[Any]]
 
@@ -57,12 +57,13 @@ class App(W.VBox):
     and the text.
 
     A subclass calls ``super().__init__(model, image=..., pickers=(...))``, which sets
-    `self.net` (and `self.dataset` where `needs_dataset`) and the pickers it asked for (`model_picker`, `image_picker`,
-    `class_picker`) and `self.runner`; builds its own controls for `self.net`; watches
-    them (`watch`); and ends with `self.arrange(controls)`, which lays everything out
-    and draws the first picture. It overrides `refresh()` (what a change of setting
-    does), `on_model(net)` (adapt its controls to a newly chosen network) and, where the
-    Runner has a button, `run()`.
+    `self.net` (and `self.dataset`), `self.runner` and the pickers it asked for
+    (`model_picker`, `dataset_picker`, `image_picker`, `class_picker`); builds its own
+    controls for `self.net`; watches them (`watch`); and ends with
+    `self.arrange(controls)`, which lays everything out and draws the first picture. It
+    overrides `refresh()` (what a change of setting does), `on_model(net)` and
+    `on_dataset(dataset)` (adapt its controls to a newly chosen network or dataset) and,
+    where the Runner has a button, `run()`.
     """
 
     title = ""
@@ -70,18 +71,16 @@ class App(W.VBox):
     #: of setting and its Runner shows only progress and Stop.
     run_label: str | None = None
 
-    #: Apps over a dataset (lessons 02, 03, 05) take `dataset=` (a dataset or its name);
-    #: their default model is the one the dataset's lesson uses (`engine.data.model_for`).
-    needs_dataset = False
-
     def __init__(self, model: Network | str | None = None, *, image: Any = None, dataset: Any = None,
                  pickers: Sequence[str] = ("model",), threaded: bool = True, title: str | None = None,
                  **kwargs):
         unknown = set(pickers) - set(PICKERS)
         if unknown:
             raise ValueError(f"unknown pickers {sorted(unknown)}: choose from {', '.join(PICKERS)}")
-        self.dataset = resolve_dataset(dataset) if self.needs_dataset else None
-        self.net = resolve_network(model, model_for(self.dataset) if self.needs_dataset else None)
+        # Apps over a dataset (lessons 02, 03, 05) take `dataset=` (a dataset or its name);
+        # their default model is the one the dataset's lesson uses.
+        self.dataset = resolve_dataset(dataset) if "dataset" in pickers else None
+        self.net = resolve_network(model, model_for(self.dataset) if self.dataset is not None else None)
         self.view = W.Image(format="png", layout=W.Layout(max_width="100%", height="auto", align_self="flex-start"))
         # A blank placeholder: an empty Image shows a broken-image icon in the browser.
         self.view.value = _BLANK_PNG
@@ -96,10 +95,13 @@ class App(W.VBox):
         self.runner.on_error = self.show_error
         self.runner.run_button.on_click(lambda _b: self.guarded(self.run)())
 
-        self.model_picker = self.image_picker = self.class_picker = None
+        self.model_picker = self.dataset_picker = self.image_picker = self.class_picker = None
         if "model" in pickers:
             self.model_picker = ModelPicker(self.net)
             self.watch([self.model_picker], self._switch_model)
+        if "dataset" in pickers:
+            self.dataset_picker = DatasetPicker(self.dataset)
+            self.watch([self.dataset_picker], self._switch_dataset)
         if "image" in pickers:
             self.image_picker = ImagePicker()
             self.image_picker.on_error = self.show_error
@@ -133,27 +135,49 @@ class App(W.VBox):
         """Adapt the app's own controls (layers, channels, sizes...) to a newly chosen
         network. Called with control changes held quiet; `refresh()` follows."""
 
+    def on_dataset(self, dataset) -> None:
+        """Adapt the app's own controls (item sliders, labels...) to a newly chosen
+        dataset. Called with control changes held quiet; `refresh()` follows."""
+
     def run(self) -> None:
         """What the Runner's button does: by default, show the current settings again."""
         self.refresh()
 
-    # -- switching model: the one way
+    # -- switching model (and dataset): the one way
     def _switch_model(self) -> None:
-        if self.model_picker.value == self.net.name and self.model_picker.network() is self.net:
+        net = self._chosen(self.model_picker, self.model_picker.network, self.net, self.net.name)
+        if net is None:
             return
-        try:
-            net = self.model_picker.network()
-        except Exception:
-            # Back to the model that works (an online model offline, say); the message says why.
-            self.set_quietly(self.model_picker, value=self.net.name)
-            raise
-        self.runner.cancel()  # its result would belong to the old network
         with self.syncing():
             self.net = net
             if self.class_picker is not None:
                 self.class_picker.set_network(net)
             self.on_model(net)
         self.refresh()
+
+    def _switch_dataset(self) -> None:
+        dataset = self._chosen(self.dataset_picker, self.dataset_picker.dataset, self.dataset,
+                               getattr(self.dataset, "name", None))
+        if dataset is None:
+            return
+        with self.syncing():
+            self.dataset = dataset
+            self.on_dataset(dataset)
+        self.refresh()
+
+    def _chosen(self, picker: W.Widget, load: Callable[[], Any], current: Any, current_value: Any) -> Any:
+        """What `picker` now names, loaded; None if it is the one in use. If it cannot be
+        loaded (an online model or dataset offline, say), the picker goes back and the
+        message says why."""
+        try:
+            chosen = load()
+        except Exception:
+            self.set_quietly(picker, value=current_value)
+            raise
+        if chosen is current:
+            return None
+        self.runner.cancel()  # its result would belong to the old network or dataset
+        return chosen
 
     # -- reporting
     def show_error(self, problem: BaseException | str) -> None:

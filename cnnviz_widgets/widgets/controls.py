@@ -20,7 +20,7 @@ from ..engine.data import load_dataset
 from ..engine.images import BadImage, as_pil, load_image, sample_image, sample_names
 from . import compat
 
-__all__ = ["ModelPicker", "ImagePicker", "ImageUpload", "LayerPicker", "ChannelSlider", "ClassPicker", "resolve_network",
+__all__ = ["ModelPicker", "DatasetPicker", "ImagePicker", "ImageUpload", "LayerPicker", "ChannelSlider", "ClassPicker", "resolve_network",
            "resolve_dataset"]
 
 _WIDE = {"description_width": "70px"}
@@ -43,6 +43,31 @@ def resolve_dataset(dataset: Any = None):
     if dataset is None or isinstance(dataset, str):
         return load_dataset(dataset)
     return dataset
+
+
+class DatasetPicker(W.Dropdown):
+    """The dataset given plus the kit's others (the shapes and the bundled photos
+    offline, 500 Imagenette photos online); `dataset()` returns the choice, the same
+    object each time it is chosen again."""
+
+    KIT = {"shapes": ("shapes (offline)", {}), "samples": ("the bundled photos (offline)", {}),
+           "imagenette": ("imagenette, 500 photos (online)", {"n": 500})}
+
+    def __init__(self, dataset: Any = None, **kwargs):
+        self._loaded: dict[str, Any] = {}
+        options = [(label, name) for name, (label, _) in self.KIT.items()]
+        given = None
+        if dataset is not None:
+            given = str(getattr(dataset, "name", "your dataset"))
+            self._loaded[given] = dataset
+            options.insert(0, (given, given))
+        super().__init__(options=options, value=given or "shapes", description="dataset", style=_WIDE, **kwargs)
+        compat.set_tooltip(self, "Online datasets download once into $CNNVIZ_DATA_HOME.")
+
+    def dataset(self) -> Any:
+        if self.value not in self._loaded:
+            self._loaded[self.value] = load_dataset(self.value, **self.KIT[self.value][1])
+        return self._loaded[self.value]
 
 
 class ModelPicker(W.Dropdown):

@@ -30,33 +30,29 @@ class EmbeddingApp(App):
 
     title = "PCA and t-SNE maps of a feature space"
     run_label = "Map"
-    needs_dataset = True
 
     def __init__(self, model=None, *, dataset=None, layer: str | None = None, method: str = "tsne",
                  perplexity: int = 30, thumbnails: int = 40, seed: int = 0, threaded: bool = True):
-        super().__init__(model, dataset=dataset, threaded=threaded)
-        n = len(self.dataset)
+        super().__init__(model, dataset=dataset, pickers=("model", "dataset"), threaded=threaded)
         self.seed = seed
         self.method = W.ToggleButtons(options=[("PCA", "pca"), ("t-SNE", "tsne")],
                                       value=method if method in ("pca", "tsne") else "tsne",
                                       description="method", style=_STYLE)
-        top = max(2, min(50, n - 1))
-        self.perplexity = W.IntSlider(value=int(min(max(2, perplexity), top)), min=2, max=top,
-                                      description="perplexity", continuous_update=False, style=_STYLE)
+        self.perplexity = W.IntSlider(value=2, min=2, max=2, description="perplexity", continuous_update=False,
+                                      style=_STYLE)
         self.layer = LayerPicker(only=layer_fits)
-        self.item = W.IntSlider(value=0, min=0, max=n - 1, description="show item",
-                                continuous_update=False, style=_STYLE)
+        self.item = W.IntSlider(value=0, min=0, max=0, description="show item", continuous_update=False, style=_STYLE)
         self.thumbnails = W.IntSlider(value=thumbnails, min=0, max=120, step=10, description="thumbnails",
                                       continuous_update=False, style=_STYLE)
         if layer is not None and layer != F.PIXELS:
             layer = self.guarded(self.net.check_layer, later=True)(layer)
         self.on_model(self.net, layer)
-        self.labels = F.dataset_labels(self.dataset).numpy()
         self._maps: dict[tuple, tuple[Embedding, float | None]] = {}
-        self._thumbs: dict[int, np.ndarray] = {}
+        self.on_dataset(self.dataset)
+        self.perplexity.value = int(min(max(2, perplexity), self.perplexity.max))
         self.watch([self.method, self.perplexity, self.layer, self.item, self.thumbnails], self.refresh)
-        self.arrange([self.model_picker, W.HBox([self.method, self.perplexity]), W.HBox([self.layer, self.item]),
-                      self.thumbnails, self.runner])
+        self.arrange([W.HBox([self.model_picker, self.dataset_picker]), W.HBox([self.method, self.perplexity]),
+                      W.HBox([self.layer, self.item]), self.thumbnails, self.runner])
 
     def on_model(self, net, layer: str | None = None) -> None:
         self.layer.set_network(net, layer if layer in net.layers else F.default_feature_layer(net))
@@ -65,13 +61,21 @@ class EmbeddingApp(App):
         self.layer.options = list(self.layer.options) + [F.PIXELS]
         self.layer.value = layer if layer == F.PIXELS else keep
 
+    def on_dataset(self, dataset) -> None:
+        n = len(dataset)
+        # t-SNE needs a perplexity below the number of images
+        self.perplexity.max, self.item.max = max(2, min(50, n - 1)), n - 1
+        self.labels = F.dataset_labels(dataset).numpy()
+        self._thumbs: dict[int, np.ndarray] = {}
+
     def _key(self) -> tuple:
         method = self.method.value
-        return (id(self.net), self.layer.value, method, self.perplexity.value if method == "tsne" else None)
+        return (id(self.net), id(self.dataset), self.layer.value, method,
+                self.perplexity.value if method == "tsne" else None)
 
     def _map_steps(self, key: tuple):
         """Scan the set (progress per batch), then embed it: in the worker thread."""
-        net, data, (_, layer, method, perplexity) = self.net, self.dataset, key
+        net, data, labels, (_, _, layer, method, perplexity) = self.net, self.dataset, self.labels, key
         perplexity = perplexity if perplexity is not None else self.perplexity.value  # PCA ignores it
 
         def steps(should_stop):
@@ -86,7 +90,7 @@ class EmbeddingApp(App):
                     return
             emb = embed(feats, method, perplexity=perplexity, seed=self.seed)
             try:
-                accuracy = knn_accuracy(emb.coords, self.labels, k=5, seed=self.seed)
+                accuracy = knn_accuracy(emb.coords, labels, k=5, seed=self.seed)
             except ValueError:  # too few images per class to cross-validate: the map still stands
                 accuracy = None
             self._maps[key] = (emb, accuracy)

@@ -36,35 +36,37 @@ class NeighborsApp(App):
 
     title = "Nearest neighbours: pixel space vs feature space"
     run_label = "Scan"
-    needs_dataset = True
 
     def __init__(self, model=None, *, dataset=None, layer: str | None = None, k: int = 5,
                  metric: str = "cosine", query: int = 0, threaded: bool = True):
-        super().__init__(model, dataset=dataset, threaded=threaded)
-        n = len(self.dataset)
-        self.query = W.IntSlider(value=min(max(0, query), n - 1), min=0, max=n - 1, description="query",
-                                 continuous_update=False, style=_STYLE)
+        super().__init__(model, dataset=dataset, pickers=("model", "dataset"), threaded=threaded)
+        self.query = W.IntSlider(value=0, min=0, max=0, description="query", continuous_update=False, style=_STYLE)
         self.upload = ImageUpload()
         self.upload.on_image = self._use_upload
         self.upload.on_error, self.upload.on_note = self.show_error, self.show_note
-        self.k = W.IntSlider(value=k, min=1, max=max(1, min(12, n - 1)), description="k",
-                             continuous_update=False, style=_STYLE)
+        self.k = W.IntSlider(value=1, min=1, max=1, description="k", continuous_update=False, style=_STYLE)
         self.metric = W.ToggleButtons(options=list(METRICS), value=metric if metric in METRICS else "cosine",
                                       description="metric", style=_STYLE)
         self.layer = LayerPicker(only=layer_fits)
         self.uploaded: tuple[str, Image.Image] | None = None
-        self.labels = F.dataset_labels(self.dataset).tolist()
-        self._features: dict[tuple, object] = {}  # (network, space) -> what a scan found
+        self._features: dict[tuple, object] = {}  # (network, dataset, space) -> what a scan found
+        self.on_dataset(self.dataset)
+        self.query.value, self.k.value = min(max(0, query), self.query.max), min(max(1, k), self.k.max)
         if layer is not None:
             layer = self.guarded(self.net.check_layer, later=True)(layer)
         self.layer.set_network(self.net, layer or F.default_feature_layer(self.net))
         self.watch([self.query], self._on_query)
         self.watch([self.k, self.metric, self.layer], self.refresh)
-        self.arrange([self.model_picker, W.HBox([self.query, self.upload]), W.HBox([self.k, self.metric]),
-                      self.layer, self.runner])
+        self.arrange([W.HBox([self.model_picker, self.dataset_picker]), W.HBox([self.query, self.upload]),
+                      W.HBox([self.k, self.metric]), self.layer, self.runner])
 
     def on_model(self, net) -> None:
         self.layer.set_network(net, F.default_feature_layer(net))
+
+    def on_dataset(self, dataset) -> None:
+        n = len(dataset)
+        self.query.max, self.k.max = n - 1, max(1, min(12, n - 1))
+        self.labels = F.dataset_labels(dataset).tolist()
 
     # -- the query
     def _on_query(self) -> None:
@@ -90,7 +92,7 @@ class NeighborsApp(App):
             for i, space in enumerate(spaces):
                 for p in F.extract_features_iter(net, data, space):
                     if p.features is not None:
-                        self._features[(id(net), space)] = p.features
+                        self._features[(id(net), id(data), space)] = p.features
                     yield (i + p.step / p.total) / len(spaces)
                     if should_stop():
                         return
@@ -99,7 +101,7 @@ class NeighborsApp(App):
     def _scanned(self, space: str):
         # The engine's cache first; a dataset without a name is never cached there, so
         # the worker's own result is kept for it.
-        key = (id(self.net), space)
+        key = (id(self.net), id(self.dataset), space)
         if F.is_cached(self.net, self.dataset, space) or key not in self._features:
             self._features[key] = F.extract_features(self.net, self.dataset, space)
         return self._features[key]
@@ -107,9 +109,10 @@ class NeighborsApp(App):
     # -- compute and draw
     def refresh(self) -> None:
         """Scan what is missing (in the Runner), then find and draw the neighbours."""
-        net, spaces = self.net, self._spaces()
-        missing = [s for s in spaces if not F.is_cached(net, self.dataset, s) and (id(net), s) not in self._features]
-        self.draw_when_ready((id(net), *spaces), lambda: not missing, self._scan_steps(net, missing), self.draw)
+        net, data, spaces = self.net, self.dataset, self._spaces()
+        missing = [s for s in spaces if not F.is_cached(net, data, s) and (id(net), id(data), s) not in self._features]
+        self.draw_when_ready((id(net), id(data), *spaces), lambda: not missing, self._scan_steps(net, missing),
+                             self.draw)
 
     def draw(self) -> None:
         layer = self.layer.value
@@ -131,7 +134,7 @@ class NeighborsApp(App):
             rows.append(self._row(title + count, idx, dist.tolist()))
             texts.append((title, same))
         # Hold on to the two scans on show only (the engine's cache keeps more, bounded).
-        shown = [(id(self.net), space) for space in (F.PIXELS, layer)]
+        shown = [(id(self.net), id(self.dataset), space) for space in (F.PIXELS, layer)]
         self._features = {key: self._features[key] for key in shown if key in self._features}
         self.neighbors = rows
         picture = np.concatenate(rows, axis=0)

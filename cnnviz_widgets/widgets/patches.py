@@ -36,11 +36,10 @@ class PatchesApp(App):
 
     title = "Maximally activating patches"
     run_label = "Scan"
-    needs_dataset = True
 
     def __init__(self, model=None, *, dataset=None, layer: str | None = None, channel: int = 0,
                  rows: int = 4, k: int = 9, batch_size: int = 64, threaded: bool = True):
-        super().__init__(model, dataset=dataset, threaded=threaded)
+        super().__init__(model, dataset=dataset, pickers=("model", "dataset"), threaded=threaded)
         self.k, self.batch_size = int(k), int(batch_size)
         self.scan: engine.PatchScan | None = None
         self.grid: np.ndarray | None = None
@@ -56,7 +55,8 @@ class PatchesApp(App):
         self.guarded(self._select, later=True)(None, channel)
         self.watch([self.layer], self.refresh)
         self.watch([self.channel, self.rows], self.draw)
-        self.arrange([self.model_picker, W.HBox([self.layer, self.rows]), self.channel, self.runner])
+        self.arrange([W.HBox([self.model_picker, self.dataset_picker]), W.HBox([self.layer, self.rows]),
+                      self.channel, self.runner])
 
     def on_model(self, net: Network) -> None:
         self.layer.set_network(net, _default_layer(net))
@@ -79,7 +79,7 @@ class PatchesApp(App):
         self._start_scan()
 
     def _key(self) -> tuple:
-        return (id(self.net), self.layer.value)
+        return (id(self.net), id(self.dataset), self.layer.value)
 
     def refresh(self) -> None:
         """A new layer: show its cached scan, or start scanning the dataset for it."""
@@ -99,10 +99,10 @@ class PatchesApp(App):
 
     def _start_scan(self) -> None:
         # A scan replaced by a newer one is stale (dropped); one the learner stopped is kept.
-        net, layer, key = self.net, self.layer.value, self._key()
+        net, data, layer, key = self.net, self.dataset, self.layer.value, self._key()
 
         def steps(should_stop):
-            return engine.scan_max_activating_iter(net, self.dataset, layer, k=self.k,
+            return engine.scan_max_activating_iter(net, data, layer, k=self.k,
                                                    batch_size=self.batch_size, should_stop=should_stop)
 
         def done(last, stopped):
@@ -134,7 +134,7 @@ class PatchesApp(App):
     # -- helpers
     def pixels(self, index: int) -> np.ndarray:
         """Image `index` as the network sees it (uint8), kept for the last few hundred."""
-        key = (id(self.net), index)
+        key = (id(self.net), id(self.dataset), index)
         if key not in self._pixels:
             self._pixels[key] = self.net.deprocess(self.net.preprocess(self.dataset[index].image))
             while len(self._pixels) > 512:
