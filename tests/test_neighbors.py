@@ -272,6 +272,7 @@ def test_app_upload_bad_then_good_keeps_working(small_net, app_data):
     assert app.view.value == before  # the old query stays
     image = np.asarray(app_data[3].image)[:, ::-1].copy()  # a flipped item: not in the set
     _upload(app, "mine.png", to_png(image))
+    app.runner.wait()  # the upload's features: a forward pass, in the Runner
     assert app.error == "" and app.uploaded is not None
     assert app.view.value != before and "upload" in app.info.value
     app.query.value = 2  # back to the set

@@ -3,6 +3,8 @@ and ground truth from the shapes masks."""
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pytest
 import torch
@@ -199,6 +201,10 @@ def test_occlusion_app_maps_browses_and_survives_bad_input(random_alexnet):
     assert app.omap is cached and app.view.value != first
     app.row.value, app.col.value = 0, 2
     assert "row 0, col 2" in app.info.value and app.omap is cached
+    app.runner.wait()  # what the network predicts with the patch there: a forward pass, in the Runner
+    hidden = occ.occluded_image(app.x, occ.fill_image(app.x, cached.fill, cached.patch), cached.box(0, 2))
+    best, p = random_alexnet.predict(hidden)[0]
+    assert f"the top 5:<ol><li>{html.escape(best)}: {p:.1%}</li>" in app.info.value
     assert png_to_array(app.view.value).shape[1] > png_to_array(app.view.value).shape[0]  # map and occluded image
     app.class_picker.value = "no such class"
     app.runner.wait()

@@ -55,28 +55,29 @@ class FoolingApp(OptimizeApp):
         method = self.method.value
         original = adversarial.predicted_class(net, x)
         self._x, self._target, self._original = x, target, original
-        alpha = min(eps, 1 / 255)
+        step_size = min(eps, 1 / 255)
         if method == "fool":
-            return lambda stop: adversarial.fool_iter(net, x, target, eps=eps, alpha=alpha, max_steps=steps,
+            return lambda stop: adversarial.fool_iter(net, x, target, eps=eps, step_size=step_size, steps=steps,
                                                       should_stop=stop)
         if method == "pgd":
-            return lambda stop: adversarial.pgd_iter(net, x, target, eps=eps, alpha=alpha, steps=steps,
+            return lambda stop: adversarial.pgd_iter(net, x, target, eps=eps, step_size=step_size, steps=steps,
                                                      should_stop=stop)
-        return lambda stop: adversarial.pgd_iter(net, x, original, eps=eps, alpha=eps, steps=1, targeted=False,
+        return lambda stop: adversarial.pgd_iter(net, x, label=original, eps=eps, step_size=eps, steps=1,
                                                  should_stop=stop)
 
     def picture(self, progress):
         h = self.display_height
-        diff = adversarial.magnify(progress.image - self._x, 10)
-        return render.side_by_side([render.at_height(self._x, h), render.at_height(progress.image, h),
+        r = progress.result
+        diff = adversarial.magnify(r.difference, 10)
+        return render.side_by_side([render.at_height(r.original, h), render.at_height(r.image, h),
                                     render.at_height(diff, h)],
                                    labels=["original", "fooled", "difference x10"], height=h)
 
     def summary(self, progress, stopped):
         net = self.net
         before = net.predict(self._x, top=1)[0]
-        after = net.predict(progress.image, top=1)[0]
-        linf, l2 = adversarial.perturbation_size(self._x, progress.image)
+        after = net.predict(progress.result.image, top=1)[0]
+        linf, l2 = progress.result.linf, progress.result.l2
         target = net.classes[self._target]
         hit = after[0] == target
         verdict = (f"<b style='color:#1b5e20'>fooled: the model now says {html.escape(target)}</b>" if hit else

@@ -469,7 +469,7 @@ def _fraction(progress: Any) -> float:
 def _status_text(progress: Any) -> str:
     step, total = getattr(progress, "step", None), getattr(progress, "total", None)
     if step is not None and total:
-        loss = getattr(progress, "loss", None)
+        loss = getattr(getattr(progress, "result", None), "loss", None)
         tail = f" · loss {loss:.3g}" if isinstance(loss, (int, float)) else ""
         return f"{step}/{total}{tail}"
     return "working…"

@@ -6,7 +6,6 @@ import ipywidgets as W
 
 from .. import render
 from ..engine import deepdream
-from ..engine.optimize import start_image
 from .controls import LayerPicker
 from .optimize_app import OptimizeApp
 
@@ -52,24 +51,23 @@ class DeepDreamApp(OptimizeApp):
         if not layer:
             raise ValueError("choose a layer")
         photo = self.image_picker.image
-        self._photo = start_image(net, photo, self.size.value)
         kw = dict(octaves=self.octaves.value, octave_scale=self.octave_scale.value,
-                  steps_per_octave=self.steps_per_octave.value, step_size=self.step_size.value,
+                  steps=self.steps_per_octave.value, step_size=self.step_size.value,
                   size=self.size.value, every=max(1, self.steps_per_octave.value // 4))
         return lambda stop: deepdream.deepdream_iter(net, photo, layer, should_stop=stop, **kw)
 
     def picture(self, progress):
         h = self.display_height
-        dreams = progress.info.get("dreams", [])
-        shown = [render.at_height(self._photo, h)] + [render.at_height(d, h) for d in dreams]
-        labels = ["photo"] + [f"octave {i + 1}" for i in range(len(dreams))]
-        if len(dreams) < progress.info.get("octave", 0):  # the octave still dreaming
-            shown.append(render.at_height(progress.image, h))
-            labels.append(f"octave {progress.info['octave']}…")
+        r = progress.result
+        shown = [render.at_height(r.original, h)] + [render.at_height(d, h) for d in r.dreams]
+        labels = ["photo"] + [f"octave {i + 1}" for i in range(len(r.dreams))]
+        if len(r.dreams) < r.octave:  # the octave still dreaming
+            shown.append(render.at_height(r.image, h))
+            labels.append(f"octave {r.octave}…")
         return render.side_by_side(shown, labels=labels, height=h)
 
     def summary(self, progress, stopped):
         text = super().summary(progress, stopped)
         rows = "".join(f"<br>octave {i + 1}: {self.layer.value} energy {b:.3g} → {a:.3g}"
-                       for i, (b, a) in enumerate(progress.info.get("energy", [])))
+                       for i, (b, a) in enumerate(progress.result.energy))
         return text + rows

@@ -8,6 +8,7 @@ import ipywidgets as W
 
 from .. import render
 from ..engine import inversion
+from ..engine.progress import Progress
 from .optimize_app import OptimizeApp
 
 __all__ = ["InversionApp"]
@@ -59,47 +60,36 @@ class InversionApp(OptimizeApp):
         self._order = layers
 
         def run_all(stop):
-            for layer in layers:
+            for i, layer in enumerate(layers):
                 for p in inversion.invert_features_iter(net, photo, layer, should_stop=stop, **kw):
-                    if p.ended:
-                        self.results[layer] = p
+                    stopped = p.result.ended == "stopped"
+                    if p.done:
+                        self.results[layer] = p.result
                     # one bar for the whole set of layers
-                    yield _Overall(p, layers.index(layer), len(layers))
-                    if p.ended == "stopped":
+                    yield Progress(i * p.total + p.step, len(layers) * p.total, p.result,
+                                   done=p.done and (stopped or i == len(layers) - 1))
+                    if stopped:
                         return
         return run_all
 
     def picture(self, progress):
         h = self.display_height
-        p = progress.inner
-        shown = [render.at_height(p.info["target"], h)]
+        p = progress.result
+        shown = [render.at_height(p.original, h)]
         labels = ["photo"]
         for layer in self._order:
             done = self.results.get(layer)
             if done is not None:
                 shown.append(render.at_height(done.image, h))
                 labels.append(layer)
-            elif layer == p.info["layer"]:
+            elif layer == p.layer:
                 shown.append(render.at_height(p.image, h))
                 labels.append(f"{layer}…")
         return render.side_by_side(shown, labels=labels, height=h)
 
     def summary(self, progress, stopped):
-        rows = [f"{html.escape(l)}: relative error {r.info['relative_error']:.3f}, pixel distance "
-                f"{inversion.pixel_distance(r.image, r.info['target']):.3f}" for l, r in self.results.items()]
+        rows = [f"{html.escape(l)}: relative error {r.relative_error:.3f}, pixel distance "
+                f"{inversion.pixel_distance(r.image, r.original):.3f}" for l, r in self.results.items()]
         head = "stopped" if stopped else "done"
         return f"{head}<br>" + "<br>".join(rows)
 
-
-class _Overall:
-    """A layer's progress seen as part of the whole run (for the progress bar)."""
-
-    def __init__(self, inner, index: int, count: int):
-        self.inner = inner
-        self.step = index * inner.total + inner.step
-        self.total = count * inner.total
-        self.loss = inner.loss
-        self.image = inner.image
-        self.ended = inner.ended if (inner.ended == "stopped" or index == count - 1) else ""
-        self.info = inner.info
-        self.losses = inner.losses

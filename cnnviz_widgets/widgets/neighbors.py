@@ -50,6 +50,7 @@ class NeighborsApp(App):
         self.layer = LayerPicker(only=layer_fits)
         self.uploaded: tuple[str, Image.Image] | None = None
         self._features: dict[tuple, object] = {}  # (network, dataset, space) -> what a scan found
+        self._query: dict[tuple, object] = {}  # (network, space) -> the upload's features
         self.on_dataset(self.dataset)
         self.query.value, self.k.value = min(max(0, query), self.query.max), min(max(1, k), self.k.max)
         if layer is not None:
@@ -78,14 +79,15 @@ class NeighborsApp(App):
         self.upload.load(name, data)
 
     def _use_upload(self, name: str, image: Image.Image) -> None:
-        self.uploaded = (name, image)
+        self.uploaded, self._query = (name, image), {}
         self.guarded(self.refresh)()
 
     def _spaces(self) -> tuple[str, str]:
         return (F.PIXELS, self.layer.value)
 
-    def _scan_steps(self, net, spaces: list[str]):
-        """The scans still missing, as one stream of progress fractions (worker thread)."""
+    def _scan_steps(self, net, spaces: list[str], upload: Image.Image | None):
+        """The scans still missing, then the upload's features, as one stream of
+        progress fractions (worker thread)."""
         data = self.dataset
 
         def steps(should_stop):
@@ -93,10 +95,20 @@ class NeighborsApp(App):
                 for p in F.extract_features_iter(net, data, space):
                     if p.features is not None:
                         self._features[(id(net), id(data), space)] = p.features
-                    yield (i + p.step / p.total) / len(spaces)
+                    yield (i + p.step / p.total) / max(1, len(spaces))
                     if should_stop():
                         return
+            if upload is not None:
+                for space in self._spaces():
+                    self._query_features(net, upload, space)
+                yield 1.0
         return steps
+
+    def _query_features(self, net, upload: Image.Image, space: str):
+        key = (id(net), space)
+        if key not in self._query:
+            self._query[key] = F.image_features(net, upload, space)
+        return self._query[key]
 
     def _scanned(self, space: str):
         # The engine's cache first; a dataset without a name is never cached there, so
@@ -111,8 +123,10 @@ class NeighborsApp(App):
         """Scan what is missing (in the Runner), then find and draw the neighbours."""
         net, data, spaces = self.net, self.dataset, self._spaces()
         missing = [s for s in spaces if not F.is_cached(net, data, s) and (id(net), id(data), s) not in self._features]
-        self.draw_when_ready((id(net), id(data), *spaces), lambda: not missing, self._scan_steps(net, missing),
-                             self.draw)
+        upload = self.uploaded[1] if self.uploaded is not None else None
+        ready = not missing and (upload is None or all((id(net), s) in self._query for s in spaces))
+        self.draw_when_ready((id(net), id(data), *spaces, id(upload)), lambda: ready,
+                             self._scan_steps(net, missing, upload), self.draw)
 
     def draw(self) -> None:
         layer = self.layer.value
@@ -125,7 +139,7 @@ class NeighborsApp(App):
                 q = self.query.value
                 query_vec, query_label = q, labels[q]
             else:
-                query_vec, query_label = F.image_features(self.net, self.uploaded[1], space), None
+                query_vec, query_label = self._query_features(self.net, self.uploaded[1], space), None
             idx, dist = nearest_neighbors(feats, query_vec, k=k, metric=metric)
             idx = idx.tolist()
             same = sum(labels[i] == query_label for i in idx) if query_label is not None else None

@@ -16,7 +16,7 @@ from .. import render
 from ..engine import occlusion as occ
 from ..engine.adversarial import predicted_class
 from . import compat
-from .base import App
+from .base import App, single_step
 
 __all__ = ["OcclusionApp"]
 
@@ -62,8 +62,10 @@ class OcclusionApp(App):
         self.omap: occ.OcclusionMap | None = None
         self.x: torch.Tensor | None = None
         self._partial: np.ndarray | None = None
+        self._top5: dict[tuple, list] = {}  # (map, row, col) -> the top 5 with the patch there
         self.watch([self.patch, self.stride, self.fill, self.output, self.approximate], self.refresh)
-        self.watch([self.opacity, self.row, self.col], self.draw)
+        self.watch([self.opacity], self.draw)
+        self.watch([self.row, self.col], self.show_position)
         self.arrange([
             W.HBox([self.model_picker, self.image_picker]),
             W.HBox([self.class_picker, self.fill, self.output]),
@@ -88,7 +90,7 @@ class OcclusionApp(App):
                         coarse_to_fine=APPROXIMATE_FRACTION if self.approximate.value else None)
         # Check the settings here so a bad one shows at once, not from the worker thread.
         occ.check_settings(x, settings["patch"], settings["stride"])
-        self.x, self.omap, self._partial = x, None, None
+        self.x, self.omap, self._partial, self._top5 = x, None, None, {}
         job = {}
 
         def steps(_should_stop):
@@ -117,7 +119,32 @@ class OcclusionApp(App):
             r, c = last.lowest()
             self.set_quietly(self.row, max=rows - 1, value=r)
             self.set_quietly(self.col, max=cols - 1, value=c)
-        self.guarded(self.draw)()
+            self.guarded(self.show_position)()
+        else:
+            self.guarded(self.draw)()
+
+    def _position(self) -> tuple[int, int]:
+        m = self.omap
+        return min(self.row.value, m.heat.shape[0] - 1), min(self.col.value, m.heat.shape[1] - 1)
+
+    def _hidden(self, r: int, c: int) -> torch.Tensor:
+        """The image with the patch at (r, c), as the map scored it."""
+        m = self.omap
+        return occ.occluded_image(self.x, occ.fill_image(self.x, m.fill, m.patch), m.box(r, c))
+
+    def show_position(self) -> None:
+        """Draw the map with the patch at the chosen position; what the network then
+        predicts (a forward pass) comes from the Runner."""
+        if self.omap is None:
+            return
+        r, c = self._position()
+        key, net, hidden = (id(self.omap), r, c), self.net, self._hidden(r, c)
+
+        def predict():
+            self._top5[key] = net.predict(hidden)
+
+        self.draw()  # the picture at once; the top 5 when ready
+        self.draw_when_ready(key, lambda: key in self._top5, single_step(predict), self.draw)
 
     # -- drawing, from the cache
     def draw(self) -> None:
@@ -134,10 +161,8 @@ class OcclusionApp(App):
         name = self.net.classes[self._target]
         if self.omap is not None:
             m = self.omap
-            r, c = min(self.row.value, m.heat.shape[0] - 1), min(self.col.value, m.heat.shape[1] - 1)
-            box = m.box(r, c)
-            hidden = occ.occluded_image(self.x, occ.fill_image(self.x, m.fill, m.patch), box)
-            tiles.append(self.net.deprocess(hidden))
+            r, c = self._position()
+            tiles.append(self.net.deprocess(self._hidden(r, c)))
             labels.append(f"patch at row {r}, col {c}")
             lr, lc = m.lowest()
             text.append(
@@ -148,8 +173,9 @@ class OcclusionApp(App):
             if m.extra.get("approximate"):
                 text.append(f"Approximate map: {m.extra['scored']} of {m.extra['positions']} positions scored, "
                             "the rest interpolated from the coarse pass.")
+            top5 = self._top5.get((id(m), r, c))
             text.append(f"With the patch at row {r}, col {c} ({what} {float(m.heat[r, c]):.3g}), the top 5:"
-                        f"<ol>{top5_html(self.net.predict(hidden))}</ol>")
+                        + (f"<ol>{top5_html(top5)}</ol>" if top5 is not None else " …"))
         else:
             text.append(f"<b>{html.escape(name)}</b>: mapping…")
         self.show_picture(render.side_by_side(tiles, labels=labels, height=max(224, self.net.input_size)))

@@ -2,11 +2,11 @@
 
 An `OptimizeApp` is an `App` whose Runner's button starts a run: `prepare()` reads
 and checks the settings on the caller's thread (a bad one is a message, not a run)
-and returns an engine generator factory; the Runner drives it in a worker thread,
-every preview redraws the picture (`picture(progress)`), and Stop ends the run within
-one step and keeps the image so far (the engine yields a last ``ended="stopped"``
-snapshot, which is drawn like any other). The app never computes a gradient: it only
-calls the engine.
+and returns an engine generator factory (yielding `engine.progress.Progress`); the
+Runner drives it in a worker thread, every preview redraws the picture
+(`picture(progress)`), and Stop ends the run within one step and keeps the image so
+far (the engine yields a last progress whose ``result.ended`` is ``"stopped"``, drawn
+like any other). The app never computes a gradient: it only calls the engine.
 """
 
 from __future__ import annotations
@@ -44,10 +44,10 @@ class OptimizeApp(App):
         raise NotImplementedError
 
     def picture(self, progress) -> np.ndarray:
-        return render.at_height(progress.image, self.display_height)
+        return render.at_height(progress.result.image, self.display_height)
 
     def summary(self, progress, stopped: bool) -> str:
-        losses = ", ".join(f"{k} {v:.3g}" for k, v in progress.losses.items())
+        losses = ", ".join(f"{k} {v:.3g}" for k, v in progress.result.losses.items())
         state = "stopped" if stopped else "done"
         return f"{state} after {progress.step}/{progress.total} steps · {html.escape(losses)}"
 
