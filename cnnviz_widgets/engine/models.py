@@ -41,6 +41,7 @@ __all__ = [
     "hook_count",
     "load_model",
     "EMBEDDED_MODELS",
+    "architecture",
     "ONLINE_MODELS",
 ]
 
@@ -646,6 +647,24 @@ def _build_torchvision(name: str) -> Network:
     return Network(name, model, _TORCHVISION_LAYERS[name](model), list(weights.meta["categories"]),
                    mean=IMAGENET_MEAN, std=IMAGENET_STD, input_size=size, resize_size=resize,
                    chain=name in ("alexnet", "vgg16"))
+
+
+def architecture(name: str = "alexnet") -> Network:
+    """The network `name` built without weights on PyTorch's meta device: its layers and
+    shapes (``architecture("alexnet").layer_shape("conv5")`` is 256 x 13 x 13) with no
+    download and no memory, since no weight is ever allocated. For the lecture's numbers
+    next to an embedded model's; it cannot compute or draw anything (lessons 01, 02, 04).
+    """
+    import torchvision
+
+    if name not in _TORCHVISION_LAYERS:
+        raise ValueError(f"architecture() knows {', '.join(_TORCHVISION_LAYERS)}, not {name!r}")
+    with torch.device("meta"):
+        model = torchvision.models.get_model(name, weights=None)
+    net = Network(f"{name} (architecture only)", model, _TORCHVISION_LAYERS[name](model), _imagenet_classes(),
+                  mean=IMAGENET_MEAN, std=IMAGENET_STD, input_size=224, resize_size=256,
+                  chain=name in ("alexnet", "vgg16"))
+    return net.to("meta")
 
 
 _CACHE: dict[tuple[str, str], Network] = {}

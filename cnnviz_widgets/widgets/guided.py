@@ -12,9 +12,9 @@ import html
 
 import ipywidgets as W
 
-from .. import render
 from ..engine import checks, guided
 from ..engine import models
+from ..render.guided import neuron_pairs
 from .base import App, single_step
 from .controls import ChannelSlider, LayerPicker
 
@@ -28,7 +28,8 @@ def _default_layer(net: models.Network) -> str:
 
 
 class GuidedBackpropApp(App):
-    """Guided backpropagation (Springenberg et al. 2015) from one neuron.
+    """Guided backpropagation (Springenberg et al. 2015) from one neuron: for each of
+    the channel's strongest positions, what the neuron sees beside its gradient picture.
 
     Headless use: set ``app.layer.value``, ``app.channel.value``, ``app.method.value``
     (a rule of ``engine.guided.RULES``), ``app.k.value``; call ``app.runner.wait()``
@@ -88,12 +89,8 @@ class GuidedBackpropApp(App):
         if pictures is None:
             return  # still being made: drawn when it is
         layer, channel, rule = key[3:6]
-        crops = [p.crop for p in pictures]
-        grads = [render.gradient_picture(p.gradient) for p in pictures]
-        side = max(96, max(c.shape[0] for c in crops))
-        labels = [f"({p.position[0]},{p.position[1]}) {p.activation:.3g}" for p in pictures] + [rule] * len(pictures)
-        self.show_picture(render.tile_grid(crops + grads, ncols=len(pictures), labels=labels, tile_size=(side, side),
-                                           normalize_mode="none"))
+        side = max(96, max(p.crop.shape[0] for p in pictures))
+        self.show_picture(neuron_pairs(pictures, size=side, per_row=min(4, len(pictures)), rule=rule))
         rf = self.net.receptive_field(layer)
         where = "the whole image" if rf.is_global else f"a {rf.size}x{rf.size} pixel receptive field"
         self.show_text(

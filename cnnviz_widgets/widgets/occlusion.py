@@ -15,6 +15,7 @@ import torch
 from .. import render
 from ..engine import occlusion as occ
 from ..engine.adversarial import predicted_class
+from ..engine.targets import ClassLogit, ClassProbability
 from . import compat
 from .base import App, single_step
 
@@ -60,6 +61,9 @@ class OcclusionApp(App):
         self.row = W.IntSlider(value=0, min=0, max=0, description="row", style=_WIDE)
         self.col = W.IntSlider(value=0, min=0, max=0, description="col", style=_WIDE)
         self.omap: occ.OcclusionMap | None = None
+        # Kept for the next map of the same model, image size, patch and stride (a new
+        # image, class or fill reuses it).
+        self.plan: occ.OcclusionPlan | None = None
         self.x: torch.Tensor | None = None
         self._partial: np.ndarray | None = None
         self._top5: dict[tuple, list] = {}  # (map, row, col) -> the top 5 with the patch there
@@ -85,17 +89,21 @@ class OcclusionApp(App):
         net = self.net
         x = net.preprocess(self.image_picker.image)
         chosen = self.class_picker.chosen(net)  # a bad name is a message at once
-        settings = dict(patch=self.patch.value, stride=self.stride.value, fill=self.fill.value,
-                        output=self.output.value, batch_size=16,
+        patch, stride = self.patch.value, self.stride.value
+        kind = ClassProbability if self.output.value == "prob" else ClassLogit
+        settings = dict(patch=patch, stride=stride, fill=self.fill.value,
                         coarse_to_fine=APPROXIMATE_FRACTION if self.approximate.value else None)
         # Check the settings here so a bad one shows at once, not from the worker thread.
-        occ.check_settings(x, settings["patch"], settings["stride"])
+        occ.check_settings(x, patch, stride)
         self.x, self.omap, self._partial, self._top5 = x, None, None, {}
         job = {}
 
-        def steps(_should_stop):
+        def steps(should_stop):
             job["target"] = chosen if chosen is not None else predicted_class(net, x)
-            yield from occ.occlusion_iter(net, x, job["target"], **settings)
+            if self.plan is None or not self.plan.fits(net, x.shape[-2:], patch, stride):
+                self.plan = occ.OcclusionPlan(net, tuple(x.shape[-2:]), patch, stride)
+            yield from occ.occlusion_iter(net, x, kind(job["target"]), plan=self.plan, should_stop=should_stop,
+                                          **settings)
 
         def preview(progress) -> None:
             self._target = job["target"]
@@ -108,15 +116,16 @@ class OcclusionApp(App):
         self.runner.start(steps, preview, finish)
 
     def _preview(self, progress) -> None:
-        if isinstance(progress, occ.OcclusionProgress):
-            self._partial = np.nan_to_num(progress.heat, nan=float(np.nanmax(progress.heat)))
+        if not progress.done:
+            heat = progress.result.heat
+            self._partial = np.nan_to_num(heat, nan=float(np.nanmax(heat)))
             self.guarded(self.draw)()
 
     def _finish(self, last, stopped: bool) -> None:
-        if isinstance(last, occ.OcclusionMap):
-            self.omap = last
-            rows, cols = last.heat.shape
-            r, c = last.lowest()
+        if last is not None and last.done and last.result.ended == "finished":
+            self.omap = last.result
+            rows, cols = self.omap.heat.shape
+            r, c = self.omap.lowest()
             self.set_quietly(self.row, max=rows - 1, value=r)
             self.set_quietly(self.col, max=cols - 1, value=c)
             self.guarded(self.show_position)()
