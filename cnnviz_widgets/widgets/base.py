@@ -276,6 +276,14 @@ class App(W.VBox):
     def show_text(self, text_html: str) -> None:
         self.info.value = text_html
 
+    def still_bundle(self, timeout: float = 600, run_if_blank: bool = True) -> dict:
+        """The app as a still (a MIME bundle: its picture, text and settings, and a caption
+        saying it is live in Jupyter) for pages with no kernel, such as the course site.
+        See `widgets.still`. How the app displays in Jupyter is unchanged."""
+        from .still import still_bundle
+
+        return still_bundle(self, timeout, run_if_blank)
+
 
 def _describe(e: BaseException) -> str:
     text = str(e).strip().strip('"')
