@@ -85,10 +85,11 @@ def visualize_class_iter(net, target: Any, *, image=None, size: int = 160, steps
     p = make_param(param, size, seed=seed, image=start, device=net.device, batch=batch, decorrelate=decorrelate)
     blur_every = d["blur_every"] if blur_every is None else checks.integer(blur_every, "blur_every", low=0)
     blur_sigma = d["blur_sigma"] if blur_sigma is None else checks.number(blur_sigma, "blur_sigma", low=0.0)
-    regularizers = [L2(d["l2"] if l2 is None else l2), TotalVariation(d["tv"] if tv is None else tv),
-                    ClipNorm(clip_norm_percentile), ClipContribution(clip_contribution_percentile)]
+    regularizers = [L2(d["l2"] if l2 is None else l2), TotalVariation(d["tv"] if tv is None else tv)]
     if blur_every and blur_sigma > 0:
         regularizers.append(Blur(blur_every, blur_sigma))
+    # Yosinski et al.'s order: blur first, then clip, so the clipped pixels stay grey.
+    regularizers += [ClipNorm(clip_norm_percentile), ClipContribution(clip_contribution_percentile)]
     pad = checks.integer(pad, "pad", low=0)
     crop = "crop" if pad else "roll"
     transforms = [Pad(pad)] if pad else []
