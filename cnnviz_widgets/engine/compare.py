@@ -23,7 +23,7 @@ can show maps as they come and stop between them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -38,7 +38,7 @@ from .models import Network
 from .progress import Progress, StopCheck, never_stop, run_to_end
 from .targets import as_target
 
-__all__ = ["METHODS", "LABELS", "compare", "compare_iter", "Comparison", "occlusion_attribution",
+__all__ = ["METHODS", "LABELS", "compare", "compare_iter", "Comparison", "comparison_settings", "occlusion_attribution",
            "saliency_attribution", "smoothgrad_attribution", "guided_backprop_attribution", "class_list"]
 
 
@@ -91,12 +91,12 @@ def occlusion_attribution(net: Network, image, target: Any, *, patch: int | None
                           stride: int | None = None) -> Attribution:
     """Occlusion (lesson 06) as a per-pixel map: the target logit's drop when a grey
     patch hides the pixel, averaged over the patch positions that cover it. Default
-    patch 1/8 of the image side, stride half the patch."""
+    patch 1/7 of the image side (32 px at 224), stride half the patch."""
     from .occlusion import occlusion, occlusion_to_pixels
 
     x = net.as_batch(image, what="occlusion")
     side = min(x.shape[-2:])
-    patch = max(2, side // 8) if patch is None else patch
+    patch = max(2, side // 7) if patch is None else patch
     stride = max(1, patch // 2) if stride is None else stride
     maps = []
     for i, cls in enumerate(class_list(net, target, x.shape[0])):
@@ -125,6 +125,14 @@ LABELS = {
     "integrated_gradients": "Integrated Gradients",
     "occlusion": "occlusion",
 }
+
+
+def comparison_settings(quick: bool = False) -> tuple[dict, int]:
+    """The settings lesson 13's app uses: per-method settings and the deletion/insertion
+    steps; `quick` (tests, CI) takes fewer noisy copies, path points and steps."""
+    settings = {"smoothgrad": {"samples": 8 if quick else 25},
+                "integrated_gradients": {"steps": 16 if quick else 32}}
+    return settings, 16 if quick else 32
 
 
 @dataclass
@@ -185,11 +193,11 @@ def compare_iter(net: Network, image, target: Any, methods: Sequence[str] = tupl
         result.attributions[name] = attribution
         result.scores[name] = s
         done += 1
-        yield Progress(done, total, result)
+        yield Progress(done, total, _snapshot(result))
         if curves:
             s.deletion, s.insertion = list(curves_of(heat))
             done += 1
-            yield Progress(done, total, result)
+            yield Progress(done, total, _snapshot(result))
     if reference and curves and result.ended == "done" and not should_stop():
         heat = random_map(tuple(x.shape[-2:]), seed)
         ref = Scores()
@@ -201,6 +209,12 @@ def compare_iter(net: Network, image, target: Any, methods: Sequence[str] = tupl
     elif should_stop():
         result.ended = "stopped"
     yield Progress(done, total, result, done=True)
+
+
+def _snapshot(result: Comparison) -> Comparison:
+    """A copy of the partial result that later steps do not change (maps are shared)."""
+    return replace(result, methods=list(result.methods), attributions=dict(result.attributions),
+                   scores={k: replace(v) for k, v in result.scores.items()})
 
 
 def compare(net: Network, image, target: Any, methods: Sequence[str] = tuple(METHODS), *, mask=None,

@@ -210,7 +210,7 @@ def curve_iter(kind: str, net, image, target, heat, *, steps: int = 32, fill: st
     if batch_size is None:
         from .integrated_gradients import batch_for
 
-        batch_size = 4 * batch_for(x)  # forward only: no activations kept for a backward
+        batch_size = 4 * batch_for(net, x)  # forward only: far less is kept alive than for a backward
     batch_size = checks.integer(batch_size, "batch_size", low=1)
     should_stop = should_stop or never_stop
     order = torch.from_numpy(_order(h, seed)).to(x.device)

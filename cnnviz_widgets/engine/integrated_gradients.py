@@ -15,12 +15,14 @@ M. Sundararajan, A. Taly, Q. Yan (2017). *Axiomatic Attribution for Deep Network
 ICML. https://arxiv.org/abs/1703.01365
 
 The points of the path go through the network in batches (`batch_size` images per
-forward+backward, chosen from a memory budget when not given); `integrated_gradients_iter`
-reports progress after each batch and can be stopped between them.
+forward+backward; by default as many as fit `MEMORY_BUDGET_MB`, see `batch_for`);
+`integrated_gradients_iter` reports progress after each batch and can be stopped
+between them.
 """
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, Iterator
 
 import numpy as np
@@ -33,19 +35,49 @@ from .progress import Progress, StopCheck, never_stop, run_to_end
 from .targets import as_target, score
 
 __all__ = ["integrated_gradients", "integrated_gradients_iter", "baseline_image", "path_points", "BASELINES",
-           "RULES", "batch_for"]
+           "RULES", "batch_for", "activation_bytes", "MEMORY_BUDGET_MB"]
 
 BASELINES = ("black", "blur", "noise")
 RULES = ("gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle")
 
-# Images of 224 x 224 per forward+backward the default batch holds (EfficientNet-Lite0
-# keeps about 60 MB of activations per such image for its backward).
-_BUDGET_PIXELS = 4 * 224 * 224
+# What one forward+backward may keep alive: the path's points go through in batches of
+# as many images as fit (EfficientNet-Lite0 at 224 px: 4; AlexNet: all of 32 points).
+MEMORY_BUDGET_MB = 384
+
+_ACTIVATION_BYTES: "weakref.WeakKeyDictionary[Network, dict]" = weakref.WeakKeyDictionary()
 
 
-def batch_for(x: torch.Tensor) -> int:
-    """Images per forward+backward within the memory budget: 4 at 224 px, 49 at 64 px."""
-    return max(1, _BUDGET_PIXELS // int(x.shape[-2] * x.shape[-1]))
+def activation_bytes(net: Network, size: tuple[int, int]) -> int:
+    """Bytes of every layer's output for one image of `size` (H, W): about what a
+    backward pass keeps per image (measured: EfficientNet-Lite0 at 224 px 95 MB
+    estimated vs 77 MB held; AlexNet 4 vs 7 MB)."""
+    per_net = _ACTIVATION_BYTES.setdefault(net, {})
+    size = tuple(int(v) for v in size)
+    if size not in per_net:
+        total = [0]
+
+        def count(_module, _inputs, output):
+            if isinstance(output, torch.Tensor):
+                total[0] += output.numel() * output.element_size()
+
+        with net.guard(), torch.no_grad():
+            handles = []
+            try:
+                for m in net.modules():
+                    if not any(True for _ in m.children()):
+                        handles.append(m.register_forward_hook(count))
+                net(torch.zeros(1, 3, *size, device=net.device))
+            finally:
+                for h in handles:
+                    h.remove()
+        per_net[size] = total[0]
+    return per_net[size]
+
+
+def batch_for(net: Network, x: torch.Tensor, budget_mb: float = MEMORY_BUDGET_MB) -> int:
+    """Images per forward+backward that keep within `budget_mb` (at least 1)."""
+    per_image = activation_bytes(net, tuple(x.shape[-2:])) + 3 * x[0].numel() * x.element_size()
+    return max(1, int(budget_mb * 2**20 // per_image))
 
 
 def path_points(steps: int, rule: str = "gausslegendre") -> tuple[torch.Tensor, torch.Tensor]:
@@ -122,7 +154,7 @@ def integrated_gradients_iter(net: Network, image, target: Any, *, baseline: Any
     n = x.shape[0]
     alphas, weights = path_points(steps, rule)
     steps = len(alphas)
-    batch_size = batch_for(x) if batch_size is None else checks.integer(batch_size, "batch_size", low=1)
+    batch_size = batch_for(net, x) if batch_size is None else checks.integer(batch_size, "batch_size", low=1)
     target = as_target(net, target, n)
     start = baseline_image(x, baseline, seed=seed)
     should_stop = should_stop or never_stop
@@ -131,27 +163,43 @@ def integrated_gradients_iter(net: Network, image, target: Any, *, baseline: Any
     total = torch.zeros_like(x, dtype=torch.float64)
     per_image = _per_image_target(target, n)
     done, ended = 0, "done"
+    # f(x) and f(x') for the completeness gap: in the first batch when it has room (one
+    # pass over AlexNet's 230 MB of classifier weights instead of two), else on their own.
+    endpoints = len(pairs[:batch_size]) + 2 * n <= batch_size
+    f_image = f_base = None
     with net.guard():
-        with torch.no_grad():
-            f_image = score(net, net.fast_layout(x), target).double().cpu()
-            f_base = score(net, net.fast_layout(start), target).double().cpu()
+        if not endpoints:
+            with torch.no_grad():
+                both = score(net, net.fast_layout(torch.cat([x, start])), _twice(target, n)).double().cpu()
+            f_image, f_base = both[:n], both[n:]
         for first in range(0, len(pairs), batch_size):
             if should_stop():
                 ended = "stopped"
                 break
             chunk = pairs[first:first + batch_size]
-            which = torch.tensor([i for i, _ in chunk], device=x.device)
+            rows = [i for i, _ in chunk]
+            which = torch.tensor(rows, device=x.device)
             a = alphas[[k for _, k in chunk]].to(x.device, x.dtype).view(-1, 1, 1, 1)
             points = start[which] + a * (x[which] - start[which])
+            extra = first == 0 and endpoints
+            if extra:
+                points, rows = torch.cat([points, x, start]), rows + list(range(n)) * 2
             with torch.enable_grad():
                 z = net.gradient_input(points)
-                s = score(net, z, per_image(which.tolist()))
-                (grad,) = torch.autograd.grad(s.sum(), z)
+                s = score(net, z, per_image(rows))
+                (grad,) = torch.autograd.grad(s[:len(chunk)].sum(), z)
+            if extra:
+                ends = s[len(chunk):].detach().double().cpu()
+                f_image, f_base, grad = ends[:n], ends[n:], grad[:len(chunk)]
             w = weights[[k for _, k in chunk]].to(x.device).view(-1, 1, 1, 1)
             total.index_add_(0, which, grad.double() * w)
             done += len(chunk)
             if done < len(pairs):
                 yield Progress(done, len(pairs), None)
+        if f_image is None:  # stopped before the first batch
+            with torch.no_grad():
+                both = score(net, net.fast_layout(torch.cat([x, start])), _twice(target, n)).double().cpu()
+            f_image, f_base = both[:n], both[n:]
     attribution = (total * (x - start).double()).float().cpu()
     change = f_image - f_base
     sums = attribution.double().sum(dim=(1, 2, 3))
@@ -171,6 +219,14 @@ def integrated_gradients(net: Network, image, target: Any, *, baseline: Any = "b
     """Integrated Gradients of `target` from `baseline` in `steps` path points (see the module)."""
     return run_to_end(integrated_gradients_iter(net, image, target, baseline=baseline, steps=steps, rule=rule,
                                                 batch_size=batch_size, seed=seed))
+
+
+def _twice(target, n: int):
+    """The target for the batch [images, baselines]."""
+    from dataclasses import replace
+
+    index = getattr(target, "index", None)
+    return replace(target, index=index + index) if isinstance(index, tuple) else target
 
 
 def _per_image_target(target, n: int):

@@ -7,6 +7,7 @@ integrated gradient), so each is shown on its own: its positive part, divided by
 
 from __future__ import annotations
 
+import io
 from typing import Sequence
 
 import numpy as np
@@ -78,8 +79,8 @@ def attribution_grid(image, maps: Sequence, titles: Sequence[str], captions: Seq
     return np.asarray(grid)
 
 
-def curves_figure(curves: dict, kind: str = "deletion", size: float = 3.2) -> bytes:
-    """Deletion or insertion curves of several maps on one set of axes (PNG bytes):
+def curves_figure(curves: dict, kind: str = "deletion", size: float = 3.2) -> np.ndarray:
+    """Deletion or insertion curves of several maps on one set of axes (uint8 RGB):
     `curves` maps a label to an `evaluation.Curve`."""
     from matplotlib.figure import Figure
 
@@ -94,4 +95,4 @@ def curves_figure(curves: dict, kind: str = "deletion", size: float = 3.2) -> by
     ax.set_ylim(0, 1.02)
     ax.set_title(f"{kind} curves (area in brackets)", fontsize=10)
     ax.legend(fontsize=7)
-    return figure_png(fig)
+    return np.asarray(Image.open(io.BytesIO(figure_png(fig))).convert("RGB"))

@@ -36,12 +36,6 @@ DEFAULT_METHODS = tuple(C.METHODS)
 CACHE_ENTRIES = 256  # maps kept (one 224 x 224 float32 map is 200 kB)
 
 
-def method_settings(quick: bool) -> dict:
-    """Per-method settings the app uses: fewer samples and steps in quick mode."""
-    return {"smoothgrad": {"samples": 8 if quick else 25},
-            "integrated_gradients": {"steps": 16 if quick else 32}}
-
-
 def shapes_with_masks(n: int = 4, seed: int = 0) -> tuple[dict, dict]:
     """A few shapes images and their ground-truth masks, by picker name."""
     from ..engine.data import load_dataset
@@ -76,8 +70,7 @@ class CompareApp(App):
         self.randomised = W.IntSlider(value=0, min=0, max=len(self.net.layers), description="randomised",
                                       continuous_update=False, style=_WIDE)
         self.runner = Runner(run_label="Compare")
-        self.settings = method_settings(quick_mode())
-        self.curve_steps = 16 if quick_mode() else 32
+        self.settings, self.curve_steps = C.comparison_settings(quick_mode())
         self._cache: OrderedDict[tuple, tuple[np.ndarray, E.Scores]] = OrderedDict()
         self._references: dict[tuple, E.Scores] = {}
         self._probe: tuple[tuple, models.Network] | None = None  # the randomised copy on show
@@ -238,11 +231,11 @@ class CompareApp(App):
             if k:
                 cells.append(f"{self.correlations[m]:+.2f}")
             rows.append(cells)
-        if ref is not None:
+        if ref is not None and not k:  # the chance level of the original network
             cells = ["<i>random map</i>"]
             if mask is not None:
                 cells += ["hit" if ref.pointing else "miss", f"{ref.mask_mass:.2f}"]
-            cells += [f"{ref.deletion:.3f}", f"{ref.insertion:.3f}"] + ([""] if k else [])
+            cells += [f"{ref.deletion:.3f}", f"{ref.insertion:.3f}"]
             rows.append(cells)
         head = ["method"] + (["pointing", "mask mass"] if mask is not None else []) + \
             ["deletion AUC ↓", "insertion AUC ↑"] + (["rank corr. with original"] if k else [])
