@@ -22,6 +22,7 @@ between them.
 
 from __future__ import annotations
 
+import functools
 import weakref
 from typing import Any, Iterator
 
@@ -84,6 +85,12 @@ def path_points(steps: int, rule: str = "gausslegendre") -> tuple[torch.Tensor, 
     """The quadrature's points a_k in [0, 1] and weights w_k (summing to 1), float64."""
     steps = checks.integer(steps, "steps", low=1 if rule == "gausslegendre" else 2)
     rule = checks.choice(rule, "rule", RULES)
+    alphas, weights = _path_points(steps, rule)
+    return alphas.clone(), weights.clone()
+
+
+@functools.lru_cache(maxsize=32)
+def _path_points(steps: int, rule: str) -> tuple[torch.Tensor, torch.Tensor]:
     if rule == "gausslegendre":
         nodes, weights = np.polynomial.legendre.leggauss(steps)
         return torch.from_numpy(0.5 * (1 + nodes)), torch.from_numpy(0.5 * weights)
@@ -160,7 +167,7 @@ def integrated_gradients_iter(net: Network, image, target: Any, *, baseline: Any
     should_stop = should_stop or never_stop
     # Every (image, point) pair once: image-major, so a batch mixes points of few images.
     pairs = [(i, k) for i in range(n) for k in range(steps)]
-    total = torch.zeros_like(x, dtype=torch.float64)
+    total = torch.zeros_like(x)
     per_image = _per_image_target(target, n)
     done, ended = 0, "done"
     # f(x) and f(x') for the completeness gap: in the first batch when it has room (one
@@ -178,9 +185,14 @@ def integrated_gradients_iter(net: Network, image, target: Any, *, baseline: Any
                 break
             chunk = pairs[first:first + batch_size]
             rows = [i for i, _ in chunk]
-            which = torch.tensor(rows, device=x.device)
-            a = alphas[[k for _, k in chunk]].to(x.device, x.dtype).view(-1, 1, 1, 1)
-            points = start[which] + a * (x[which] - start[which])
+            ks = [k for _, k in chunk]
+            a = alphas[ks].to(x.device, x.dtype).view(-1, 1, 1, 1)
+            if n == 1:  # one image: the points broadcast, nothing to gather
+                points = start + a * (x - start)
+            else:
+                which = torch.tensor(rows, device=x.device)
+                begin = start[which]
+                points = begin + a * (x[which] - begin)
             extra = first == 0 and endpoints
             if extra:
                 points, rows = torch.cat([points, x, start]), rows + list(range(n)) * 2
@@ -191,8 +203,11 @@ def integrated_gradients_iter(net: Network, image, target: Any, *, baseline: Any
             if extra:
                 ends = s[len(chunk):].detach().double().cpu()
                 f_image, f_base, grad = ends[:n], ends[n:], grad[:len(chunk)]
-            w = weights[[k for _, k in chunk]].to(x.device).view(-1, 1, 1, 1)
-            total.index_add_(0, which, grad.double() * w)
+            weighted = grad * weights[ks].to(x.device, x.dtype).view(-1, 1, 1, 1)
+            if n == 1:
+                total += weighted.sum(dim=0, keepdim=True)
+            else:
+                total.index_add_(0, which, weighted)
             done += len(chunk)
             if done < len(pairs):
                 yield Progress(done, len(pairs), None)
@@ -200,7 +215,7 @@ def integrated_gradients_iter(net: Network, image, target: Any, *, baseline: Any
             with torch.no_grad():
                 both = score(net, net.fast_layout(torch.cat([x, start])), _twice(target, n)).double().cpu()
             f_image, f_base = both[:n], both[n:]
-    attribution = (total * (x - start).double()).float().cpu()
+    attribution = (total * (x - start)).cpu()
     change = f_image - f_base
     sums = attribution.double().sum(dim=(1, 2, 3))
     delta = sums - change
