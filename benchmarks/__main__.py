@@ -3,6 +3,7 @@
     python -m benchmarks            # full run (minutes to tens of minutes on 2 CPU cores)
     python -m benchmarks --quick    # smoke run: fewer repeats, smaller inputs, no notebooks
     python -m benchmarks --only occlusion attribution
+    python -m benchmarks --only lessons              # every lesson in full mode: time and peak memory
 
 Every row is a ratio measured in this run (ours against a peer or a limit, interleaved,
 medians). A benchmark whose code is missing or fails gets a row saying so.
@@ -79,6 +80,16 @@ def _notebooks() -> list[dict]:
              "exit_code": code, "summary": summary, "target": "a few minutes"}]
 
 
+def _lessons() -> list[dict]:
+    """Every lesson run all in its own kernel, full mode: time and the kernel's peak memory."""
+    try:
+        from benchmarks import bench_lessons
+
+        return bench_lessons.run(quick=False)
+    except Exception as e:
+        return [{"benchmark": "lessons", "lesson": "-", "outcome": f"failed: {type(e).__name__}: {e}"}]
+
+
 def _ours(name: str, quick: bool, device) -> list[dict]:
     try:
         mod = importlib.import_module(f"benchmarks.{name}")
@@ -139,15 +150,18 @@ def to_markdown(report: dict) -> str:
         return [r["device"], r["model"], r["input"], r["window"], r["positions"], method, r["ours_s"],
                 f"{r['peer_s']} ({r['peer'].split('=')[-1]})", f"**{r['speedup']}x**", f"{r['target']}x",
                 f"{r['mac_bound']}x" if r.get("mac_bound") else "-",
+                f"{r['speedup_vs_naive']}x ({r['share_of_bound']:.0%})" if r.get("speedup_vs_naive") else "-",
                 f"{r['max_abs_diff_vs_naive']:.1e}", f"{r['max_abs_diff_vs_captum']:.1e}"]
 
     lines += _section(
         "Occlusion vs Captum `Occlusion` (best perturbations_per_eval)",
         ["device", "model", "input", "window", "positions", "method", "ours s", "Captum s (ppe)", "speed-up",
-         "target", "MAC bound", "max diff vs naive", "max diff vs Captum"],
+         "target", "MAC bound", "vs our naive batch (of bound)", "max diff vs naive", "max diff vs Captum"],
         rows("occlusion"), occlusion_cells, 5,
         "MAC bound: the naive forward's multiply-adds over exact incremental inference's "
-        "(changed regions only), i.e. the speed-up at equal efficiency.")
+        "(changed regions only), i.e. the speed-up at equal efficiency. 'vs our naive batch': "
+        "the incremental path against the kit's own naive batched forward (channels-last, batch 16) "
+        "in the same interleaved runs, and that speed-up as a share of the MAC bound.")
     lines += _section(
         "Occlusion, coarse to fine (approximate) vs the exact map",
         ["device", "model", "input", "window", "hot fraction", "positions scored", "speed-up vs exact",
@@ -185,8 +199,18 @@ def to_markdown(report: dict) -> str:
                    ", ".join(f"{k} {v}" for k, v in r["per_method_s"].items())], 2,
         "Reported, not targeted: the seconds a learner waits for the app's first full comparison (CPU threads "
         "as the run; per-method times include each map's deletion and insertion curves).")
-    rest = [r for r in report["rows"]
-            if r.get("benchmark") not in ("occlusion", "attribution", "occlusion_coarse_to_fine", "attribution_compare")]
+    lines += _section(
+        "Lessons: run all in a fresh kernel, full mode, offline",
+        ["lesson", "run-all s", "kernel peak MB", "within 60 s", "within 1.3 GB", "load average at start", "status"],
+        rows("lessons"),
+        lambda r: [r["lesson"], r.get("run_all_s", "-"), f"**{r['peak_mb']:.0f}**" if r.get("peak_mb") else "-",
+                   "yes" if r.get("within_time") else "**no**", "yes" if r.get("within_memory") else "**no**",
+                   r.get("load_average_at_start"), r.get("outcome", "")], 6,
+        "Peak: the kernel process's VmHWM (resident high-water mark) after the last cell, imports and "
+        "models included (`benchmarks/bench_lessons.py`). Seconds depend on the machine's load (the "
+        "load average is per lesson); the budget is 60 s and 1.3 GB per lesson.")
+    rest = [r for r in report["rows"] if r.get("benchmark") not in ("occlusion", "attribution", "occlusion_coarse_to_fine",
+                                                                       "lessons", "attribution_compare")]
     if rest:
         lines += ["## The colleagues' benchmarks and the notebook suite", "", "| benchmark | result |", "|---|---|"]
         for r in rest:
@@ -200,7 +224,8 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="fewer repeats, smaller inputs, no notebook run")
     p.add_argument("--only", nargs="*", default=None,
-                   help="run only these: occlusion attribution attribution_compare shapes_generation activations_app patch_scan optimize notebooks")
+                   help="run only these: occlusion attribution attribution_compare shapes_generation activations_app "
+                        "patch_scan optimize notebooks lessons")
     p.add_argument("--device", default=None, help="cpu or cuda (default: CPU, and CUDA when there is one)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: min(2, cores), as the tests)")
     p.add_argument("--out", default=str(RESULTS), help="folder for latest.md / latest.json")
@@ -247,6 +272,10 @@ def main(argv=None) -> dict:
     if want("notebooks") and not a.quick:
         print("[benchmarks] notebooks...", flush=True)
         report["rows"] += _notebooks()
+        save(False)
+    if want("lessons") and not a.quick:
+        print("[benchmarks] lessons (full mode, one kernel each)...", flush=True)
+        report["rows"] += _lessons()
     save(True)
     print(to_markdown(report))
     print(f"[benchmarks] wrote {out / (stem + '.md')} and {out / (stem + '.json')}")

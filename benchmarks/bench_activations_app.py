@@ -33,11 +33,11 @@ def run(model: str = "efficientnet_lite0", image: str = "cat", rounds: int = 3, 
 
     if threads:
         torch.set_num_threads(threads)
-    app = ActivationsApp(model=model, image=image)  # the first render includes the forward pass
+    app = ActivationsApp(model=model, image=image, threaded=False)  # the first render includes the forward pass
     if app.error:
         raise RuntimeError(app.error)
     net = load_model(model)
-    x = net.preprocess(app.image.image)  # a bundled photo or one of the picker's shapes
+    x = net.preprocess(app.image_picker.image)  # a bundled photo or one of the picker's shapes
     with torch.no_grad(), net.guard():
         net(x)  # warm-up
         forward = statistics.median(_timed(lambda: net(x)) for _ in range(5))

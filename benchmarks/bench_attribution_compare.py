@@ -27,7 +27,8 @@ import torch
 
 from benchmarks.common import devices, interleaved, load, ratio
 from cnnviz_widgets.engine.gradcam import grad_cam, last_spatial_layer
-from cnnviz_widgets.engine.integrated_gradients import batch_for, integrated_gradients
+from cnnviz_widgets.engine import memory
+from cnnviz_widgets.engine.integrated_gradients import integrated_gradients
 
 TARGET = 1
 
@@ -70,7 +71,7 @@ def bench_integrated_gradients(name: str, device, size: int, steps: int, repeats
     net = load(name, device)
     torch.manual_seed(0)
     x = torch.rand(1, 3, size, size, device=device)
-    ours_batch = batch_for(net, x)
+    ours_batch = memory.batch_size(net, size=size, backward=True)
     ig = IntegratedGradients(net)
     base = torch.zeros_like(x)
 

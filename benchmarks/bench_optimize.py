@@ -28,9 +28,9 @@ def run(model: str = "efficientnet_lite0", size: int = 160, steps: int = 10, rep
 
     if quick:
         size, steps, repeats = 96, 3, 2
-    from cnnviz_widgets.engine import objectives as O
     from cnnviz_widgets.engine.models import load_model
-    from cnnviz_widgets.engine.optimize import Blur, Jitter, L2, PixelParam, optimize
+    from cnnviz_widgets.engine.optimize import Blur, ClipContribution, ClipNorm, Jitter, L2, PixelParam, optimize
+    from cnnviz_widgets.engine.optimize import objectives as O
 
     net = load_model(model)
     gen = torch.Generator().manual_seed(0)
@@ -46,18 +46,25 @@ def run(model: str = "efficientnet_lite0", size: int = 160, steps: int = 10, rep
                 x += 0.01 * g
 
     def loop():
-        optimize(net, O.class_score(target), PixelParam(x0), steps=steps, lr=0.02,
+        optimize(net, O.class_score(target), PixelParam(x0), steps=steps, step_size=0.02,
                  transforms=[Jitter(2)], regularizers=[L2(0.5), Blur(4, 0.5)])
 
-    timed = interleaved({"bare": bare, "loop": loop}, repeats, device=net.device)  # warms up first
+    def clipped():  # Yosinski et al.'s two clipping regularisers on top
+        optimize(net, O.class_score(target), PixelParam(x0), steps=steps, step_size=0.02,
+                 transforms=[Jitter(2)], regularizers=[L2(0.5), Blur(4, 0.5), ClipNorm(20), ClipContribution(20)])
+
+    timed = interleaved({"bare": bare, "loop": loop, "clipped": clipped}, repeats, device=net.device)  # warms up first
     t_bare = timed["bare"]["median_s"] / steps
     t_loop = timed["loop"]["median_s"] / steps
+    t_clipped = timed["clipped"]["median_s"] / steps
     return {
         "benchmark": "optimize", "model": model, "size": size, "steps": steps, "repeats": repeats,
         "threads": torch.get_num_threads(), "device": str(net.device),
         "bare_forward_backward_ms": round(t_bare * 1000, 2),
         "loop_step_ms": round(t_loop * 1000, 2),
         "ratio": round(t_loop / t_bare, 3),
+        "clipped_step_ms": round(t_clipped * 1000, 2),
+        "clipped_ratio": round(t_clipped / t_bare, 3),
     }
 
 

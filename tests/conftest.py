@@ -52,10 +52,28 @@ def shapes_data():
     return load_dataset("shapes", n=200, seed=4242)
 
 
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory):
+    """The course website: .ci/run's build ($CNNVIZ_SITE_DIR), or one built here in quick mode."""
+    from tests.site_build import built_site as site
+
+    return site(tmp_path_factory)
+
+
+def pytest_terminal_summary(terminalreporter):
+    from tests.site_build import build_summary
+
+    line = build_summary()
+    if line:
+        terminalreporter.write_line(line)
+
+
 def pytest_collection_modifyitems(config, items):
     # Tests of the ipywidgets layer are marked `widgets`: CI reruns them under
     # ipywidgets 7.7.1 (Colab's version).
     for item in items:
         name = f"{item.module.__name__ if getattr(item, 'module', None) else ''}::{item.name}".lower()
+        if item.get_closest_marker("browser"):
+            continue  # JupyterLab in Chromium, not headless widgets
         if "app" in item.name.lower() or "widget" in name:
             item.add_marker(pytest.mark.widgets)

@@ -15,9 +15,8 @@ from cnnviz_widgets.render import activations as RA
 from cnnviz_widgets.engine.images import sample_image
 from cnnviz_widgets.engine.models import Network
 from cnnviz_widgets.engine.shapes_net import WEIGHTS_PATH
-from cnnviz_widgets.widgets import compat
 
-from .helpers import assert_restored, png_to_array
+from .helpers import assert_restored, png_to_array, simulate_upload
 
 needs_shapes = pytest.mark.skipif(not WEIGHTS_PATH.exists(), reason="shapes weights not committed yet")
 
@@ -183,7 +182,7 @@ def test_strong_late_channels_fire_on_the_object(shapes_net, shapes_data):
 def app():
     from cnnviz_widgets.widgets.activations import ActivationsApp
 
-    return ActivationsApp(model="efficientnet_lite0", image="cat", layer="stage4")
+    return ActivationsApp(model="efficientnet_lite0", image="cat", layer="stage4", threaded=False)
 
 
 def test_activations_app_answers_from_one_forward_pass(app, effnet):
@@ -217,16 +216,16 @@ def test_activations_app_picture_holds_the_engines_grid(app, effnet):
 
 
 def test_activations_app_reports_a_bad_upload_and_keeps_working(app):
-    app.image.value = "cat"
+    app.image_picker.value = "cat"
     before = app.view.value
-    app.image.load_upload("bad.txt", b"not an image")
+    app.image_picker.load_upload("bad.txt", b"not an image")
     assert "bad.txt" in app.error and "not an image" in app.error
-    assert app.image.value == "cat" and app.view.value == before
-    compat.simulate_upload(app.image.upload, "broken.png", b"\x89PNG\r\n\x1a\n but then nothing")
+    assert app.image_picker.value == "cat" and app.view.value == before
+    simulate_upload(app.image_picker.upload, "broken.png", b"\x89PNG\r\n\x1a\n but then nothing")
     assert "broken.png" in app.error
     app.channel.value = 1
     assert app.error == "" and app.view.value != before
-    app.image.value = "coffee"  # a new image: a new forward pass, new maps
+    app.image_picker.value = "coffee"  # a new image: a new forward pass, new maps
     assert app.error == "" and "coffee" in [k[1] for k in app._cache]
 
 
@@ -235,13 +234,13 @@ def test_activations_app_takes_a_good_upload(app):
 
     buf = io.BytesIO()
     sample_image("rocket").resize((120, 90)).save(buf, format="PNG")
-    compat.simulate_upload(app.image.upload, "mine.png", buf.getvalue())
-    assert app.error == "" and app.image.value == "mine.png"
+    simulate_upload(app.image_picker.upload, "mine.png", buf.getvalue())
+    assert app.error == "" and app.image_picker.value == "mine.png"
     assert "mine.png" in [k[1] for k in app._cache]
 
 
 def test_a_new_layer_starts_on_its_strongest_channel_and_top_only_keeps_it_shown(app, effnet):
-    app.image.value, app.layer.value, app.top_only.value = "cat", "stage6", False
+    app.image_picker.value, app.layer.value, app.top_only.value = "cat", "stage6", False
     acts = A.activations(effnet, sample_image("cat"), "stage6")
     top = A.top_channels(acts, app.top_k).tolist()
     assert app.channel.value == top[0]
@@ -253,9 +252,9 @@ def test_a_new_layer_starts_on_its_strongest_channel_and_top_only_keeps_it_shown
 
 
 def test_shape_examples_are_offered_beside_the_photos(app):
-    shapes = [name for name in app.image.dropdown.options if name.startswith("shape: ")]
-    assert len(shapes) >= 3 and "cat" in app.image.dropdown.options
-    app.image.value = shapes[0]
+    shapes = [name for name in app.image_picker.dropdown.options if name.startswith("shape: ")]
+    assert len(shapes) >= 3 and "cat" in app.image_picker.dropdown.options
+    app.image_picker.value = shapes[0]
     assert app.error == "" and app.info.value
 
 
@@ -265,9 +264,9 @@ def test_activations_app_reports_a_model_it_cannot_load_and_keeps_working(app):
     if torchvision_weight_file("alexnet").exists():
         pytest.skip("alexnet is cached here, so it would load")
     app.layer.value = "stage3"
-    app.model.value = "alexnet"
+    app.model_picker.value = "alexnet"
     assert "alexnet" in app.error and "offline" in app.error
-    assert app.model.value == "efficientnet_lite0" and app.layer.value == "stage3"
+    assert app.model_picker.value == "efficientnet_lite0" and app.layer.value == "stage3"
     before = app.view.value
     app.channel.value = (app.channel.value + 1) % (app.channel.max + 1)
     assert app.error == "" and app.view.value != before

@@ -35,38 +35,52 @@ def test_fool_reaches_the_target_under_8_levels(effnet, photos, name):
     x = photos[name]
     for target in ("goldfish", "volcano"):
         with assert_restored(effnet):
-            r = adversarial.fool(effnet, x, target, eps=8 / 255, max_steps=40)
+            r = adversarial.fool(effnet, x, target, eps=8 / 255, steps=40)
         idx = effnet.class_index(target)
-        assert r.success and r.target == idx
-        assert adversarial.predicted_class(effnet, r.adversarial) == idx  # not just what fool says
+        assert r.success and r.target == idx and r.label is None and r.ended == "reached"
+        assert adversarial.predicted_class(effnet, r.image) == idx  # not just what fool says
         assert r.original_class != idx
-        linf, l2 = adversarial.perturbation_size(x, r.adversarial)
-        assert linf < 8 / 255 + 1e-6 and r.linf == pytest.approx(linf) and r.linf_255 == pytest.approx(linf * 255)
-        assert l2 == pytest.approx(float((r.adversarial - x).norm()), rel=1e-5)
-        assert 0 <= float(r.adversarial.min()) and float(r.adversarial.max()) <= 1
+        linf, l2 = adversarial.perturbation_size(x, r.image)
+        assert linf <= (8 / 255) * (1 + 1e-5) and r.linf == pytest.approx(linf)
+        assert r.linf_255 == pytest.approx(linf * 255)
+        assert l2 == pytest.approx(float((r.image - x).norm()), rel=1e-5)
+        assert 0 <= float(r.image.min()) and float(r.image.max()) <= 1
+        assert torch.equal(r.original, x) and torch.equal(r.difference, r.image - x)
 
 
 def test_fgsm_is_one_signed_step_that_raises_the_loss(effnet, photos):
     x = photos["coffee"]
     label = adversarial.predicted_class(effnet, x)
     with assert_restored(effnet):
-        r = adversarial.fgsm(effnet, x, label, eps=2 / 255)
-    d = (r.adversarial - x).abs()
+        r = adversarial.fgsm(effnet, x, eps=2 / 255)  # untargeted: away from the model's prediction
+    assert r.label == label and r.target is None
+    d = (r.image - x).abs()
     inside = (x > 2 / 255) & (x < 1 - 2 / 255)  # where clipping to [0,1] cannot shorten the step
-    assert torch.allclose(d[inside], torch.full_like(d[inside], 2 / 255), atol=1e-6)
-    assert ce(effnet, r.adversarial, label) > ce(effnet, x, label)
-    assert r.steps == 1
+    assert torch.allclose(d[inside], torch.full_like(d[inside], 2 / 255), rtol=1e-4)
+    assert ce(effnet, r.image, label) > ce(effnet, x, label)
+    assert r.steps_taken == 1
+
+
+def test_fgsm_targeted_moves_towards_the_target(effnet, photos):
+    x = photos["cat"]
+    toaster = effnet.class_index("toaster")
+    r = adversarial.fgsm(effnet, x, "toaster", eps=2 / 255)
+    assert r.target == toaster and r.label is None
+    assert ce(effnet, r.image, toaster) < ce(effnet, x, toaster)
+    with pytest.raises(ValueError, match="not both"):
+        adversarial.fgsm(effnet, x, "toaster", label="tabby")
 
 
 def test_pgd_targeted_and_untargeted_stay_in_budget(effnet, photos):
     x = photos["cat"]
     toaster = effnet.class_index("toaster")
-    r = adversarial.pgd(effnet, x, toaster, eps=4 / 255, alpha=1 / 255, steps=6)
-    assert r.linf <= 4 / 255 + 1e-6 and r.steps == 6
-    assert ce(effnet, r.adversarial, toaster) < ce(effnet, x, toaster)
+    r = adversarial.pgd(effnet, x, toaster, eps=4 / 255, step_size=1 / 255, steps=6)
+    assert r.linf <= (4 / 255) * (1 + 1e-5) and r.steps_taken == 6 and r.ended == "done"
+    assert ce(effnet, r.image, toaster) < ce(effnet, x, toaster)
     label = adversarial.predicted_class(effnet, x)
-    u = adversarial.pgd(effnet, x, label, eps=4 / 255, alpha=1 / 255, steps=4, targeted=False)
-    assert ce(effnet, u.adversarial, label) > ce(effnet, x, label)
+    u = adversarial.pgd(effnet, x, label=label, eps=4 / 255, step_size=1 / 255, steps=4)
+    assert u.label == label and u.target is None
+    assert ce(effnet, u.image, label) > ce(effnet, x, label)
 
 
 def test_magnify_shows_no_change_as_grey():
@@ -78,14 +92,16 @@ def test_magnify_shows_no_change_as_grey():
 def test_bad_inputs_are_one_clear_error(effnet, photos):
     x = photos["cat"]
     with assert_restored(effnet):
-        with pytest.raises(ValueError, match="budget eps"):
+        with pytest.raises(ValueError, match=r"eps 0 is out of range: it must be in \(0, 1\] \(\[0, 1\] pixels"):
             adversarial.fool(effnet, x, "goldfish", eps=0)
-        with pytest.raises(ValueError, match="budget eps"):
+        with pytest.raises(ValueError, match="eps 8 is out of range.*8/255 = 0.031"):
             adversarial.pgd(effnet, x, "goldfish", eps=8)
         with pytest.raises(ValueError, match="no class named"):
             adversarial.fool(effnet, x, "unicorn")
-        with pytest.raises(ValueError, match="steps"):
-            adversarial.fool(effnet, x, "goldfish", max_steps=-3)
+        with pytest.raises(ValueError, match="steps -3 is out of range"):
+            adversarial.fool_iter(effnet, x, "goldfish", steps=-3)
+        with pytest.raises(ValueError, match=r"pixels in \[0, 1\]"):
+            adversarial.fool(effnet, x * 2, "goldfish")
         with pytest.raises(ValueError):
             adversarial.fool(effnet, np.zeros((2, 2, 7), np.uint8), "goldfish")
 
@@ -98,7 +114,7 @@ def test_app_fools_and_shows_three_pictures(effnet):
         app.run()
         app.runner.wait()
     assert app.error == ""
-    assert app.last.ended == "reached"
+    assert app.last.result.ended == "reached"
     assert "fooled: the model now says goldfish" in app.info.value
     assert "original: espresso" in app.info.value
     pic = png_to_array(app.view.value)

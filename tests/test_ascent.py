@@ -25,8 +25,8 @@ def test_class_visualisation_is_top1_above_90_percent(effnet, target, param):
 
 
 def test_channel_visualisation_raises_the_channel(effnet):
-    start = ascent.make_param("pixel", 64).image().detach()
-    last = ascent.visualize_channel(effnet, "stage3", 5, size=64, steps=10, lr=0.05)
+    start = ascent.visualize_channel(effnet, "stage3", 5, size=64, steps=0).image
+    last = ascent.visualize_channel(effnet, "stage3", 5, size=64, steps=10, step_size=0.05)
     with torch.no_grad():
         before = effnet.forward_to(start, "stage3")[0, 5].mean()
         after = effnet.forward_to(last.image, "stage3")[0, 5].mean()
@@ -42,8 +42,21 @@ def test_bad_settings_are_one_clear_error(effnet):
         ascent.visualize_channel(effnet, "stage3", 80, size=64, steps=2)
     with pytest.raises(ValueError, match="parametrisation"):
         ascent.visualize_class(effnet, 1, size=64, steps=2, param="wavelet")
-    with pytest.raises(ValueError, match="learning rate"):
-        ascent.visualize_class(effnet, 1, size=64, steps=2, lr=0)
+    with pytest.raises(ValueError, match="step_size 0 is out of range"):
+        ascent.visualize_class_iter(effnet, 1, size=64, steps=2, step_size=0)  # at the call, before any step
+    with pytest.raises(ValueError, match="starts from noise"):
+        ascent.visualize_class(effnet, 1, size=64, steps=2, param="fourier", image=torch.rand(1, 3, 64, 64))
+
+
+def test_ascent_can_start_from_a_photo(effnet):
+    from cnnviz_widgets.engine.images import sample_image
+
+    photo = effnet.as_batch(sample_image("cat"), single=True, size=64).cpu()
+    r = ascent.visualize_class(effnet, "goldfish", image=sample_image("cat"), size=64, steps=2, blur_sigma=0,
+                               l2=0, jitter=0)
+    change = (r.image - photo).abs()
+    assert 0 < float(change.mean()) < 0.1  # the photo, changed a little, not replaced
+    assert r.target.classes == [effnet.class_index("goldfish")]
 
 
 def wait_for(predicate, timeout=60.0):
@@ -62,7 +75,7 @@ def test_app_runs_and_shows_the_class(effnet):
         app.run()
         app.runner.wait()
     assert app.error == ""
-    assert app.last.ended == "done" and app.last.step == 6
+    assert app.last.result.ended == "done" and app.last.step == 6
     assert png_to_array(app.view.value).shape[0] == app.display_height
     assert "target goldfish" in app.info.value
 
@@ -77,7 +90,7 @@ def test_app_stop_keeps_the_partial_image(effnet):
     app.runner.stop_button.click()
     app.runner.wait()
     assert app.error == ""
-    assert app.last.ended == "stopped" and 0 < app.last.step < 500
+    assert app.last.result.ended == "stopped" and 0 < app.last.step < 500
     picture = png_to_array(app.view.value)
     assert picture.std() > 0  # an image, not a blank
     assert "stopped" in app.info.value
@@ -103,4 +116,4 @@ def test_app_shows_bad_settings_and_keeps_working(effnet):
     app.channel.value = 1
     app.run()
     app.runner.wait()
-    assert app.error == "" and app.last.ended == "done"
+    assert app.error == "" and app.last.result.ended == "done"

@@ -26,6 +26,7 @@ from cnnviz_widgets.engine import guided as G  # noqa: E402
 from cnnviz_widgets.engine import occlusion as O  # noqa: E402
 from cnnviz_widgets.engine.saliency import saliency  # noqa: E402
 from cnnviz_widgets.engine.shapes_net import WEIGHTS_PATH  # noqa: E402
+from cnnviz_widgets.engine.targets import ClassLogit  # noqa: E402
 
 RTOL = 1e-5
 
@@ -124,7 +125,7 @@ def test_occlusion_effnet(effnet):
 def test_occlusion_alexnet_logits_per_position(random_alexnet):
     # Compared per position: with patch == stride each pixel has exactly one window.
     x = _image(random_alexnet, 2)
-    ours = O.occlusion(random_alexnet, x, 5, patch=112, stride=112, output="logit")
+    ours = O.occlusion(random_alexnet, x, ClassLogit(5), patch=112, stride=112)
     theirs = _captum_occlusion(lambda z: random_alexnet(z), x, 5, 112, 112, 0.5)[0, 0]
     per_position = theirs[::112, ::112].numpy()
     close(ours.drop, per_position)

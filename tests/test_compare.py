@@ -113,6 +113,7 @@ def test_compare_app_draws_scores_caches_and_randomises(shapes_net):
     assert set(app.correlations) == {"saliency", "grad_cam", "guided_backprop"}
     assert app.correlations["guided_backprop"] > app.correlations["grad_cam"]
     assert "rank corr" in app.info.value and "fc8, fc7, fc6" in app.info.value
+    assert "random map" not in app.info.value  # the chance level belongs to the original network
     assert len(app._cache) == cached + 3
     # back to the original network: answered from the cache, synchronously
     app.randomised.value = 0
@@ -121,27 +122,33 @@ def test_compare_app_draws_scores_caches_and_randomises(shapes_net):
     app.method_boxes["integrated_gradients"].value = True
     _settled(app)
     assert "integrated_gradients" in app.scores
-    app.images.value = "coffee"
+    app.image_picker.value = "coffee"
     _settled(app)
     assert all(s.pointing is None for s in app.scores.values()) and "No ground-truth mask" in app.info.value
 
 
-def test_compare_app_survives_bad_input(shapes_net):
+def test_compare_app_takes_an_image_with_its_mask_and_survives_bad_input(shapes_net):
+    from cnnviz_widgets.engine.data import load_dataset
     from cnnviz_widgets.widgets import CompareApp
 
-    app = CompareApp(shapes_net, image="shape: square", methods=["grad_cam"])
+    item = load_dataset("shapes", n=2, seed=12)[1]
+    app = CompareApp(shapes_net, image=item.image, mask=item.mask, methods=["grad_cam"])
     _settled(app)
-    app.classes.value = "dodecahedron"
+    assert app.image_picker.value == "your image" and app.scores["grad_cam"].mask_mass is not None
+    assert f"covers {item.mask.mean():.0%}" in app.info.value
+    app.class_picker.value = "dodecahedron"
     assert "no class named" in app.error
-    app.classes.value = "ring"
+    app.class_picker.value = "ring"
     _settled(app)
     assert "ring" in app.info.value
-    app.images.load_upload("notes.txt", b"this is not a picture")
+    app.image_picker.load_upload("notes.txt", b"this is not a picture")
     assert "notes.txt" in app.error
     app.method_boxes["grad_cam"].value = False
     assert "Tick at least one method" in app.info.value
     with pytest.raises(ValueError, match="unknown method 'lime'"):
         CompareApp(shapes_net, methods=["lime"])
+    with pytest.raises(ValueError, match="the mask is 3x3 but the image is 64x64"):
+        app.image_picker.add_image("odd", item.image.copy(), mask=np.ones((3, 3), bool))
 
 
 def test_compare_app_stop_keeps_what_is_done(shapes_net):
@@ -150,7 +157,7 @@ def test_compare_app_stop_keeps_what_is_done(shapes_net):
     app = CompareApp(shapes_net, image="shape: star", methods=["saliency"])
     _settled(app)
     for m in ("smoothgrad", "integrated_gradients", "occlusion"):
-        app.method_boxes[m].value = True  # each starts a new job (the previous one is stopped)
+        app.method_boxes[m].value = True  # each starts a new job (the previous one is stale)
     app.runner.stop()
     app.runner.wait()
     assert app.error == ""

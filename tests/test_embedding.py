@@ -91,7 +91,7 @@ def test_app_controls_change_the_picture_and_maps_are_cached(small_net, app_data
     from cnnviz_widgets.widgets import EmbeddingApp
     from cnnviz_widgets.widgets import embedding as module
 
-    app = EmbeddingApp(app_data, small_net, method="pca", thumbnails=10)
+    app = EmbeddingApp(small_net, dataset=app_data, method="pca", thumbnails=10)
     app.runner.wait()  # new maps are made in the worker thread
     assert app.error == "" and app.layer.value == "fc7" and app.perplexity.disabled
     seen = [app.view.value]
@@ -121,11 +121,11 @@ def test_app_controls_change_the_picture_and_maps_are_cached(small_net, app_data
 def test_app_bad_layer_and_bad_perplexity_are_messages(small_net, app_data):
     from cnnviz_widgets.widgets import EmbeddingApp
 
-    app = EmbeddingApp(app_data, small_net, layer="fc77", method="pca", thumbnails=0)
+    app = EmbeddingApp(small_net, dataset=app_data, layer="fc77", method="pca", thumbnails=0)
     app.runner.wait()
     assert "no layer 'fc77'" in app.error and app.layer.value == "fc7" and app.view.value
     tiny = load_dataset("shapes", n=6, seed=1)
-    small = EmbeddingApp(tiny, small_net, method="tsne", perplexity=30, thumbnails=0)
+    small = EmbeddingApp(small_net, dataset=tiny, method="tsne", perplexity=30, thumbnails=0)
     small.runner.wait()
     # the slider clamps perplexity below the number of images, so t-SNE still runs
     assert small.error == "" and small.perplexity.value < len(tiny)
@@ -169,7 +169,7 @@ def test_app_draw_only_controls_during_a_map_neither_block_nor_redo_it(small_net
         return real(*a, **k)
 
     monkeypatch.setattr(module, "embed", slow_embed)
-    app = EmbeddingApp(app_data, small_net, layer="conv5", method="pca", thumbnails=0)
+    app = EmbeddingApp(small_net, dataset=app_data, layer="conv5", method="pca", thumbnails=0)
     deadline = time.monotonic() + 10
     while not calls and time.monotonic() < deadline:
         time.sleep(0.01)

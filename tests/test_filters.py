@@ -181,9 +181,9 @@ def test_filters_app_reports_a_model_it_cannot_load_and_keeps_working():
     if torchvision_weight_file("alexnet").exists():
         pytest.skip("alexnet is cached here, so it would load")
     app = FiltersApp(model="efficientnet_lite0")
-    app.model.value = "alexnet"
+    app.model_picker.value = "alexnet"
     assert "alexnet" in app.error and "offline" in app.error
-    assert app.model.value == "efficientnet_lite0"  # back to the model that works
+    assert app.model_picker.value == "efficientnet_lite0"  # back to the model that works
     before = app.view.value
     app.filter.value = 4
     assert app.error == "" and app.view.value != before

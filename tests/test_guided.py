@@ -171,7 +171,7 @@ def test_sanity_check_saliency_changes_guided_barely(shapes_net, shapes_data):
 def test_guided_app_methods_layers_and_bad_input(random_alexnet):
     from cnnviz_widgets.widgets import GuidedBackpropApp
 
-    app = GuidedBackpropApp(random_alexnet, image="astronaut", layer="conv2", channel=4)
+    app = GuidedBackpropApp(random_alexnet, image="astronaut", layer="conv2", channel=4, threaded=False)
     assert app.error == "" and app.channel.max == random_alexnet.layer_shape("conv2")[0] - 1
     guided_png = app.view.value
     app.method.value = "deconvnet"
@@ -180,7 +180,7 @@ def test_guided_app_methods_layers_and_bad_input(random_alexnet):
     assert app.error == "" and "whole image" in app.info.value
     app.k.value = 1
     assert app.error == ""
-    app.images.load_upload("notes.txt", b"this is not a picture")
+    app.image_picker.load_upload("notes.txt", b"this is not a picture")
     assert "notes.txt" in app.error
     app.channel.value = 1
     assert app.error == ""
@@ -189,7 +189,7 @@ def test_guided_app_methods_layers_and_bad_input(random_alexnet):
 def test_guided_app_switches_model_and_its_layers_together():
     from cnnviz_widgets.widgets.guided import GuidedBackpropApp
 
-    app = GuidedBackpropApp(model="efficientnet_lite0")
+    app = GuidedBackpropApp(model="efficientnet_lite0", threaded=False)
     assert app.error == "" and app.layer.value.startswith("stage")
     before = app.view.value
     app.model_picker.value = "shapes"

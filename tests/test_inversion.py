@@ -13,21 +13,22 @@ def test_relative_error_falls_below_0_2(effnet):
     with assert_restored(effnet):
         steps = list(inversion.invert_features_iter(effnet, sample_image("coffee"), "stage1", size=64, steps=150,
                                                     every=50))
-    errors = [p.info["relative_error"] for p in steps]
+    errors = [p.result.relative_error for p in steps]
     assert errors[-1] < 0.2
     assert errors[-1] < errors[0]
-    last = steps[-1]
+    last = steps[-1].result
+    assert last.layer == "stage1" and last.ended == "done" and last.original.shape == (1, 3, 64, 64)
     # the reported error is the real one, recomputed from scratch
-    phi0 = inversion.target_features(effnet, last.info["target"], "stage1")
+    phi0 = inversion.layer_features(effnet, last.original, "stage1")
     assert inversion.relative_feature_error(effnet, last.image, phi0, "stage1") == pytest.approx(errors[-1], rel=1e-4)
     assert all(p.grad is None for p in effnet.parameters())
 
 
 def test_earlier_layers_reconstruct_closer_to_the_image(effnet):
     results = inversion.invert_layers(effnet, sample_image("cat"), ["stage2", "stage6"], size=64, steps=60)
-    target = results["stage2"].info["target"]
-    d_early = inversion.pixel_distance(results["stage2"].image, target)
-    d_late = inversion.pixel_distance(results["stage6"].image, target)
+    photo = results["stage2"].original
+    d_early = inversion.pixel_distance(results["stage2"].image, photo)
+    d_late = inversion.pixel_distance(results["stage6"].image, photo)
     assert d_early < d_late
 
 
@@ -37,7 +38,7 @@ def test_bad_inputs(effnet):
             inversion.invert_features(effnet, sample_image("cat"), "conv9", size=64, steps=2)
         with pytest.raises(ValueError, match="TV weight"):
             inversion.invert_features(effnet, sample_image("cat"), "stage2", size=64, steps=2, tv=-1)
-        with pytest.raises(ValueError, match="size"):
+        with pytest.raises(ValueError, match="size 8 is out of range"):
             inversion.invert_features(effnet, sample_image("cat"), "stage2", size=8, steps=2)
 
 

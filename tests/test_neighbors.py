@@ -13,7 +13,7 @@ from cnnviz_widgets.engine.data import ListDataset, load_dataset
 from cnnviz_widgets.engine.neighbors import (all_nearest_neighbors, nearest_neighbors, neighbor_agreement,
                                              pairwise_distances)
 
-from .helpers import assert_restored, png_to_array
+from .helpers import assert_restored, png_to_array, simulate_upload
 
 
 def make_random_shapes_net(seed: int = 0):
@@ -230,16 +230,13 @@ def _png_array(app):
 
 
 def _upload(app, name, data):
-    from cnnviz_widgets.widgets import compat
-
-    # set_trait: FileUpload.value is read-only on ipywidgets 7.7
-    app.upload.set_trait("value", compat.fake_upload_value(name, data))
+    simulate_upload(app.upload, name, data)
 
 
 def test_app_renders_and_each_control_changes_the_picture(small_net, app_data):
     from cnnviz_widgets.widgets import NeighborsApp
 
-    app = NeighborsApp(app_data, small_net, k=3)
+    app = NeighborsApp(small_net, dataset=app_data, k=3)
     app.runner.wait()  # the first scans run in the worker thread
     assert app.error == "" and app.layer.value == "fc7"
     seen = [app.view.value]
@@ -266,7 +263,7 @@ def test_app_upload_bad_then_good_keeps_working(small_net, app_data):
     from cnnviz_widgets.widgets import NeighborsApp
     from cnnviz_widgets.render import to_png
 
-    app = NeighborsApp(app_data, small_net)
+    app = NeighborsApp(small_net, dataset=app_data)
     app.runner.wait()
     before = app.view.value
     with assert_restored(small_net):
@@ -275,6 +272,7 @@ def test_app_upload_bad_then_good_keeps_working(small_net, app_data):
     assert app.view.value == before  # the old query stays
     image = np.asarray(app_data[3].image)[:, ::-1].copy()  # a flipped item: not in the set
     _upload(app, "mine.png", to_png(image))
+    app.runner.wait()  # the upload's features: a forward pass, in the Runner
     assert app.error == "" and app.uploaded is not None
     assert app.view.value != before and "upload" in app.info.value
     app.query.value = 2  # back to the set
@@ -284,7 +282,7 @@ def test_app_upload_bad_then_good_keeps_working(small_net, app_data):
 def test_app_bad_layer_is_a_message(small_net, app_data):
     from cnnviz_widgets.widgets import NeighborsApp
 
-    app = NeighborsApp(app_data, small_net, layer="fc9")
+    app = NeighborsApp(small_net, dataset=app_data, layer="fc9")
     app.runner.wait()
     assert "no layer 'fc9'" in app.error
     assert app.layer.value == "fc7" and app.view.value  # still drew with the default layer
@@ -298,7 +296,7 @@ def test_app_scans_in_the_worker_and_answers_cached_settings_at_once(small_net, 
     from cnnviz_widgets.widgets import NeighborsApp
 
     F.clear_feature_cache()
-    app = NeighborsApp(app_data, small_net, layer="fc6")
+    app = NeighborsApp(small_net, dataset=app_data, layer="fc6")
     app.runner.wait()
     assert app.error == "" and app.runner.progress.value == 1.0 and app.runner.status.value == "done"
     assert F.is_cached(small_net, app_data, "fc6") and F.is_cached(small_net, app_data, F.PIXELS)

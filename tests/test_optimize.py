@@ -1,4 +1,4 @@
-"""The shared optimisation loop (engine/optimize.py, engine/objectives.py)."""
+"""The shared optimisation loop (engine/optimize/: param, transforms, objectives, regularizers, loop)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from cnnviz_widgets.engine import objectives as O
 from cnnviz_widgets.engine.optimize import (AlphaNorm, Blur, Clip, Diverged, FourierParam, Jitter, L2, LinfBall,
                                             PixelParam, RandomRotate, RandomScale, TotalVariation, optimize,
                                             optimize_iter)
+from cnnviz_widgets.engine.optimize import objectives as O
 from tests.helpers import assert_restored
 
 S = 64  # small images keep each step a few milliseconds
@@ -23,7 +23,7 @@ def grey(seed=0, size=S):
 
 def run(net, objective=None, param=None, **kw):
     kw.setdefault("steps", 4)
-    kw.setdefault("lr", 0.05)
+    kw.setdefault("step_size", 0.05)
     return optimize(net, objective or O.class_score(1), param or PixelParam(grey()), **kw)
 
 
@@ -43,7 +43,7 @@ def test_class_score_rises_and_image_stays_valid(effnet):
     assert 0 <= float(last.image.min()) and float(last.image.max()) <= 1
     assert not last.image.requires_grad
     assert set(last.losses) == {"class 1", "L2", "total"}
-    assert last.ended == "done" and last.step == last.total == 8
+    assert last.ended == "done" and last.steps_taken == 8
 
 
 @pytest.mark.parametrize("make", [lambda: PixelParam(grey()), lambda: FourierParam(S, seed=3)])
@@ -79,14 +79,14 @@ def test_model_restored_after_run_stop_and_error(effnet):
     with assert_restored(effnet):
         calls = iter(range(100))
         last = run(effnet, steps=20, should_stop=lambda: next(calls) >= 2)
-    assert last.ended == "stopped" and last.step == 2
+    assert last.ended == "stopped" and last.steps_taken == 2
     assert no_param_grads(effnet)
 
     def boom(outputs):
         raise ValueError("objective exploded on purpose")
     with assert_restored(effnet), pytest.raises(ValueError, match="on purpose"):
         run(effnet, O.Objective.term("boom", boom, ("stage2",)))
-    with assert_restored(effnet), pytest.raises(ValueError, match="channel 999 is out of range.*40 channels"):
+    with assert_restored(effnet), pytest.raises(ValueError, match="channel 999 is out of range: stage3 has channels 0..39"):
         run(effnet, O.channel("stage3", 999))
     assert no_param_grads(effnet)
 
@@ -96,9 +96,9 @@ def test_model_untouched_while_the_generator_is_paused(effnet):
     effnet.train()
     try:
         with assert_restored(effnet):
-            it = optimize_iter(effnet, O.class_score(3), PixelParam(grey()), steps=6, lr=0.05, every=2)
+            it = optimize_iter(effnet, O.class_score(3), PixelParam(grey()), steps=6, step_size=0.05, every=2)
             first = next(it)
-        assert first.step == 2
+        assert first.step == 2 and first.result.steps_taken == 2 and not first.done
         with assert_restored(effnet):
             it.close()
     finally:
@@ -106,10 +106,11 @@ def test_model_untouched_while_the_generator_is_paused(effnet):
 
 
 def test_yields_every_n_steps_and_at_the_end(effnet):
-    steps = [p.step for p in optimize_iter(effnet, O.class_score(0), PixelParam(grey()), steps=7, lr=0.05, every=3)]
-    assert steps == [3, 6, 7]
-    zero = list(optimize_iter(effnet, O.class_score(0), PixelParam(grey()), steps=0, lr=0.05))
-    assert len(zero) == 1 and zero[0].ended == "done"
+    progress = list(optimize_iter(effnet, O.class_score(0), PixelParam(grey()), steps=7, step_size=0.05, every=3))
+    assert [p.step for p in progress] == [3, 6, 7] and [p.done for p in progress] == [False, False, True]
+    assert all(p.total == 7 for p in progress)
+    zero = list(optimize_iter(effnet, O.class_score(0), PixelParam(grey()), steps=0, step_size=0.05))
+    assert len(zero) == 1 and zero[0].done and zero[0].result.ended == "done"
 
 
 def test_until_ends_the_run_with_the_image_that_met_it(effnet):
@@ -119,21 +120,23 @@ def test_until_ends_the_run_with_the_image_that_met_it(effnet):
         seen.append(outputs["logits"])
         return len(seen) == 3
     last = run(effnet, steps=10, until=until)
-    assert last.ended == "reached" and last.step == 2
+    assert last.ended == "reached" and last.steps_taken == 2
     with torch.no_grad():
         assert torch.allclose(effnet(last.image), seen[-1], atol=1e-4)
 
 
 @pytest.mark.parametrize("kw, match", [
-    (dict(steps=-1), "steps"),
-    (dict(lr=0), "learning rate"),
-    (dict(lr=-0.1), "learning rate"),
-    (dict(optimizer="lbfgs"), "optimizer"),
-    (dict(every=0), "every"),
+    (dict(steps=-1), "steps -1 is out of range"),
+    (dict(step_size=0), "step_size 0 is out of range"),
+    (dict(step_size=-0.1), "step_size -0.1 is out of range"),
+    (dict(optimizer="lbfgs"), "optimizer must be one of"),
+    (dict(every=0), "every 0 is out of range"),
 ])
-def test_bad_settings(effnet, kw, match):
+def test_bad_settings_raise_at_the_call(effnet, kw, match):
+    # Checked when the run is made, before the first step (an app checks in its own thread).
+    settings = {"steps": 4, "step_size": 0.05, **kw}
     with assert_restored(effnet), pytest.raises(ValueError, match=match):
-        run(effnet, **kw)
+        optimize_iter(effnet, O.class_score(1), PixelParam(grey()), **settings)
 
 
 def test_unknown_layer_and_bad_regularisers(effnet):
@@ -145,6 +148,8 @@ def test_unknown_layer_and_bad_regularisers(effnet):
         run(effnet, param=FourierParam(S), regularizers=[Blur(1, 1.0)])
     with pytest.raises(ValueError, match="1x3xHxW"):
         PixelParam(torch.zeros(2, 3, 8, 8))
+    with pytest.raises(ValueError, match=r"pixels in \[0, 1\]"):
+        PixelParam(torch.full((1, 3, 8, 8), 2.0))
 
 
 def test_nan_loss_stops_with_a_clear_error(effnet):
@@ -156,13 +161,13 @@ def test_nan_loss_stops_with_a_clear_error(effnet):
 def test_exploding_image_stops_with_a_clear_error(effnet):
     # Sigmoid pixels are never clipped: a huge SGD step throws them far away.
     with assert_restored(effnet), pytest.raises(Diverged, match="exploded"):
-        run(effnet, O.class_score(5) * 1e6, PixelParam(grey(), mode="sigmoid"), optimizer="sgd", lr=1e3)
+        run(effnet, O.class_score(5) * 1e6, PixelParam(grey(), mode="sigmoid"), optimizer="sgd", step_size=1e3)
 
 
 def test_sign_step_with_linf_ball_stays_in_budget(effnet):
     x0 = grey(1)
     eps = 3 / 255
-    last = run(effnet, O.target_cross_entropy(7), PixelParam(x0), optimizer="sign", lr=1 / 255,
+    last = run(effnet, O.target_cross_entropy(7), PixelParam(x0), optimizer="sign", step_size=1 / 255,
                steps=6, regularizers=[LinfBall(x0, eps)])
     d = (last.image - x0).abs().max()
     assert eps - 1e-6 <= float(d) <= eps + 1e-6  # 6 steps of 1/255 reach the 3/255 wall
@@ -171,7 +176,7 @@ def test_sign_step_with_linf_ball_stays_in_budget(effnet):
 def test_normalized_step_moves_every_pixel_by_lr_on_average(effnet):
     x0 = grey(2)
     p = PixelParam(x0)
-    run(effnet, O.activation_norm("stage2"), p, optimizer="normalized", lr=0.01, steps=1, regularizers=[Clip()])
+    run(effnet, O.activation_norm("stage2"), p, optimizer="normalized", step_size=0.01, steps=1, regularizers=[Clip()])
     moved = (p.image().detach() - x0).abs().mean()
     assert math.isclose(float(moved), 0.01, rel_tol=0.2)
 

@@ -156,6 +156,7 @@ def test_state_restored_when_the_scan_fails_midway(random_alexnet, small_data):
 # --- the app -----------------------------------------------------------------------
 
 from cnnviz_widgets.widgets.patches import PatchesApp  # noqa: E402
+from cnnviz_widgets import render  # noqa: E402
 from tests.helpers import png_to_array  # noqa: E402
 
 
@@ -174,7 +175,7 @@ def test_app_shows_k_patches_per_channel_row(app, random_alexnet, small_data):
     assert "99×99 px" in app.info.value  # conv3's field on AlexNet
     # The first tile is channel 0's strongest patch, cropped by the engine.
     value, i, r, c = app.scan.top(0)[0]
-    expected = app._tile(P.crop_patch(random_alexnet, small_data[i].image, "conv3", r, c))
+    expected = render.fit_tile(P.crop_patch(random_alexnet, small_data[i].image, "conv3", r, c), 64)
     np.testing.assert_array_equal(shown[2:66, 2:66], expected)
 
 

@@ -100,7 +100,7 @@ def test_saliency_app_caches_switches_and_survives_bad_input(random_alexnet):
     from cnnviz_widgets.widgets import SaliencyApp
     from tests.helpers import png_to_array
 
-    app = SaliencyApp(random_alexnet, image="coffee")
+    app = SaliencyApp(random_alexnet, image="coffee", threaded=False)
     assert app.error == "" and len(app._cache) == 1
     raw = app.view.value
     app.opacity.value = 0.2               # redraw only: no new map
@@ -108,9 +108,9 @@ def test_saliency_app_caches_switches_and_survives_bad_input(random_alexnet):
     app.method.value = "SmoothGrad"
     app.samples.value = 2
     assert app.error == "" and "noisy copies" in app.info.value
-    app.classes.value = "not a class at all"
+    app.class_picker.value = "not a class at all"
     assert "no class named" in app.error
-    app.classes.value = "espresso"
+    app.class_picker.value = "espresso"
     assert app.error == "" and "espresso" in app.info.value
     app.show_all.value = "all samples"
     grid = png_to_array(app.view.value)

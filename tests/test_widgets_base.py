@@ -14,7 +14,7 @@ from cnnviz_widgets.widgets import HelloApp, compat
 from cnnviz_widgets.widgets.base import App, Runner
 from cnnviz_widgets.widgets.controls import ClassPicker, ImagePicker, LayerPicker, ModelPicker
 
-from .helpers import png_to_array
+from .helpers import png_to_array, simulate_upload, tiny_network, tooltip_of
 
 
 def _png_bytes(size=(64, 48), color=(10, 200, 30)) -> bytes:
@@ -25,7 +25,8 @@ def _png_bytes(size=(64, 48), color=(10, 200, 30)) -> bytes:
 
 def test_app_reports_errors_inside_itself_and_keeps_working():
     slider = W.IntSlider(value=1, min=0, max=10)
-    app = App([slider], title="t")
+    app = App(tiny_network(), pickers=(), title="t")
+    app.arrange([slider])
     seen = []
 
     def refresh():
@@ -42,7 +43,7 @@ def test_app_reports_errors_inside_itself_and_keeps_working():
 
 
 def test_app_never_displays_in_its_constructor(capsys):
-    App([W.Label("x")])
+    App(tiny_network()).arrange([W.Label("x")])
     assert capsys.readouterr().out == ""
 
 
@@ -71,68 +72,6 @@ def test_runner_runs_in_a_thread_and_stops_within_a_step():
     assert runner.progress.bar_style == "warning" and 0 < runner.progress.value < 1
 
 
-def test_app_draw_when_ready_is_synchronous_from_cache_threaded_otherwise():
-    app = App([W.Label("x")])
-    runner = Runner()
-    drawn, current = [], {"key": "a"}
-
-    def draw():
-        drawn.append(threading.current_thread().name)
-
-    def steps(should_stop):
-        for i in range(3):
-            yield (i + 1) / 3
-
-    def when(key, ready, make=steps, paint=draw):
-        current["key"] = key
-        app.draw_when_ready(runner, key, lambda: ready, make, paint, lambda: current["key"])
-
-    when("a", True)                                       # ready: drawn here, no thread
-    assert drawn == [threading.current_thread().name] and not runner.running
-    when("b", False)                                      # not ready: worked, then drawn, in the worker
-    runner.wait()
-    assert drawn[-1] == "cnnviz-runner" and runner.progress.value == 1.0
-
-    gate, started = threading.Event(), []
-
-    def slow(should_stop):
-        started.append(1)
-        while not should_stop() and not gate.is_set():
-            gate.wait(0.01)
-            yield 0.5
-
-    when("c", False, slow)                                # stopped: nothing drawn
-    runner.stop()
-    runner.wait()
-    assert len(drawn) == 2 and runner.status.value == "stopped"
-
-    when("d", False, slow)                                # the same key again while it runs:
-    when("d", False, slow)                                # left alone, not restarted
-    assert len(started) == 2 and runner.running
-    gate.set()
-    runner.wait()
-    assert len(drawn) == 3                                # and drawn once when it ends
-
-    gate.clear()
-    when("e", False, slow)                                # the settings moved on before the end:
-    current["key"] = "f"                                  # the finished job does not draw
-    gate.set()
-    runner.wait()
-    assert len(drawn) == 3
-
-    app.show_error("a bad argument")                      # shown after the start: kept
-    when("g", False, paint=lambda: None)
-    runner.wait()
-    assert app.error == "a bad argument"
-
-    def broken():
-        raise ValueError("cannot draw this")
-
-    when("h", False, paint=broken)                        # a failing draw is a message
-    runner.wait()
-    assert "cannot draw this" in app.error
-
-
 def test_runner_reports_errors():
     runner = Runner()
     errors = []
@@ -159,10 +98,10 @@ def test_image_picker_upload_good_and_bad():
     picker = ImagePicker()
     errors, notes = [], []
     picker.on_error, picker.on_note = errors.append, notes.append
-    compat.simulate_upload(picker.upload, "notes.txt", b"just text")
+    simulate_upload(picker.upload, "notes.txt", b"just text")
     assert errors and "notes.txt" in str(errors[0])
     assert picker.value == "cat"  # unchanged
-    compat.simulate_upload(picker.upload, "green.png", _png_bytes())
+    simulate_upload(picker.upload, "green.png", _png_bytes())
     assert picker.value == "green.png"
     assert picker.image.size == (64, 48)
     assert compat.uploaded_files(picker.upload) == []  # cleared for the next upload
@@ -183,17 +122,17 @@ def test_layer_and_class_pickers(effnet):
 def test_tooltip_shim():
     b = W.Button()
     compat.set_tooltip(b, "hello")
-    assert compat.tooltip_of(b) == "hello"
+    assert tooltip_of(b) == "hello"
 
 
 def test_hello_app_renders_and_survives_a_bad_upload():
-    app = HelloApp()
+    app = HelloApp(threaded=False)
     assert app.error == ""
     first = png_to_array(app.view.value)
     assert first.shape == (224, 224, 3)
     assert app.predictions[0][0] in {"tabby", "tiger cat", "Egyptian cat"}
-    compat.simulate_upload(app.image.upload, "virus.exe", b"MZ\x90\x00" * 10)
+    simulate_upload(app.image_picker.upload, "virus.exe", b"MZ\x90\x00" * 10)
     assert "virus.exe" in app.error
-    app.image.value = "coffee"
+    app.image_picker.value = "coffee"
     assert app.error == "" and app.predictions[0][0] == "espresso"
     assert not (png_to_array(app.view.value) == first).all()

@@ -1,106 +1,128 @@
 """Gradient ascent: synthesise an image that a class or a channel likes best.
 
-Lesson `notebooks/09_gradient_ascent.ipynb`. Simonyan et al. 2014 maximise a class
-score with L2 decay; Yosinski et al. 2015 add blur and jitter; Olah et al. 2017
-optimise in a decorrelated Fourier space instead. All of them are one call of the
-shared loop (`engine.optimize`) with different pieces, chosen here by name:
+Lesson `notebooks/09_gradient_ascent.ipynb`. Simonyan, Vedaldi & Zisserman 2014
+("Deep Inside Convolutional Networks", arXiv:1312.6034) maximise a class score with
+L2 decay; Yosinski, Clune, Nguyen, Fuchs & Lipson 2015 ("Understanding Neural
+Networks Through Deep Visualization", arXiv:1506.06579) add Gaussian blur and the
+clipping of pixels with small norm or small contribution; the random jitter comes
+from DeepDream (Mordvintsev, Olah & Tyka 2015); Olah, Mordvintsev & Schubert 2017
+("Feature Visualization", Distill) optimise in a decorrelated Fourier space
+instead. All of them are one call of the shared loop (`engine.optimize`) with
+different pieces, chosen here by name:
 
-    for p in visualize_class_iter(net, "goldfish", param="fourier"):
-        preview(p.image)
+    for progress in visualize_class_iter(net, "goldfish", param="fourier"):
+        preview(progress.result.image)
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+from dataclasses import dataclass
+from typing import Any, Iterator
 
-import torch
+from . import checks
+from .optimize import (Blur, ClipContribution, ClipNorm, Jitter, L2, OptimizeResult, PARAMETRISATIONS,
+                       RandomRotate, RandomScale, TotalVariation, make_param, optimize_iter)
+from .optimize.objectives import maximise
+from .progress import Progress, StopCheck, run_to_end
+from .targets import Neuron, Target, as_target
 
-from . import objectives as O
-from .optimize import (Blur, FourierParam, Jitter, L2, PixelParam, Progress, RandomRotate, RandomScale,
-                       TotalVariation, optimize_iter)
-
-__all__ = ["PARAMETRISATIONS", "DEFAULTS", "make_param", "ascent_iter", "visualize_class_iter",
+__all__ = ["PARAMETRISATIONS", "DEFAULTS", "AscentResult", "ascent_iter", "ascent", "visualize_class_iter",
            "visualize_class", "visualize_channel_iter", "visualize_channel"]
-
-PARAMETRISATIONS = ("pixel", "fourier")
 
 # The lecture's recipe per parametrisation: pixels need decay and blur to stay
 # readable; the Fourier image is smooth by construction and wants a larger step.
 DEFAULTS = {
-    "pixel": dict(lr=0.02, l2=0.5, tv=0.0, blur_every=4, blur_sigma=0.5),
-    "fourier": dict(lr=0.05, l2=0.0, tv=0.0, blur_every=0, blur_sigma=0.0),
+    "pixel": dict(step_size=0.02, l2=0.5, tv=0.0, blur_every=4, blur_sigma=0.5),
+    "fourier": dict(step_size=0.05, l2=0.0, tv=0.0, blur_every=0, blur_sigma=0.0),
 }
 
 
-def make_param(kind: str, size: int, seed: int = 0, device=None):
-    """A fresh image to optimise: mid-grey with faint seeded noise, or a Fourier one."""
-    if kind not in PARAMETRISATIONS:
-        raise ValueError(f"unknown parametrisation {kind!r}: choose one of {', '.join(PARAMETRISATIONS)}")
-    size = int(size)
-    if size < 32:
-        raise ValueError(f"image size must be at least 32 pixels, not {size}")
-    if kind == "fourier":
-        return FourierParam(size, decorrelate=True, seed=seed, device=device)
-    gen = torch.Generator().manual_seed(int(seed))
-    return PixelParam(0.5 + 0.02 * torch.randn(1, 3, size, size, generator=gen))
+@dataclass(kw_only=True)
+class AscentResult(OptimizeResult):
+    """An `OptimizeResult` (image, losses, steps_taken, ended) and the `target` it
+    maximised (a `ClassLogit` for a class, a `Neuron` for a channel)."""
+
+    target: Target
 
 
-def ascent_iter(net, objective: O.Objective, *, size: int = 160, steps: int = 40, param: str = "pixel",
-                lr: float | None = None, l2: float | None = None, tv: float | None = None,
-                blur_every: int | None = None, blur_sigma: float | None = None, jitter: int = 2,
-                scale: float = 0.0, rotate: float = 0.0, seed: int = 0, every: int = 5,
-                should_stop=None) -> Iterator[Progress]:
-    """Maximise `objective` from a blank image; settings left as None take `DEFAULTS[param]`.
+def ascent_iter(net, target: Any, *, image=None, size: int = 160, steps: int = 40, param: str = "pixel",
+                step_size: float | None = None, l2: float | None = None, tv: float | None = None,
+                blur_every: int | None = None, blur_sigma: float | None = None,
+                clip_norm_percentile: float = 0.0, clip_contribution_percentile: float = 0.0,
+                jitter: int = 2, scale: float = 0.0, rotate: float = 0.0, seed: int = 0, every: int = 5,
+                should_stop: StopCheck = None) -> Iterator[Progress[AscentResult]]:
+    """Maximise `target` (a class index or name, or any `Target`); yield `Progress`.
 
-    `scale` (e.g. 0.05 for +-5%) and `rotate` (degrees) add Lucid's random
-    transforms on top of the jitter.
+    image: start from this picture (PIL, array or [0, 1] tensor; ``param="pixel"``
+    only) instead of faint noise around grey. Settings left as None take
+    `DEFAULTS[param]`. `clip_norm_percentile` / `clip_contribution_percentile` (0-100,
+    0 = off) grey out the pixels of small norm / small contribution after each step
+    (Yosinski et al. 2015). `scale` (e.g. 0.05 for +-5%) and `rotate` (degrees) add
+    Lucid's random transforms on top of the jitter. Checks its settings at once.
     """
-    if param not in PARAMETRISATIONS:
-        raise ValueError(f"unknown parametrisation {param!r}: choose one of {', '.join(PARAMETRISATIONS)}")
+    param = checks.choice(param, "parametrisation", PARAMETRISATIONS)
     d = DEFAULTS[param]
-    lr = d["lr"] if lr is None else lr
-    l2 = d["l2"] if l2 is None else l2
-    tv = d["tv"] if tv is None else tv
-    blur_every = d["blur_every"] if blur_every is None else blur_every
-    blur_sigma = d["blur_sigma"] if blur_sigma is None else blur_sigma
-    regs = [L2(l2), TotalVariation(tv)]
+    target = as_target(net, target, 1)
+    start = None
+    if image is not None:
+        start = checks.pixels(net.as_batch(image, single=True, size=checks.integer(size, "size", low=32),
+                                           what="gradient ascent"), "image")
+    p = make_param(param, size, seed=seed, image=start, device=net.device)
+    blur_every = d["blur_every"] if blur_every is None else checks.integer(blur_every, "blur_every", low=0)
+    blur_sigma = d["blur_sigma"] if blur_sigma is None else checks.number(blur_sigma, "blur_sigma", low=0.0)
+    regularizers = [L2(d["l2"] if l2 is None else l2), TotalVariation(d["tv"] if tv is None else tv),
+                    ClipNorm(clip_norm_percentile), ClipContribution(clip_contribution_percentile)]
     if blur_every and blur_sigma > 0:
-        regs.append(Blur(blur_every, blur_sigma))
+        regularizers.append(Blur(blur_every, blur_sigma))
     transforms = [Jitter(jitter)]
+    scale = checks.number(scale, "scale", low=0.0, high=0.9)
     if scale:
         transforms.append(RandomScale((1 - scale, 1 + scale)))
-    if rotate:
+    if checks.number(rotate, "rotate"):
         transforms.append(RandomRotate(rotate))
-    p = make_param(param, size, seed=seed, device=net.device)
-    yield from optimize_iter(net, objective, p, steps=steps, lr=lr, transforms=transforms,
-                             regularizers=regs, every=every, seed=seed, should_stop=should_stop)
+    loop = optimize_iter(net, maximise(target, _name(target)), p, steps=steps,
+                         step_size=d["step_size"] if step_size is None else step_size,
+                         transforms=transforms, regularizers=regularizers, every=every, seed=seed,
+                         should_stop=should_stop)
+    return _results(loop, target)
 
 
-def visualize_class_iter(net, target: int | str, **kwargs) -> Iterator[Progress]:
+def _name(target: Target) -> str:
+    if isinstance(target, Neuron):
+        return f"{target.layer}:{target.channel}"
+    classes = getattr(target, "classes", None)
+    return f"class {classes[0]}" if classes else repr(target)
+
+
+def _results(loop: Iterator[Progress[OptimizeResult]], target: Target) -> Iterator[Progress[AscentResult]]:
+    for progress in loop:
+        r = progress.result
+        yield Progress(progress.step, progress.total,
+                       AscentResult(image=r.image, losses=r.losses, steps_taken=r.steps_taken, ended=r.ended,
+                                    target=target), progress.done)
+
+
+def ascent(net, target: Any, **settings) -> AscentResult:
+    """`ascent_iter` run to the end."""
+    return run_to_end(ascent_iter(net, target, **settings))
+
+
+def visualize_class_iter(net, target: Any, **settings) -> Iterator[Progress[AscentResult]]:
     """Maximise the logit of class `target` (index or name). See `ascent_iter` for settings."""
-    return ascent_iter(net, O.class_score(net.class_index(target)), **kwargs)
+    return ascent_iter(net, target, **settings)
 
 
-def visualize_channel_iter(net, layer: str, channel: int, **kwargs) -> Iterator[Progress]:
+def visualize_class(net, target: Any, **settings) -> AscentResult:
+    """`visualize_class_iter` run to the end: ``.image``, ``.losses``."""
+    return run_to_end(visualize_class_iter(net, target, **settings))
+
+
+def visualize_channel_iter(net, layer: str, channel: int, **settings) -> Iterator[Progress[AscentResult]]:
     """Maximise the mean activation of `channel` of `layer`. See `ascent_iter` for settings."""
-    net.check_layer(layer)
-    if isinstance(channel, bool) or not isinstance(channel, int) or channel < 0:
-        raise ValueError(f"channel must be a whole number >= 0, not {channel!r}")
-    return ascent_iter(net, O.channel(layer, channel), **kwargs)
+    layer = checks.layer(net, layer)
+    return ascent_iter(net, Neuron(layer, checks.channel(net, layer, channel)), **settings)
 
 
-def _last(it) -> Progress:
-    last = None
-    for last in it:
-        pass
-    return last
-
-
-def visualize_class(net, target: int | str, **kwargs) -> Progress:
-    """`visualize_class_iter` run to the end: the final `Progress` (`.image`, `.losses`)."""
-    return _last(visualize_class_iter(net, target, **kwargs))
-
-
-def visualize_channel(net, layer: str, channel: int, **kwargs) -> Progress:
+def visualize_channel(net, layer: str, channel: int, **settings) -> AscentResult:
     """`visualize_channel_iter` run to the end."""
-    return _last(visualize_channel_iter(net, layer, channel, **kwargs))
+    return run_to_end(visualize_channel_iter(net, layer, channel, **settings))

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import torch
 
-from . import checks
+from . import checks, memory
 from .targets import ClassLogit, ClassProbability, Target, as_target
 
 __all__ = ["Attribution", "smoothgrad", "smoothed"]
@@ -44,17 +44,20 @@ def _repeat_target(target: Target, n_images: int, samples: int) -> Target:
 
 
 def smoothgrad(method: Callable[..., Attribution], net, image, target: Any, *, samples: int = 25,
-               noise: float = 0.15, seed: int = 0, batch_size: int = 16, **settings) -> Attribution:
+               noise: float = 0.15, seed: int = 0, batch_size: int | None = None, **settings) -> Attribution:
     """Average `method`'s maps over `samples` noisy copies of each image.
 
     noise: the noise's standard deviation as a fraction of each image's value range
     (as in the paper); seed: the noise generator's seed (the global random state is
-    left alone); batch_size: noisy copies per call of `method` (memory scales with it).
+    left alone); batch_size: noisy copies per call of `method` (memory scales with it;
+    None picks it from the memory budget for a forward+backward, `engine.memory`).
     """
     samples = checks.integer(samples, "samples", low=1)
     noise = checks.fraction(noise, "noise")
-    batch_size = checks.integer(batch_size, "batch_size", low=1)
     x = net.as_batch(image, what="SmoothGrad")
+    if batch_size is None:
+        batch_size = memory.batch_size(net, size=max(x.shape[-2:]), backward=True)
+    batch_size = checks.integer(batch_size, "batch_size", low=1)
     n = x.shape[0]
     target = as_target(net, target, n)
     generator = torch.Generator(device=x.device).manual_seed(checks.integer(seed, "seed"))

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-__all__ = ["integer", "number", "fraction", "choice", "channel", "layer", "position"]
+__all__ = ["integer", "number", "fraction", "percentile", "choice", "channel", "layer", "position", "pixels"]
 
 
 def _plain_integer(value: Any) -> int | None:
@@ -49,8 +49,9 @@ def integer(value: Any, name: str, *, low: int | None = None, high: int | None =
 
 
 def number(value: Any, name: str, *, low: float | None = None, high: float | None = None,
-           low_open: bool = False) -> float:
-    """A finite real number in [low, high] ((low, high] with ``low_open``)."""
+           low_open: bool = False, unit: str = "") -> float:
+    """A finite real number in [low, high] ((low, high] with ``low_open``). `unit` is
+    added to an out-of-range message, e.g. ``"[0, 1] pixels: 8/255 = 0.031"``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)) \
             and not (isinstance(value, torch.Tensor) and value.dim() == 0):
         raise TypeError(f"{name} is a number, not {value!r} ({type(value).__name__})")
@@ -63,13 +64,19 @@ def number(value: Any, name: str, *, low: float | None = None, high: float | Non
         left = "(" if low_open else "["
         lo = "-inf" if low is None else f"{low:g}"
         hi = "inf" if high is None else f"{high:g}"
-        raise ValueError(f"{name} {v:g} is out of range: it must be in {left}{lo}, {hi}]")
+        tail = f" ({unit})" if unit else ""
+        raise ValueError(f"{name} {v:g} is out of range: it must be in {left}{lo}, {hi}]{tail}")
     return v
 
 
 def fraction(value: Any, name: str) -> float:
     """A number in [0, 1]: a share, a probability, a budget in pixel units."""
     return number(value, name, low=0.0, high=1.0)
+
+
+def percentile(value: Any, name: str) -> float:
+    """A percentile in [0, 100] (0 switches a percentile threshold off)."""
+    return number(value, name, low=0.0, high=100.0)
 
 
 def choice(value: Any, name: str, options: Sequence[str]) -> str:
@@ -108,3 +115,16 @@ def position(value: Any, size: tuple[int, int], what: str = "position") -> tuple
     row = integer(row, f"{what} row", low=0, high=rows - 1)
     col = integer(col, f"{what} col", low=0, high=cols - 1)
     return row, col
+
+
+def pixels(x: torch.Tensor, name: str = "image") -> torch.Tensor:
+    """A float tensor of pixels: finite values in [0, 1] (what the optimisation
+    techniques start from and stay in)."""
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise TypeError(f"{name} is a float tensor of [0, 1] pixels, not {type(x).__name__}")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} has NaN or infinite values")
+    low, high = float(x.min()), float(x.max())
+    if low < 0 or high > 1:
+        raise ValueError(f"{name} must hold pixels in [0, 1]; its values go from {low:.3g} to {high:.3g}")
+    return x

@@ -36,9 +36,9 @@ from .gradcam import grad_cam, guided_grad_cam
 from .integrated_gradients import integrated_gradients
 from .models import Network
 from .progress import Progress, StopCheck, never_stop, run_to_end
-from .targets import as_target
+from .targets import ClassLogit, as_target
 
-__all__ = ["METHODS", "LABELS", "compare", "compare_iter", "Comparison", "comparison_settings", "occlusion_attribution",
+__all__ = ["METHODS", "LABELS", "compare", "compare_iter", "Comparison", "comparison_settings", "occlusion_logit",
            "saliency_attribution", "smoothgrad_attribution", "guided_backprop_attribution", "class_list"]
 
 
@@ -87,23 +87,17 @@ def guided_backprop_attribution(net: Network, image, target: Any) -> Attribution
     return _as_attribution(guided_backprop_class(net, x, class_list(net, target, x.shape[0])), "guided_backprop")
 
 
-def occlusion_attribution(net: Network, image, target: Any, *, patch: int | None = None,
-                          stride: int | None = None) -> Attribution:
-    """Occlusion (lesson 06) as a per-pixel map: the target logit's drop when a grey
-    patch hides the pixel, averaged over the patch positions that cover it. Default
-    patch 1/7 of the image side (32 px at 224), stride half the patch."""
-    from .occlusion import occlusion, occlusion_to_pixels
+def occlusion_logit(net: Network, image, target: Any, *, patch: int | None = None,
+                    stride: int | None = None) -> Attribution:
+    """Occlusion (lesson 06) as a per-pixel map: the class *logit*'s drop when a grey patch
+    hides the pixel, averaged over the patch positions that cover it
+    (`occlusion.occlusion_attribution`; the logit, as the gradient methods explain it,
+    rather than the probability, which a confident network barely moves)."""
+    from .occlusion import occlusion_attribution
 
     x = net.as_batch(image, what="occlusion")
-    side = min(x.shape[-2:])
-    patch = max(2, side // 7) if patch is None else patch
-    stride = max(1, patch // 2) if stride is None else stride
-    maps = []
-    for i, cls in enumerate(class_list(net, target, x.shape[0])):
-        omap = occlusion(net, x[i:i + 1], cls, patch=patch, stride=stride, output="logit")
-        maps.append(torch.from_numpy(occlusion_to_pixels(omap)))
-    return Attribution(map=torch.stack(maps), per_channel=None, method="occlusion",
-                       extra={"patch": int(patch), "stride": int(stride), "output": "logit"})
+    classes = class_list(net, target, x.shape[0])
+    return occlusion_attribution(net, x, ClassLogit(tuple(classes)), patch=patch, stride=stride)
 
 
 METHODS: dict[str, Callable[..., Attribution]] = {
@@ -113,7 +107,7 @@ METHODS: dict[str, Callable[..., Attribution]] = {
     "grad_cam": grad_cam,
     "guided_grad_cam": guided_grad_cam,
     "integrated_gradients": integrated_gradients,
-    "occlusion": occlusion_attribution,
+    "occlusion": occlusion_logit,
 }
 
 LABELS = {

@@ -43,10 +43,11 @@ class Embedding:
     perplexity: float | None = None
 
 
-def _as_features(features) -> np.ndarray:
+def _as_features(features, keep_float32: bool = False) -> np.ndarray:
     if hasattr(features, "detach"):
         features = features.detach().cpu().numpy()
-    x = np.asarray(features, dtype=np.float64)
+    x = np.asarray(features)
+    x = x if keep_float32 and x.dtype == np.float32 else x.astype(np.float64, copy=False)
     if x.ndim != 2:
         raise ValueError(f"features must be an N x D matrix, got shape {x.shape}")
     if x.shape[0] < 3:
@@ -82,7 +83,9 @@ def _embed(features, method: str, perplexity: float, seed: int, max_iter: int) -
 
     if method not in METHODS:
         raise ValueError(f"method must be 'pca' or 'tsne', not {method!r}")
-    x = _as_features(features)
+    # t-SNE reduces long float32 features (pixels) with PCA first: in float32, which
+    # halves that step's memory (1,000 images of 64 x 64 pixels: 49 MB instead of 98).
+    x = _as_features(features, keep_float32=method == "tsne")
     n, d = x.shape
     if method == "pca":
         pca = PCA(n_components=2, random_state=seed).fit(x)
@@ -98,6 +101,7 @@ def _embed(features, method: str, perplexity: float, seed: int, max_iter: int) -
         pca = PCA(n_components=TSNE_PCA_DIMS, random_state=seed).fit(x)
         x = pca.transform(x)
         kept = (float(pca.explained_variance_ratio_.sum()),)
+    x = x.astype(np.float64, copy=False)
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 250:
         raise ValueError(f"max_iter must be an integer of at least 250, not {max_iter!r}")
     tsne = TSNE(n_components=2, perplexity=float(perplexity), init="pca", learning_rate="auto",

@@ -11,7 +11,10 @@ Against the network itself (no mask needed; Petsiuk, Das & Saenko 2018, RISE):
 
 * `deletion_auc`: remove pixels from the image, most important first, and follow the
   class probability; the area under that curve is low when the map found what the
-  decision needs (it drops fast).
+  decision needs (it drops fast). Removed pixels become those of a blurred copy
+  (RISE makes them black: on the shapes that ranks the object's own mask below a
+  random map, because black specks everywhere confuse the network sooner than a black
+  silhouette of the shape does; lesson 13 checks it).
 * `insertion_auc`: start from a blurred copy and put the pixels back, most important
   first; the area is high when the map found what the decision needs.
 
@@ -42,7 +45,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
-from . import checks
+from . import checks, memory
 from .progress import Progress, StopCheck, never_stop, run_to_end
 from .targets import ClassLogit, ClassProbability, as_target
 
@@ -169,11 +172,9 @@ def _fill(x: torch.Tensor, fill: Any) -> torch.Tensor:
         return torch.zeros_like(x)
     if fill == "grey":
         return torch.full_like(x, 0.5)
-    from torchvision.transforms.functional import gaussian_blur
+    from .blur import blurred_copy
 
-    sigma = max(x.shape[-2], x.shape[-1]) / 16
-    kernel = int(2 * round(3 * sigma) + 1)
-    return gaussian_blur(x, [kernel, kernel], [sigma, sigma])
+    return blurred_copy(x)
 
 
 def _order(heat: np.ndarray, seed: int) -> np.ndarray:
@@ -190,14 +191,13 @@ def _class_of(net, target, n: int) -> int:
     return t.index[0] if isinstance(t.index, tuple) else t.index
 
 
-def curve_iter(kind: str, net, image, target, heat, *, steps: int = 32, fill: str | None = None,
+def curve_iter(kind: str, net, image, target, heat, *, steps: int = 32, fill: Any = "blur",
                batch_size: int | None = None, seed: int = 0,
                should_stop: StopCheck = None) -> Iterator[Progress[Curve]]:
-    """A "deletion" or "insertion" curve with progress after each batch of forwards
-    (fill: default "black" for deletion, "blur" for insertion, as in RISE)."""
+    """A "deletion" or "insertion" curve with progress after each batch of forwards.
+    fill: what deleted pixels become and insertion starts from: "blur" (default),
+    "black", "grey" or an image (e.g. the object-free background of a shape)."""
     kind = checks.choice(kind, "kind", ("deletion", "insertion"))
-    if fill is None:
-        fill = "blur"
     x = net.as_batch(image, single=True, what=f"{kind}_auc")
     steps = checks.integer(steps, "steps", low=2)
     h = _map2d(heat)
@@ -208,16 +208,14 @@ def curve_iter(kind: str, net, image, target, heat, *, steps: int = 32, fill: st
     cls = _class_of(net, target, 1)
     seed = checks.integer(seed, "seed")
     if batch_size is None:
-        from .integrated_gradients import batch_for
-
-        batch_size = 4 * batch_for(net, x)  # forward only: far less is kept alive than for a backward
+        batch_size = memory.batch_size(net, size=max(x.shape[-2:]))  # forward only
     batch_size = checks.integer(batch_size, "batch_size", low=1)
     should_stop = should_stop or never_stop
     order = torch.from_numpy(_order(h, seed)).to(x.device)
     pixels = h.size
     counts = np.round(np.linspace(0, pixels, steps + 1)).astype(np.int64)
     other = _fill(x, fill)
-    # Deletion moves pixels from the image to the fill; insertion from the blur to the image.
+    # Deletion moves pixels from the image to the fill; insertion from the fill to the image.
     start, end = (x, other) if kind == "deletion" else (other, x)
     # rank[p] = when pixel p moves; the image after c pixels takes `end` where rank < c.
     rank = torch.empty(pixels, dtype=torch.long, device=x.device)
@@ -244,16 +242,18 @@ def curve_iter(kind: str, net, image, target, heat, *, steps: int = 32, fill: st
 
 def deletion_curve(net, image, target, heat, *, steps: int = 32, fill: Any = "blur",
                    batch_size: int | None = None, seed: int = 0) -> Curve:
-    """Delete the pixels in the map's order (most important first), `steps` steps, each
-    to `fill` ("black" as in RISE, "grey" or "blur"), and record the class probability."""
+    """Delete the pixels in the map's order (most important first) in `steps` steps, each
+    to `fill` ("blur", "black" as in RISE, "grey", or an image), and record the class
+    probability."""
     return run_to_end(curve_iter("deletion", net, image, target, heat, steps=steps, fill=fill,
                                   batch_size=batch_size, seed=seed, should_stop=None))
 
 
 def insertion_curve(net, image, target, heat, *, steps: int = 32, fill: Any = "blur",
                     batch_size: int | None = None, seed: int = 0) -> Curve:
-    """Start from `fill` ("blur" as in RISE) and insert the image's pixels in the map's
-    order (most important first), recording the class probability."""
+    """Start from `fill` ("blur" as in RISE, "black", "grey", or an image) and insert the
+    image's pixels in the map's order (most important first), recording the class
+    probability."""
     return run_to_end(curve_iter("insertion", net, image, target, heat, steps=steps, fill=fill,
                                   batch_size=batch_size, seed=seed, should_stop=None))
 

@@ -51,10 +51,12 @@ def first_layer_filters(net: Network) -> torch.Tensor:
     """The weights of the convolution that reads the RGB pixels: Cout x 3 x k x k.
 
     AlexNet-shaped nets (``shapes``, ``alexnet``): conv1; ``efficientnet_lite0``:
-    its 3 x 3 stem. A detached CPU copy, so drawing it can never touch the model.
+    its 3 x 3 stem. A detached CPU copy, so drawing it can never touch the model
+    (on a `models.architecture` network, a meta tensor: its shape only).
     """
     _, conv = _first_conv(net)
-    return conv.weight.detach().float().cpu().clone()
+    weight = conv.weight.detach()
+    return weight if weight.is_meta else weight.float().cpu().clone()
 
 
 def conv_module(net: Network, layer_or_conv_index: str | int) -> tuple[str, nn.Conv2d]:

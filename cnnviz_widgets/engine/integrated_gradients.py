@@ -15,7 +15,7 @@ M. Sundararajan, A. Taly, Q. Yan (2017). *Axiomatic Attribution for Deep Network
 ICML. https://arxiv.org/abs/1703.01365
 
 The points of the path go through the network in batches (`batch_size` images per
-forward+backward; by default as many as fit `MEMORY_BUDGET_MB`, see `batch_for`);
+forward+backward; by default as many as fit the memory budget, `engine.memory`);
 `integrated_gradients_iter` reports progress after each batch and can be stopped
 between them.
 """
@@ -23,63 +23,22 @@ between them.
 from __future__ import annotations
 
 import functools
-import weakref
 from typing import Any, Iterator
 
 import numpy as np
 import torch
 
-from . import checks
+from . import checks, memory
 from .attribution import Attribution
 from .models import Network
 from .progress import Progress, StopCheck, never_stop, run_to_end
 from .targets import as_target, score
 
 __all__ = ["integrated_gradients", "integrated_gradients_iter", "baseline_image", "path_points", "BASELINES",
-           "RULES", "batch_for", "activation_bytes", "MEMORY_BUDGET_MB"]
+           "RULES"]
 
 BASELINES = ("black", "blur", "noise")
 RULES = ("gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle")
-
-# What one forward+backward may keep alive: the path's points go through in batches of
-# as many images as fit (EfficientNet-Lite0 at 224 px: 4; AlexNet: all of 32 points).
-MEMORY_BUDGET_MB = 384
-
-_ACTIVATION_BYTES: "weakref.WeakKeyDictionary[Network, dict]" = weakref.WeakKeyDictionary()
-
-
-def activation_bytes(net: Network, size: tuple[int, int]) -> int:
-    """Bytes of every layer's output for one image of `size` (H, W): about what a
-    backward pass keeps per image (measured: EfficientNet-Lite0 at 224 px 95 MB
-    estimated vs 77 MB held; AlexNet 4 vs 7 MB)."""
-    per_net = _ACTIVATION_BYTES.setdefault(net, {})
-    size = tuple(int(v) for v in size)
-    if size not in per_net:
-        total = [0]
-
-        def count(_module, _inputs, output):
-            if isinstance(output, torch.Tensor):
-                total[0] += output.numel() * output.element_size()
-
-        with net.guard(), torch.no_grad():
-            handles = []
-            try:
-                for m in net.modules():
-                    if not any(True for _ in m.children()):
-                        handles.append(m.register_forward_hook(count))
-                net(torch.zeros(1, 3, *size, device=net.device))
-            finally:
-                for h in handles:
-                    h.remove()
-        per_net[size] = total[0]
-    return per_net[size]
-
-
-def batch_for(net: Network, x: torch.Tensor, budget_mb: float = MEMORY_BUDGET_MB) -> int:
-    """Images per forward+backward that keep within `budget_mb` (at least 1)."""
-    per_image = activation_bytes(net, tuple(x.shape[-2:])) + 3 * x[0].numel() * x.element_size()
-    return max(1, int(budget_mb * 2**20 // per_image))
-
 
 def path_points(steps: int, rule: str = "gausslegendre") -> tuple[torch.Tensor, torch.Tensor]:
     """The quadrature's points a_k in [0, 1] and weights w_k (summing to 1), float64."""
@@ -137,11 +96,9 @@ def baseline_image(x: torch.Tensor, baseline: Any = "black", *, seed: int = 0) -
     if kind == "noise":
         generator = torch.Generator(device="cpu").manual_seed(checks.integer(seed, "seed"))
         return torch.rand(x.shape, generator=generator).to(x.device, x.dtype)
-    from torchvision.transforms.functional import gaussian_blur
+    from .blur import blurred_copy
 
-    sigma = max(x.shape[-2], x.shape[-1]) / 16
-    kernel = int(2 * round(3 * sigma) + 1)
-    return gaussian_blur(x, [kernel, kernel], [sigma, sigma])
+    return blurred_copy(x)
 
 
 def integrated_gradients_iter(net: Network, image, target: Any, *, baseline: Any = "black", steps: int = 32,
@@ -161,7 +118,9 @@ def integrated_gradients_iter(net: Network, image, target: Any, *, baseline: Any
     n = x.shape[0]
     alphas, weights = path_points(steps, rule)
     steps = len(alphas)
-    batch_size = batch_for(net, x) if batch_size is None else checks.integer(batch_size, "batch_size", low=1)
+    if batch_size is None:
+        batch_size = memory.batch_size(net, size=max(x.shape[-2:]), backward=True)
+    batch_size = checks.integer(batch_size, "batch_size", low=1)
     target = as_target(net, target, n)
     start = baseline_image(x, baseline, seed=seed)
     should_stop = should_stop or never_stop

@@ -27,7 +27,10 @@ from urllib.parse import urlparse
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from . import checks
 
 __all__ = [
     "ModelUnavailable",
@@ -38,6 +41,7 @@ __all__ = [
     "hook_count",
     "load_model",
     "EMBEDDED_MODELS",
+    "architecture",
     "ONLINE_MODELS",
 ]
 
@@ -192,6 +196,8 @@ class Network(nn.Module):
 
     # -- basics
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Results live on the CPU; a network on a GPU takes them back without ceremony.
+        x = x.to(self.mean.device)
         return self.model((x - self.mean) / self.std)
 
     @property
@@ -268,19 +274,37 @@ class Network(nn.Module):
             m = TF.center_crop(m, self.input_size)
         return m[0].numpy().astype(bool)
 
-    def as_batch(self, x, single: bool = False, what: str = "this technique") -> torch.Tensor:
-        """Images -> N x 3 x H x W float on the device, detached: what every technique takes.
+    def as_batch(self, image, *, single: bool = False, size: int | None = None,
+                 what: str = "this technique") -> torch.Tensor:
+        """The one way an image enters a technique: -> N x 3 x H x W float on the device, detached.
 
-        PIL images and arrays go through `preprocess`; [0, 1] tensors (3xHxW or Nx3xHxW)
-        are used as they are. `single` insists on exactly one image.
+        `image`: a PIL image, a uint8 H x W x 3 array or the bytes of an image file go
+        through `preprocess` (the model's resize and centre crop); a [0, 1] tensor
+        (3 x H x W or N x 3 x H x W, any size) is used as it is. Values must be finite.
+        `single` insists on exactly one image; `size` resizes the result to
+        size x size pixels (smoothly, at least 16), for techniques that run at a size of
+        their own (DeepDream, inversion).
         """
-        x = x if isinstance(x, torch.Tensor) else self.preprocess(x)
+        if isinstance(image, (bytes, bytearray, memoryview)):
+            from .images import load_image
+
+            image = load_image(bytes(image), name="the uploaded file")  # BadImage: a ValueError
+        x = image if isinstance(image, torch.Tensor) else self.preprocess(image)
         if x.dim() == 3:
             x = x.unsqueeze(0)
         if x.dim() != 4 or x.shape[1] != 3 or (single and x.shape[0] != 1):
             wanted = "one RGB image (1x3xHxW)" if single else "RGB images (Nx3xHxW)"
             raise ValueError(f"{what} takes {wanted}, not a tensor of shape {tuple(x.shape)}")
-        return x.detach().to(self.device, torch.float32)
+        if not x.is_floating_point():
+            raise TypeError(f"{what} takes [0, 1] float pixels; convert integer tensors with x.float() / 255")
+        x = x.detach().to(self.device, torch.float32)
+        if not torch.isfinite(x).all():
+            raise ValueError(f"the image given to {what} has NaN or infinite values")
+        if size is not None:
+            size = checks.integer(size, "size", low=16)
+            if tuple(x.shape[-2:]) != (size, size):
+                x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        return x
 
     def fast_layout(self, x: torch.Tensor) -> torch.Tensor:
         """x in the memory layout the network runs fastest in: channels-last on a CPU,
@@ -623,6 +647,24 @@ def _build_torchvision(name: str) -> Network:
     return Network(name, model, _TORCHVISION_LAYERS[name](model), list(weights.meta["categories"]),
                    mean=IMAGENET_MEAN, std=IMAGENET_STD, input_size=size, resize_size=resize,
                    chain=name in ("alexnet", "vgg16"))
+
+
+def architecture(name: str = "alexnet") -> Network:
+    """The network `name` built without weights on PyTorch's meta device: its layers and
+    shapes (``architecture("alexnet").layer_shape("conv5")`` is 256 x 13 x 13) with no
+    download and no memory, since no weight is ever allocated. For the lecture's numbers
+    next to an embedded model's; it cannot compute or draw anything (lessons 01, 02, 04).
+    """
+    import torchvision
+
+    if name not in _TORCHVISION_LAYERS:
+        raise ValueError(f"architecture() knows {', '.join(_TORCHVISION_LAYERS)}, not {name!r}")
+    with torch.device("meta"):
+        model = torchvision.models.get_model(name, weights=None)
+    net = Network(f"{name} (architecture only)", model, _TORCHVISION_LAYERS[name](model), _imagenet_classes(),
+                  mean=IMAGENET_MEAN, std=IMAGENET_STD, input_size=224, resize_size=256,
+                  chain=name in ("alexnet", "vgg16"))
+    return net.to("meta")
 
 
 _CACHE: dict[tuple[str, str], Network] = {}

@@ -12,7 +12,7 @@ images. `neighbor_agreement` measures the lesson's claim over a whole set.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -28,25 +28,50 @@ def _check_metric(metric: str) -> str:
     return metric
 
 
+# Rows converted to float64 at a time: exact orderings without a float64 copy of a whole
+# set (1,000 images' pixels are 98 MB in float64; a learner on Binder has 1-2 GB).
+_CHUNK_BYTES = 16 * 2**20
+
+
 def _as_matrix(features) -> torch.Tensor:
     f = torch.as_tensor(features)
     if f.dim() != 2 or f.shape[0] == 0:
         raise ValueError(f"features must be an N x D matrix with N >= 1, got shape {tuple(f.shape)}")
-    return f.double()  # exact ordering: float32 cancellation in L2 can swap near-ties
+    return f
+
+
+def _row_blocks(f: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
+    """(start, rows as float64) in blocks of about `_CHUNK_BYTES`."""
+    step = max(1, _CHUNK_BYTES // (8 * max(1, f.shape[1])))
+    for start in range(0, f.shape[0], step):
+        yield start, f[start:start + step].double()
+
+
+def _unit_rows(f: torch.Tensor) -> torch.Tensor:
+    return f / f.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
 def pairwise_distances(a: torch.Tensor, b: torch.Tensor, metric: str = "cosine") -> torch.Tensor:
-    """``len(a) x len(b)`` distances: ``1 - cosine similarity`` or Euclidean.
+    """``len(a) x len(b)`` distances in float64: ``1 - cosine similarity`` or Euclidean.
 
-    An all-zero vector (a ReLU layer that stays silent for an image) has no direction:
-    its cosine similarity to everything is taken as 0, so its distance is 1.
+    Computed in float64 (float32 cancellation in L2 can swap near-ties), block by block,
+    so the float64 copies never hold more than a few blocks of rows. An all-zero vector
+    (a ReLU layer that stays silent for an image) has no direction: its cosine
+    similarity to everything is taken as 0, so its distance is 1.
     """
     _check_metric(metric)
-    if metric == "cosine":
-        an = a / a.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        bn = b / b.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        return (1 - an @ bn.T).clamp_min(0)
-    return torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist")
+    a, b = _as_matrix(a), _as_matrix(b)
+    out = torch.empty(a.shape[0], b.shape[0], dtype=torch.float64)
+    for i, rows in _row_blocks(a):
+        if metric == "cosine":
+            rows = _unit_rows(rows)
+        for j, cols in _row_blocks(b):
+            block = out[i:i + rows.shape[0], j:j + cols.shape[0]]
+            if metric == "cosine":
+                block.copy_(1 - rows @ _unit_rows(cols).T)
+            else:
+                block.copy_(torch.cdist(rows, cols, compute_mode="donot_use_mm_for_euclid_dist"))
+    return out.clamp_min_(0) if metric == "cosine" else out
 
 
 def _is_index(query) -> bool:
@@ -76,7 +101,7 @@ def nearest_neighbors(features, query, k: int = 5, metric: str = "cosine",
         q = f[index:index + 1]
         skip.add(index)
     else:
-        q = torch.as_tensor(query).double().reshape(1, -1)
+        q = torch.as_tensor(query).reshape(1, -1)
         if q.shape[1] != d:
             raise ValueError(f"the query has {q.shape[1]} features but the set has {d} per item: "
                              "describe it at the same layer")

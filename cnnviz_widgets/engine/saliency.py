@@ -17,6 +17,7 @@ from typing import Sequence
 
 import torch
 
+from . import memory
 from .models import Network
 
 __all__ = ["saliency", "gradient_map", "targets_for"]
@@ -45,12 +46,13 @@ def gradient_map(net: Network, x: torch.Tensor, targets: torch.Tensor) -> torch.
 
 
 def saliency(net: Network, x, target: int | str | Sequence[int | str], smooth: int = 0,
-             noise: float = 0.15, seed: int = 0, batch_size: int = 16) -> torch.Tensor:
+             noise: float = 0.15, seed: int = 0, batch_size: int | None = None) -> torch.Tensor:
     """Saliency of `target` for a batch of images: N x H x W, max over channels of |gradient|.
 
     smooth: 0 for the plain map; k > 0 for SmoothGrad over k noisy copies per image,
     noise: their standard deviation as a fraction of the image's value range; seed: the
-    noise generator's seed.
+    noise generator's seed. batch_size: images (or noisy copies) per forward+backward;
+    None picks it from the memory budget (`engine.memory`).
     """
     x = net.as_batch(x, what="saliency")
     targets = targets_for(net, target, x.shape[0])
@@ -58,8 +60,13 @@ def saliency(net: Network, x, target: int | str | Sequence[int | str], smooth: i
         raise ValueError(f"smooth is a number of noisy samples (0 for none), not {smooth!r}")
     if not 0.0 <= float(noise) <= 1.0:
         raise ValueError(f"noise is a fraction of the pixel range in [0, 1], not {noise}")
+    if batch_size is None:
+        batch_size = memory.batch_size(net, size=max(x.shape[-2:]), backward=True)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, not {batch_size!r}")
     if smooth == 0:
-        return gradient_map(net, x, targets).abs().amax(dim=1)
+        return torch.cat([gradient_map(net, x[s:s + batch_size], targets[s:s + batch_size]).abs().amax(dim=1)
+                          for s in range(0, x.shape[0], batch_size)])
     generator = torch.Generator(device=x.device).manual_seed(int(seed))
     spread = (x.amax(dim=(1, 2, 3)) - x.amin(dim=(1, 2, 3))).view(-1, 1, 1, 1) * float(noise)
     total = torch.zeros(x.shape[0], *x.shape[2:], device=x.device)

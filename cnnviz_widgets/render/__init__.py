@@ -28,6 +28,12 @@ __all__ = [
     "upscale",
     "resize_to",
     "side_by_side",
+    "stack",
+    "beside",
+    "with_heading",
+    "at_height",
+    "fit_tile",
+    "gradient_picture",
     "show",
 ]
 
@@ -232,6 +238,65 @@ def side_by_side(images: Sequence, labels: Sequence[str] | None = None, height: 
     width = max(r.shape[1] for r in resized)
     padded = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in resized]
     return tile_grid(np.stack(padded), ncols=len(padded), pad=pad, normalize_mode="none", labels=labels)
+
+
+def stack(pictures: Sequence[np.ndarray], gap: int = 8) -> np.ndarray:
+    """uint8 pictures one under the other, left-aligned on white."""
+    width = max(p.shape[1] for p in pictures)
+    rows = []
+    for i, p in enumerate(pictures):
+        if i:
+            rows.append(np.full((gap, width, 3), 255, np.uint8))
+        rows.append(np.pad(p, ((0, 0), (0, width - p.shape[1]), (0, 0)), constant_values=255))
+    return np.concatenate(rows, axis=0)
+
+
+def beside(pictures: Sequence[np.ndarray], gap: int = 8) -> np.ndarray:
+    """uint8 pictures left to right at their own sizes, top-aligned on white
+    (`side_by_side` resizes them to one height instead)."""
+    height = max(p.shape[0] for p in pictures)
+    columns = []
+    for i, p in enumerate(pictures):
+        if i:
+            columns.append(np.full((height, gap, 3), 255, np.uint8))
+        columns.append(np.pad(p, ((0, height - p.shape[0]), (0, 0), (0, 0)), constant_values=255))
+    return np.concatenate(columns, axis=1)
+
+
+def with_heading(picture: np.ndarray, text: str, height: int = 16) -> np.ndarray:
+    """A picture under a one-line heading on white."""
+    strip = Image.new("RGB", (picture.shape[1], height), (255, 255, 255))
+    ImageDraw.Draw(strip).text((4, 2), text, fill=(0, 0, 0), font=_font())
+    return np.concatenate([np.asarray(strip), to_uint8(picture)], axis=0)
+
+
+def at_height(image, height: int | None = None) -> np.ndarray:
+    """An image (uint8 array, [0, 1] array or tensor, 3 x H x W or 1 x 3 x H x W) as
+    uint8 H x W x 3, resized to `height` (keeping its aspect) when given."""
+    a = _to_numpy(image)
+    if a.ndim == 4:
+        a = a[0]
+    a = to_uint8(a)
+    if height and a.shape[0] != height:
+        a = resize_to(a, (height, max(1, int(round(a.shape[1] * height / a.shape[0])))))
+    return a
+
+
+def fit_tile(patch: np.ndarray, size: int = 64) -> np.ndarray:
+    """A patch as a `size` x `size` tile: small ones are enlarged in whole pixels first,
+    so their pixels stay visible as squares; large ones are shrunk smoothly."""
+    h = patch.shape[0]
+    if h < size:
+        patch = upscale(patch, max(1, size // h))
+    return resize_to(patch, (size, size), smooth=h > size)
+
+
+def gradient_picture(gradient) -> np.ndarray:
+    """A 3 x H x W gradient as the papers show it: grey = 0, contrast set by the 99th
+    percentile of |gradient| (the few largest values would otherwise wash out the rest)."""
+    g = _to_numpy(gradient).astype(np.float32)
+    scale = float(np.percentile(np.abs(g), 99)) or float(np.abs(g).max()) or 1.0
+    return to_uint8(np.clip(g / (2 * scale) + 0.5, 0, 1))
 
 
 def to_png(image) -> bytes:

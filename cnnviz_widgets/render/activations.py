@@ -12,7 +12,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..engine.activations import _check_maps
 from . import heatmap_overlay, normalize as _normalize, tile_grid as _tile_grid
 from .filters import frame_tile
 
@@ -32,7 +31,9 @@ def activation_grid(acts: torch.Tensor, channels: Sequence[int] | None = None, n
     are wide enough). Maps larger than `max_tile` pixels are averaged down by a
     whole factor (an overview: `channel_overlay` shows one map at full resolution).
     """
-    acts = _check_maps(acts)
+    acts = torch.as_tensor(acts)
+    if acts.dim() != 3:
+        raise ValueError(f"activation_grid needs maps of shape channels x height x width, not {tuple(acts.shape)}")
     c = acts.shape[0]
     chosen = list(range(c)) if channels is None else [int(i) for i in channels]
     if not chosen:

@@ -1,8 +1,10 @@
 """The ipywidgets layer: shared controls and one app per lesson.
 
-Apps compute nothing themselves: they call the engine and show what `render`
-draws. Each lesson's app is importable from here, e.g.
-``from cnnviz_widgets.widgets import OcclusionApp``.
+Apps compute nothing themselves: they call the engine (in their `Runner` when it
+can take a while) and show what `render` draws. Every app stands on one skeleton,
+`base.App` (see docs/ARCHITECTURE.md, "The app skeleton"). Each lesson's app is
+importable from here, e.g. ``from cnnviz_widgets.widgets import OcclusionApp``;
+notebooks import only app classes from here, pictures from `cnnviz_widgets.render`.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import importlib
 
 from .base import App, Runner
-from .controls import ChannelSlider, ClassPicker, ImagePicker, LayerPicker, ModelPicker
+from .controls import ChannelSlider, ClassPicker, ImagePicker, ImageUpload, LayerPicker, ModelPicker
 
 # lesson apps, loaded on first use: name -> module
 _APPS: dict[str, str] = {
@@ -30,7 +32,8 @@ _APPS: dict[str, str] = {
     "CompareApp": "compare",
 }
 
-__all__ = sorted(_APPS) + ["App", "Runner", "ChannelSlider", "ClassPicker", "ImagePicker", "LayerPicker", "ModelPicker"]
+__all__ = sorted(_APPS) + ["App", "Runner", "ChannelSlider", "ClassPicker", "ImagePicker", "ImageUpload",
+                           "LayerPicker", "ModelPicker"]
 
 
 def __getattr__(name: str):

@@ -8,8 +8,7 @@ import ipywidgets as W
 
 from .. import render
 from ..engine import adversarial
-from .controls import ClassPicker, ImagePicker
-from .optimize_app import OptimizeApp, image_array
+from .optimize_app import OptimizeApp
 
 __all__ = ["FoolingApp"]
 
@@ -30,35 +29,24 @@ class FoolingApp(OptimizeApp):
     run_label = "Fool it"
     display_height = 200
 
-    def __init__(self, model=None, image=None, target: str = "goldfish", budget: float = 8, steps: int = 30,
-                 method: str = "fool"):
-        extra = {}
-        if image is not None and not isinstance(image, str):
-            extra = {"your image": image}
-        self.image = ImagePicker(extra=extra, value=image if isinstance(image, str) else ("your image" if extra else None))
-        self.class_picker = ClassPicker()
+    def __init__(self, model=None, *, image=None, target: str = "goldfish", budget: float = 8, steps: int = 30,
+                 method: str = "fool", threaded: bool = True):
+        super().__init__(model, image=image, pickers=("model", "image", "class"), threaded=threaded)
         self.budget = W.FloatSlider(value=budget, min=0.5, max=32, step=0.5, description="budget /255",
                                     style=_STYLE, continuous_update=False)
         self.n_steps = W.IntSlider(value=steps, min=1, max=200, description="max steps", style=_STYLE,
                                    continuous_update=False)
         self.method = W.Dropdown(options=list(METHODS.items()), value=method, description="method", style=_STYLE)
-        controls = [self.image, W.HBox([self.class_picker, self.method]), W.HBox([self.budget, self.n_steps])]
-        super().__init__(controls, model=model)
-        self.image.on_error = self.show_error
-        self.image.on_note = self.show_note
-        self.class_picker.set_network(self.net)
         if target and target in self.net.classes:
             self.class_picker.value = target
         self._x = None
         self.result = None
         self.show_note("Pick a target class and press 'Fool it'. The budget is the largest change of any pixel.")
-
-    def on_model(self, net) -> None:
-        self.class_picker.set_network(net)
+        self.arrange([self.image_picker, W.HBox([self.class_picker, self.method]), W.HBox([self.budget, self.n_steps])])
 
     def prepare(self):
         net = self.net
-        x = net.preprocess(self.image.image)
+        x = net.preprocess(self.image_picker.image)
         if not (self.class_picker.value or "").strip():
             raise ValueError("choose a target class (type to search)")
         target = self.class_picker.class_index(net)
@@ -67,27 +55,29 @@ class FoolingApp(OptimizeApp):
         method = self.method.value
         original = adversarial.predicted_class(net, x)
         self._x, self._target, self._original = x, target, original
-        alpha = min(eps, 1 / 255)
+        step_size = min(eps, 1 / 255)
         if method == "fool":
-            return lambda stop: adversarial.fool_iter(net, x, target, eps=eps, alpha=alpha, max_steps=steps,
+            return lambda stop: adversarial.fool_iter(net, x, target, eps=eps, step_size=step_size, steps=steps,
                                                       should_stop=stop)
         if method == "pgd":
-            return lambda stop: adversarial.pgd_iter(net, x, target, eps=eps, alpha=alpha, steps=steps,
+            return lambda stop: adversarial.pgd_iter(net, x, target, eps=eps, step_size=step_size, steps=steps,
                                                      should_stop=stop)
-        return lambda stop: adversarial.pgd_iter(net, x, original, eps=eps, alpha=eps, steps=1, targeted=False,
+        return lambda stop: adversarial.pgd_iter(net, x, label=original, eps=eps, step_size=eps, steps=1,
                                                  should_stop=stop)
 
     def picture(self, progress):
         h = self.display_height
-        diff = adversarial.magnify(progress.image - self._x, 10)
-        return render.side_by_side([image_array(self._x, h), image_array(progress.image, h), image_array(diff, h)],
+        r = progress.result
+        diff = adversarial.magnify(r.difference, 10)
+        return render.side_by_side([render.at_height(r.original, h), render.at_height(r.image, h),
+                                    render.at_height(diff, h)],
                                    labels=["original", "fooled", "difference x10"], height=h)
 
     def summary(self, progress, stopped):
         net = self.net
         before = net.predict(self._x, top=1)[0]
-        after = net.predict(progress.image, top=1)[0]
-        linf, l2 = adversarial.perturbation_size(self._x, progress.image)
+        after = net.predict(progress.result.image, top=1)[0]
+        linf, l2 = progress.result.linf, progress.result.l2
         target = net.classes[self._target]
         hit = after[0] == target
         verdict = (f"<b style='color:#1b5e20'>fooled: the model now says {html.escape(target)}</b>" if hit else

@@ -7,7 +7,7 @@ import html
 import ipywidgets as W
 
 from ..engine import ascent
-from .controls import ChannelSlider, ClassPicker, LayerPicker
+from .controls import ChannelSlider, LayerPicker
 from .optimize_app import OptimizeApp
 
 __all__ = ["AscentApp"]
@@ -16,14 +16,15 @@ _STYLE = {"description_width": "90px"}
 
 
 class AscentApp(OptimizeApp):
-    """Pick a class (or a layer and channel), the steps, learning rate, regularisers
+    """Pick a class (or a layer and channel), the steps, step size, regularisers
     and parametrisation; Run shows the image growing, Stop keeps it."""
 
     title = "Gradient ascent: what does the network imagine?"
 
-    def __init__(self, model=None, target: str = "", size: int = 160, steps: int = 40, param: str = "pixel"):
+    def __init__(self, model=None, *, target: str = "", size: int = 160, steps: int = 40, param: str = "pixel",
+                 threaded: bool = True):
+        super().__init__(model, pickers=("model", "class"), threaded=threaded)
         self.what = W.ToggleButtons(options=["class", "channel"], value="class", description="maximise", style=_STYLE)
-        self.class_picker = ClassPicker()
         self.layer = LayerPicker(only=lambda net, l: l != "logits")
         self.channel = ChannelSlider()
         self.param = W.ToggleButtons(options=list(ascent.PARAMETRISATIONS), value=param,
@@ -32,8 +33,8 @@ class AscentApp(OptimizeApp):
                                 continuous_update=False)
         self.n_steps = W.IntSlider(value=steps, min=1, max=500, description="steps", style=_STYLE,
                                    continuous_update=False)
-        self.lr = W.FloatLogSlider(value=ascent.DEFAULTS[param]["lr"], base=10, min=-3, max=0, step=0.1,
-                                   description="learning rate", style=_STYLE, continuous_update=False)
+        self.step_size = W.FloatLogSlider(value=ascent.DEFAULTS[param]["step_size"], base=10, min=-3, max=0,
+                                          step=0.1, description="step size", style=_STYLE, continuous_update=False)
         self.l2 = W.FloatSlider(value=ascent.DEFAULTS[param]["l2"], min=0, max=5, step=0.05,
                                 description="L2 decay", style=_STYLE, continuous_update=False)
         self.tv = W.FloatSlider(value=0.0, min=0, max=5, step=0.05, description="total var.", style=_STYLE,
@@ -44,17 +45,16 @@ class AscentApp(OptimizeApp):
                                   continuous_update=False)
         self.seed = W.IntText(value=0, description="seed", style=_STYLE, layout=W.Layout(width="160px"))
         controls = [W.HBox([self.what, self.class_picker]), W.HBox([self.layer, self.channel]),
-                    W.HBox([self.param, self.size]), W.HBox([self.n_steps, self.lr]),
+                    W.HBox([self.param, self.size]), W.HBox([self.n_steps, self.step_size]),
                     W.HBox([self.l2, self.tv]), W.HBox([self.blur, self.jitter, self.seed])]
-        super().__init__(controls, model=model)
         self.class_picker.value = target or self.net.classes[min(1, len(self.net.classes) - 1)]
-        self.guarded(self.on_model)(self.net)
-        self.param.observe(lambda _c: self._param_defaults(), names="value")
-        self.layer.observe(lambda _c: self.guarded(self._layer_changed)(), names="value")
+        self.on_model(self.net)
+        self.watch([self.param], self._param_defaults)
+        self.watch([self.layer], self._layer_changed)
         self.show_note("Press Run: the picture updates as the image is optimised; Stop keeps it.")
+        self.arrange(controls)
 
     def on_model(self, net) -> None:
-        self.class_picker.set_network(net)
         self.layer.set_network(net)
         self._layer_changed()
 
@@ -65,10 +65,10 @@ class AscentApp(OptimizeApp):
     def _param_defaults(self) -> None:
         # The two parametrisations want different step sizes and regularisers.
         d = ascent.DEFAULTS[self.param.value]
-        self.lr.value, self.l2.value, self.blur.value = d["lr"], d["l2"], d["blur_sigma"]
+        self.step_size.value, self.l2.value, self.blur.value = d["step_size"], d["l2"], d["blur_sigma"]
 
     def prepare(self):
-        kw = dict(size=self.size.value, steps=self.n_steps.value, param=self.param.value, lr=self.lr.value,
+        kw = dict(size=self.size.value, steps=self.n_steps.value, param=self.param.value, step_size=self.step_size.value,
                   l2=self.l2.value, tv=self.tv.value, blur_sigma=self.blur.value,
                   blur_every=4 if self.blur.value > 0 else 0, jitter=self.jitter.value,
                   seed=self.seed.value, every=max(1, self.n_steps.value // 20))
@@ -85,7 +85,7 @@ class AscentApp(OptimizeApp):
 
     def summary(self, progress, stopped):
         text = super().summary(progress, stopped)
-        top = self.net.predict(progress.image, top=len(self.net.classes))  # a forward pass, no gradient
+        top = self.net.predict(progress.result.image, top=len(self.net.classes))  # a forward pass, no gradient
         pred = ", ".join(f"{html.escape(n)} {p:.2f}" for n, p in top[:3])
         if self._target is not None:
             name = self.net.classes[self._target]

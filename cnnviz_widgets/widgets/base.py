@@ -1,20 +1,26 @@
-"""The small base every lesson app stands on.
+"""The one skeleton every lesson app stands on: `App` and its `Runner`.
 
-An `App` is a VBox that owns its controls, one picture (`view`, a PNG Image
-widget), one text area (`info`) and one message line (`message`). It keeps its
-state on itself, never in globals, never calls `display()` in its constructor, and
-reports every error inside itself, so a bad upload or a wrong setting shows a
-message and the app keeps working. Tests drive it headless: set a control's
-`.value`, then read `app.view.value` (PNG bytes), `app.info.value` and
-`app.error`.
+An `App` is a VBox that owns its controls, one picture (`view`, a PNG Image widget),
+one text area (`info`) and one message line (`message`). It takes its network as a
+`Network` or a model name (a network given is used as it is, never swapped for a
+model of the same name), owns the model, image and class pickers it asks for
+(`pickers=`), and switches model one way: the model picker calls `on_model(net)`,
+then `refresh()`. It keeps its state on itself, never in globals, never calls
+`display()` in its constructor, and reports every error inside itself, so a bad
+upload or a wrong setting shows a message and the app keeps working.
 
-Long computations go through `Runner`: a worker thread fed by an engine generator,
-with a progress bar, a live preview and a Stop button that ends the run within a step.
+Anything that can take longer than about 100 ms runs in the app's `Runner`: a worker
+thread fed by an engine generator, with a progress bar and a Stop button that ends
+the run within a step. Starting a job stops the one under way as stale: a stale job
+never draws. Tests drive an app headless: set a control's `.value`, call
+`app.runner.wait()` (or build the app with ``threaded=False``), then read
+`app.view.value` (PNG bytes), `app.info.value` and `app.error`.
 """
 
 from __future__ import annotations
 
 import html
+import os
 import threading
 import time
 import traceback
@@ -25,18 +31,56 @@ import ipywidgets as W
 import numpy as np
 
 from .. import render
+from ..engine.data import model_for
+from ..engine.models import Network
+from ..engine.progress import Progress
+from .controls import ClassPicker, DatasetPicker, ImagePicker, ModelPicker, resolve_dataset, resolve_network
 
-__all__ = ["App", "Runner"]
+__all__ = ["App", "Runner", "single_step"]
 
 _BLANK_PNG = render.to_png(np.full((4, 4, 3), 255, np.uint8))
+PICKERS = ("model", "dataset", "image", "class")
+
+MakeSteps = Callable[[Callable[[], bool]], Iterable[Any]]
+
+
+def single_step(compute: Callable[[], Any]) -> MakeSteps:
+    """A plain engine verb as a one-step job for `Runner.start`: the progress bar goes
+    from 0 to 1 when `compute()` returns."""
+    def steps(_should_stop):
+        yield Progress(1, 1, compute(), done=True)
+    return steps
 
 
 class App(W.VBox):
-    """A lesson app: controls on top, then the picture, the text and the message line."""
+    """A lesson app: pickers and controls on top, then the message line, the picture
+    and the text.
+
+    A subclass calls ``super().__init__(model, image=..., pickers=(...))``, which sets
+    `self.net` (and `self.dataset`), `self.runner` and the pickers it asked for
+    (`model_picker`, `dataset_picker`, `image_picker`, `class_picker`); builds its own
+    controls for `self.net`; watches them (`watch`); and ends with
+    `self.arrange(controls)`, which lays everything out and draws the first picture. It
+    overrides `refresh()` (what a change of setting does), `on_model(net)` and
+    `on_dataset(dataset)` (adapt its controls to a newly chosen network or dataset) and,
+    where the Runner has a button, `run()`.
+    """
 
     title = ""
+    #: The Runner's button ("Run", "Map", ...); None: the app computes on every change
+    #: of setting and its Runner shows only progress and Stop.
+    run_label: str | None = None
 
-    def __init__(self, controls: Sequence[W.Widget], title: str | None = None, **kwargs):
+    def __init__(self, model: Network | str | None = None, *, image: Any = None, dataset: Any = None,
+                 pickers: Sequence[str] = ("model",), threaded: bool = True, title: str | None = None,
+                 **kwargs):
+        unknown = set(pickers) - set(PICKERS)
+        if unknown:
+            raise ValueError(f"unknown pickers {sorted(unknown)}: choose from {', '.join(PICKERS)}")
+        # Apps over a dataset (lessons 02, 03, 05) take `dataset=` (a dataset or its name);
+        # their default model is the one the dataset's lesson uses.
+        self.dataset = resolve_dataset(dataset) if "dataset" in pickers else None
+        self.net = resolve_network(model, model_for(self.dataset) if self.dataset is not None else None)
         self.view = W.Image(format="png", layout=W.Layout(max_width="100%", height="auto", align_self="flex-start"))
         # A blank placeholder: an empty Image shows a broken-image icon in the browser.
         self.view.value = _BLANK_PNG
@@ -44,12 +88,96 @@ class App(W.VBox):
         self.message = W.HTML()
         self.error: str = ""
         self.note: str = ""
-        self._job_lock = threading.Lock()  # draw_when_ready's job, shared with the worker
-        self._job_key = None
-        header = W.HTML(f"<b>{html.escape(title or self.title)}</b>") if (title or self.title) else None
-        children = ([header] if header else []) + list(controls) + [self.message, self.view, self.info]
-        super().__init__(children=children, **kwargs)
+        self._problems: list[str] = []
+        # Quiet until `arrange`: control changes made while building do not refresh.
+        self._syncing = True
+        self.runner = Runner(self.run_label, threaded=threaded)
+        self.runner.on_error = self.show_error
+        self.runner.run_button.on_click(lambda _b: self.guarded(self.run)())
+
+        self.model_picker = self.dataset_picker = self.image_picker = self.class_picker = None
+        if "model" in pickers:
+            self.model_picker = ModelPicker(self.net)
+            self.watch([self.model_picker], self._switch_model)
+        if "dataset" in pickers:
+            self.dataset_picker = DatasetPicker(self.dataset)
+            self.watch([self.dataset_picker], self._switch_dataset)
+        if "image" in pickers:
+            self.image_picker = ImagePicker()
+            self.image_picker.on_error = self.show_error
+            self.image_picker.on_note = self.show_note
+            if image is not None:
+                self.guarded(self.image_picker.choose, later=True)(image)
+            self.watch([self.image_picker.dropdown], self.refresh)
+        if "class" in pickers:
+            self.class_picker = ClassPicker(self.net)
+            self.watch([self.class_picker], self.refresh)
+        super().__init__(children=[], **kwargs)
+        self.heading = self.title if title is None else title
         self.add_class("cnnviz-app")
+
+    def arrange(self, controls: Sequence[W.Widget]) -> None:
+        """Lay out the controls above the message line, the picture and the text; from
+        here on, changes refresh; draw the first picture. Problems with the constructor's
+        settings (a bad image, layer, ...) are shown once it is drawn."""
+        header = [W.HTML(f"<b>{html.escape(self.heading)}</b>")] if self.heading else []
+        self.children = header + list(controls) + [self.message, self.view, self.info]
+        self._syncing = False
+        self.guarded(self.refresh)()
+        if self._problems:
+            self.show_error("; ".join(self._problems))
+
+    # -- what subclasses provide
+    def refresh(self) -> None:
+        """Show the current settings: draw from what is at hand, or compute in the Runner."""
+
+    def on_model(self, net: Network) -> None:
+        """Adapt the app's own controls (layers, channels, sizes...) to a newly chosen
+        network. Called with control changes held quiet; `refresh()` follows."""
+
+    def on_dataset(self, dataset) -> None:
+        """Adapt the app's own controls (item sliders, labels...) to a newly chosen
+        dataset. Called with control changes held quiet; `refresh()` follows."""
+
+    def run(self) -> None:
+        """What the Runner's button does: by default, show the current settings again."""
+        self.refresh()
+
+    # -- switching model (and dataset): the one way
+    def _switch_model(self) -> None:
+        net = self._chosen(self.model_picker, self.model_picker.network, self.net, self.net.name)
+        if net is None:
+            return
+        with self.syncing():
+            self.net = net
+            if self.class_picker is not None:
+                self.class_picker.set_network(net)
+            self.on_model(net)
+        self.refresh()
+
+    def _switch_dataset(self) -> None:
+        dataset = self._chosen(self.dataset_picker, self.dataset_picker.dataset, self.dataset,
+                               getattr(self.dataset, "name", None))
+        if dataset is None:
+            return
+        with self.syncing():
+            self.dataset = dataset
+            self.on_dataset(dataset)
+        self.refresh()
+
+    def _chosen(self, picker: W.Widget, load: Callable[[], Any], current: Any, current_value: Any) -> Any:
+        """What `picker` now names, loaded; None if it is the one in use. If it cannot be
+        loaded (an online model or dataset offline, say), the picker goes back and the
+        message says why."""
+        try:
+            chosen = load()
+        except Exception:
+            self.set_quietly(picker, value=current_value)
+            raise
+        if chosen is current:
+            return None
+        self.runner.cancel()  # its result would belong to the old network or dataset
+        return chosen
 
     # -- reporting
     def show_error(self, problem: BaseException | str) -> None:
@@ -67,73 +195,40 @@ class App(W.VBox):
         self.message.value = (f'<div style="color:#555" class="cnnviz-note">{html.escape(self.note)}</div>'
                               if self.note else "")
 
-    def guarded(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """Wrap a callback so any exception becomes the app's message, never a traceback."""
+    def guarded(self, fn: Callable[..., Any], later: bool = False) -> Callable[..., Any]:
+        """Wrap a callback so any exception becomes the app's message, never a traceback.
+        `later`: while the app is being built, keep the message to show once it is drawn."""
         def call(*args, **kwargs):
             try:
-                self.clear_error()
+                if not later:
+                    self.clear_error()
                 return fn(*args, **kwargs)
             except Exception as e:  # noqa: BLE001 - the app must keep working
-                self.show_error(e)
+                if later:
+                    self._problems.append(_describe(e))
+                else:
+                    self.show_error(e)
                 if _debug():
                     traceback.print_exc()
                 return None
         return call
 
-    def connect_runner(self, runner: "Runner", on_run: Callable[[], Any]) -> None:
-        """The runner reports its errors in this app's message line, and its Run
-        button calls `on_run` (guarded)."""
-        runner.on_error = self.show_error
-        runner.run_button.on_click(lambda _b: self.guarded(on_run)())
-
-    def draw_when_ready(self, runner: "Runner", key: Any, ready: Callable[[], bool],
-                        make_steps: Callable[[Callable[[], bool]], Iterable[Any]], draw: Callable[[], Any],
-                        current_key: Callable[[], Any]) -> None:
-        """Draw at once when the data for `key` is at hand (answers from caches stay
-        instant and synchronous); otherwise compute it in `runner`'s worker thread, with
-        progress and Stop, and draw when it finishes.
-
-        A job already under way for the same key is left alone: it draws the settings
-        of the moment when it ends (so a draw-only control, moved meanwhile, is drawn
-        then). A job for another key is stopped first. A finished job draws only if its
-        key is still the current one."""
-        with self._job_lock:
-            if self._job_key is not None and self._job_key == key and runner.running:
-                return
-        if runner.running:
-            runner.stop()
-            runner.wait()
-        if ready():
-            draw()
-            return
-        with self._job_lock:
-            self._job_key = key
-
-        def finish(_last, stopped: bool) -> None:
-            with self._job_lock:
-                self._job_key = None  # from here on, a refresh draws by itself
-            # The end of the action that started the work: a message shown since then
-            # (e.g. about a bad argument) stays; only a failure of the drawing is added.
-            if not stopped and current_key() == key:
-                try:
-                    draw()
-                except Exception as e:  # noqa: BLE001 - the app must keep working
-                    self.show_error(e)
-
-        runner.start(make_steps, lambda _progress: None, finish)
-
     def watch(self, controls: Iterable[W.Widget], callback: Callable[[], Any], names: str = "value") -> None:
-        """Call `callback()` (guarded) whenever one of the controls changes."""
+        """Call `callback()` (guarded) whenever one of the controls changes, except while
+        controls are being set quietly (`syncing`, `set_quietly`, before `arrange`)."""
         guarded = self.guarded(callback)
+
+        def changed(_change) -> None:
+            if not self._syncing:
+                guarded()
+
         for c in controls:
-            c.observe(lambda _change: guarded(), names=names)
+            c.observe(changed, names=names)
 
     # -- keeping controls consistent without refresh storms
-    _syncing = False
-
     @contextmanager
     def syncing(self):
-        """Control changes made inside do not trigger the app's refresh (check `_syncing`)."""
+        """Control changes made inside do not trigger watched callbacks."""
         previous, self._syncing = self._syncing, True
         try:
             yield
@@ -146,27 +241,32 @@ class App(W.VBox):
             for name, value in traits.items():
                 setattr(widget, name, value)
 
-    def current_network(self):
-        """The network `self.model` (a ModelPicker) names, kept in `self.net`.
+    # -- computing
+    def draw_when_ready(self, key: Any, ready: Callable[[], bool], make_steps: MakeSteps,
+                        draw: Callable[[], Any]) -> None:
+        """Draw at once when the data for `key` is at hand (answers from caches stay
+        instant and synchronous); otherwise compute it in the Runner, with progress and
+        Stop, and draw when it finishes.
 
-        If the chosen model cannot be loaded (an online model offline, say), the picker
-        goes back to the model that worked and the error propagates to the message line.
-        `on_new_network(net)` is called when the network changes.
-        """
-        net = getattr(self, "net", None)
-        if net is None or net.name != self.model.value:
-            try:
-                loaded = self.model.network()
-            except Exception:
-                if net is not None:
-                    self.set_quietly(self.model, value=net.name)
-                raise
-            self.net = loaded
-            self.on_new_network(loaded)
-        return self.net
+        A job under way for the same key is left alone: it draws the settings of the
+        moment when it ends (so a draw-only control, moved meanwhile, is drawn then).
+        A job for another key is stale: it is stopped and never draws. A message shown
+        since the job started (e.g. about a bad argument) stays; a failing draw is added."""
+        if self.runner.busy_with(key):
+            return
+        if ready():
+            self.runner.cancel()
+            draw()
+            return
 
-    def on_new_network(self, net) -> None:
-        """Hook: adapt controls (layers, classes...) to a newly chosen network."""
+        def finish(_last, stopped: bool) -> None:
+            if not stopped:
+                try:
+                    draw()
+                except Exception as e:  # noqa: BLE001 - the app must keep working
+                    self.show_error(e)
+
+        self.runner.start(make_steps, on_done=finish, key=key)
 
     # -- output
     def show_picture(self, image) -> None:
@@ -175,6 +275,14 @@ class App(W.VBox):
 
     def show_text(self, text_html: str) -> None:
         self.info.value = text_html
+
+    def still_bundle(self, timeout: float = 600, run_if_blank: bool = True) -> dict:
+        """The app as a still (a MIME bundle: its picture, text and settings, and a caption
+        saying it is live in Jupyter) for pages with no kernel, such as the course site.
+        See `widgets.still`. How the app displays in Jupyter is unchanged."""
+        from .still import still_bundle
+
+        return still_bundle(self, timeout, run_if_blank)
 
 
 def _describe(e: BaseException) -> str:
@@ -185,90 +293,176 @@ def _describe(e: BaseException) -> str:
 
 
 def _debug() -> bool:
-    import os
-
     return os.environ.get("CNNVIZ_DEBUG", "") not in ("", "0")
 
 
-class Runner(W.HBox):
-    """Run / Stop buttons and a progress bar around an engine generator.
+class _Job:
+    """One run of the Runner: its key, its stop flag, whether it is stale (superseded:
+    it must not call back) and its thread."""
 
-    `start(make_steps, on_update, on_done)`: `make_steps(should_stop)` returns an
-    iterable of progress objects (each with `step` and `total`, or a float in
-    [0, 1]); `on_update(progress)` is called for each (throttled to `preview_every`
-    seconds, and always for the last), `on_done(last, stopped)` once at the end.
-    Runs in a worker thread so the notebook stays responsive; `wait()` joins it
-    (tests). Errors are reported through `on_error`.
+    def __init__(self, key: Any):
+        self.key = key
+        self.stop = threading.Event()
+        self.stale = False
+        self.active = True
+        self.thread: threading.Thread | None = None
+
+
+class Runner(W.HBox):
+    """Run / Stop buttons and a progress bar around an engine generator; the one place
+    that cancels a stale job.
+
+    `start(make_steps, on_update, on_done, key=...)`: `make_steps(should_stop)` returns
+    an iterable of progress objects (each with `step` and `total`, or a float in [0, 1]);
+    `on_update(progress)` is called for each (throttled to `preview_every` seconds, and
+    always for the last), `on_done(last, stopped)` once at the end. A job under way when
+    another starts is stale: it is stopped within a step and never calls back, and the
+    new job begins when it has ended (one job at a time on a network). `stop()` is the
+    learner's Stop: the job ends within a step and `on_done(last, True)` keeps what it has.
+    Jobs run in a worker thread so the notebook stays responsive (``threaded=False``:
+    in the caller, for tests); `wait()` waits for the current job. Errors go to `on_error`.
     """
 
-    def __init__(self, run_label: str = "Run", preview_every: float = 0.25, threaded: bool = True):
-        self.run_button = W.Button(description=run_label, button_style="primary", icon="play")
+    def __init__(self, run_label: str | None = "Run", preview_every: float = 0.25, threaded: bool = True):
+        self.run_button = W.Button(description=run_label or "Run", button_style="primary", icon="play")
+        if run_label is None:
+            self.run_button.layout.display = "none"
         self.stop_button = W.Button(description="Stop", icon="stop", disabled=True)
         self.progress = W.FloatProgress(value=0.0, min=0.0, max=1.0, layout=W.Layout(width="240px"))
         self.status = W.Label(value="")
         super().__init__(children=[self.run_button, self.stop_button, self.progress, self.status])
         self.preview_every = preview_every
         self.threaded = threaded
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._job: _Job | None = None
+        # Held while a job calls back, and while a job is made stale: a stale job never
+        # draws over the picture of the settings that replaced it.
+        self._lock = threading.RLock()
         self.on_error: Callable[[BaseException], None] = lambda e: None
         self.stop_button.on_click(lambda _b: self.stop())
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        job = self._job
+        return job is not None and job.active
+
+    def busy_with(self, key: Any) -> bool:
+        """A job for `key` (not None) is under way and not being stopped."""
+        job = self._job
+        return key is not None and job is not None and job.active and job.key == key and not job.stop.is_set()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self.running:
+        """The learner's Stop: the job ends within a step and keeps what it has."""
+        job = self._job
+        if job is not None and job.active:
+            job.stop.set()
             self.status.value = "stopping…"
 
-    def wait(self, timeout: float | None = 600) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def cancel(self) -> None:
+        """Stop the job under way as stale: it ends within a step and never calls back."""
+        with self._lock:
+            job = self._job
+            if job is None or job.stale:
+                return
+            job.stale = True
+            job.stop.set()
+            if job.active:
+                self._idle("cancelled", "")
 
-    def start(self, make_steps: Callable[[Callable[[], bool]], Iterable[Any]],
-              on_update: Callable[[Any], None], on_done: Callable[[Any, bool], None]) -> None:
-        if self.running:
-            self.status.value = "already running — press Stop first"
-            return
-        self._stop.clear()
+    def wait(self, timeout: float | None = 600) -> None:
+        """Wait until no job runs (also one started by a job's own callback)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self._job
+            thread = job.thread if job is not None else None
+            if job is None or not job.active or thread is None or thread is threading.current_thread():
+                if job is self._job:
+                    return
+                continue
+            if thread.is_alive():
+                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            else:
+                time.sleep(0.001)  # published a moment before its thread starts
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+
+    def start(self, make_steps: MakeSteps, on_update: Callable[[Any], None] | None = None,
+              on_done: Callable[[Any, bool], None] | None = None, *, key: Any = None) -> bool:
+        """Start a job (the one under way becomes stale). With a `key` equal to the one
+        of a job under way, that job is left alone and False is returned."""
+        if self.busy_with(key):
+            return False
+        job, previous = _Job(key), None
+
+        def work() -> None:
+            if previous is not None and previous.thread is not None and previous.thread is not threading.current_thread():
+                previous.thread.join()
+            try:
+                self._drive(job, make_steps, on_update, on_done)
+            except Exception as e:  # noqa: BLE001 - reported in the app
+                with self._lock:
+                    if not job.stale:
+                        self._idle("failed", "danger")
+                        self.on_error(e)
+            finally:
+                job.active = False
+                with self._lock:
+                    if self._job is job:
+                        self.run_button.disabled, self.stop_button.disabled = False, True
+
+        if self.threaded:  # before the job is published, so that `wait` always finds its thread
+            job.thread = threading.Thread(target=work, daemon=True, name="cnnviz-runner")
+        with self._lock:
+            previous = self._job
+            if previous is not None:
+                previous.stale = True
+                previous.stop.set()
+            self._job = job
         self.run_button.disabled, self.stop_button.disabled = True, False
         self.progress.value, self.progress.bar_style = 0.0, ""
-        self.status.value = "starting…"
-
-        def work():
-            last, last_shown, stopped = None, 0.0, False
-            try:
-                for last in make_steps(self._stop.is_set):
-                    self.progress.value = _fraction(last)
-                    now = time.monotonic()
-                    if now - last_shown >= self.preview_every:
-                        on_update(last)
-                        last_shown = now
-                    self.status.value = _status_text(last)
-                    if self._stop.is_set():
-                        stopped = True
-                        break
-                stopped = stopped or self._stop.is_set()
-                if last is not None:
-                    on_update(last)
-                on_done(last, stopped)
-                self.progress.bar_style = "warning" if stopped else "success"
-                self.status.value = "stopped" if stopped else "done"
-            except Exception as e:  # noqa: BLE001 - reported in the app
-                self.progress.bar_style = "danger"
-                self.status.value = "failed"
-                self.on_error(e)
-            finally:
-                self.run_button.disabled, self.stop_button.disabled = False, True
-
-        if self.threaded:
-            self._thread = threading.Thread(target=work, daemon=True, name="cnnviz-runner")
-            self._thread.start()
+        self.status.value = "working…"
+        if job.thread is not None:
+            job.thread.start()
         else:
-            self._thread = None
             work()
+        return True
+
+    def _drive(self, job: _Job, make_steps: MakeSteps, on_update, on_done) -> None:
+        if job.stale:
+            return
+        last, last_shown, stopped = None, 0.0, False
+        for last in make_steps(job.stop.is_set):
+            if job.stale:
+                return
+            self._call(job, self._show_progress, last)
+            now = time.monotonic()
+            if on_update is not None and now - last_shown >= self.preview_every:
+                self._call(job, on_update, last)
+                last_shown = now
+            if job.stop.is_set():
+                stopped = True
+                break
+        stopped = stopped or job.stop.is_set()
+        if on_update is not None and last is not None:
+            self._call(job, on_update, last)
+        if on_done is not None:
+            self._call(job, on_done, last, stopped)
+        with self._lock:
+            if not job.stale:
+                self._idle("stopped" if stopped else "done", "warning" if stopped else "success")
+
+    def _call(self, job: _Job, fn: Callable[..., Any], *args) -> None:
+        with self._lock:
+            if not job.stale:
+                fn(*args)
+
+    def _show_progress(self, progress: Any) -> None:
+        self.progress.value = _fraction(progress)
+        self.status.value = _status_text(progress)
+
+    def _idle(self, status: str, bar_style: str) -> None:
+        self.status.value = status
+        self.progress.bar_style = bar_style
+        self.run_button.disabled, self.stop_button.disabled = False, True
 
 
 def _fraction(progress: Any) -> float:
@@ -283,7 +477,7 @@ def _fraction(progress: Any) -> float:
 def _status_text(progress: Any) -> str:
     step, total = getattr(progress, "step", None), getattr(progress, "total", None)
     if step is not None and total:
-        loss = getattr(progress, "loss", None)
+        loss = getattr(getattr(progress, "result", None), "loss", None)
         tail = f" · loss {loss:.3g}" if isinstance(loss, (int, float)) else ""
         return f"{step}/{total}{tail}"
-    return ""
+    return "working…"

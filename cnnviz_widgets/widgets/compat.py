@@ -7,8 +7,6 @@ tooltip trait's name.
 
 from __future__ import annotations
 
-import datetime
-
 import ipywidgets
 
 IPYWIDGETS_MAJOR = int(ipywidgets.__version__.split(".")[0])
@@ -52,30 +50,3 @@ def set_tooltip(widget: ipywidgets.Widget, text: str) -> None:
         widget.tooltip = text
     else:
         widget.description_tooltip = text
-
-
-def tooltip_of(widget: ipywidgets.Widget) -> str:
-    return (widget.tooltip if IPYWIDGETS_MAJOR >= 8 else widget.description_tooltip) or ""
-
-
-def fake_upload_value(name: str, content: bytes):
-    """A FileUpload `value` as the browser would send it, for headless tests."""
-    if IPYWIDGETS_MAJOR >= 8:
-        return ({"name": name, "type": "", "size": len(content), "content": memoryview(content),
-                 "last_modified": datetime.datetime.now(datetime.timezone.utc)},)
-    return {name: {"metadata": {"name": name, "type": "", "size": len(content)}, "content": content}}
-
-
-def simulate_upload(upload: ipywidgets.FileUpload, name: str, content: bytes) -> None:
-    """Put a file into a FileUpload as the browser would, in either version (headless tests).
-
-    ipywidgets 7's `FileUpload.value` is read-only (the front end fills `data`/`metadata`
-    and the widget computes `value`), so `upload.value = ...` raises TraitError there;
-    `set_trait` sets it and notifies `value` observers in 7 and 8 alike.
-    """
-    if IPYWIDGETS_MAJOR >= 8:
-        upload.set_trait("value", fake_upload_value(name, content))
-    else:  # the 7.x front end's path: metadata and data, then the counter computes `value`
-        upload.set_trait("metadata", [{"name": name, "type": "", "size": len(content), "lastModified": 0}])
-        upload.set_trait("data", [bytes(content)])
-        upload._counter = upload._counter + 1

@@ -6,9 +6,8 @@ import ipywidgets as W
 
 from .. import render
 from ..engine import deepdream
-from ..engine.optimize import start_image
-from .controls import ImagePicker, LayerPicker
-from .optimize_app import OptimizeApp, image_array
+from .controls import LayerPicker
+from .optimize_app import OptimizeApp
 
 __all__ = ["DeepDreamApp"]
 
@@ -23,9 +22,9 @@ class DeepDreamApp(OptimizeApp):
     run_label = "Dream"
     display_height = 180
 
-    def __init__(self, model=None, image=None, layer=None, size: int = 224, steps: int = 10, octaves: int = 3):
-        extra = {"your image": image} if image is not None and not isinstance(image, str) else {}
-        self.image = ImagePicker(extra=extra, value=image if isinstance(image, str) else ("your image" if extra else None))
+    def __init__(self, model=None, *, image=None, layer=None, size: int = 224, steps: int = 10, octaves: int = 3,
+                 threaded: bool = True):
+        super().__init__(model, image=image, pickers=("model", "image"), threaded=threaded)
         self.layer = LayerPicker(only=lambda net, l: l != "logits")
         self.octaves = W.IntSlider(value=octaves, min=1, max=6, description="octaves", style=_STYLE,
                                    continuous_update=False)
@@ -37,13 +36,12 @@ class DeepDreamApp(OptimizeApp):
                                           style=_STYLE, continuous_update=False)
         self.size = W.IntSlider(value=size, min=64, max=512, step=16, description="size", style=_STYLE,
                                 continuous_update=False)
-        controls = [self.image, self.layer, W.HBox([self.octaves, self.octave_scale]),
-                    W.HBox([self.steps_per_octave, self.step_size]), self.size]
-        super().__init__(controls, model=model)
-        self.image.on_error = self.show_error
-        self.image.on_note = self.show_note
+        if layer is not None:
+            layer = self.guarded(self.net.check_layer, later=True)(layer)
         self.layer.set_network(self.net, layer or ("stage4" if "stage4" in self.net.layers else None))
         self.show_note("Press Dream. Deeper layers dream of object parts; early ones of strokes and textures.")
+        self.arrange([self.image_picker, self.layer, W.HBox([self.octaves, self.octave_scale]),
+                      W.HBox([self.steps_per_octave, self.step_size]), self.size])
 
     def on_model(self, net) -> None:
         self.layer.set_network(net)
@@ -52,25 +50,24 @@ class DeepDreamApp(OptimizeApp):
         net, layer = self.net, self.layer.value
         if not layer:
             raise ValueError("choose a layer")
-        photo = self.image.image
-        self._photo = start_image(net, photo, self.size.value)
+        photo = self.image_picker.image
         kw = dict(octaves=self.octaves.value, octave_scale=self.octave_scale.value,
-                  steps_per_octave=self.steps_per_octave.value, step_size=self.step_size.value,
+                  steps=self.steps_per_octave.value, step_size=self.step_size.value,
                   size=self.size.value, every=max(1, self.steps_per_octave.value // 4))
         return lambda stop: deepdream.deepdream_iter(net, photo, layer, should_stop=stop, **kw)
 
     def picture(self, progress):
         h = self.display_height
-        dreams = progress.info.get("dreams", [])
-        shown = [image_array(self._photo, h)] + [image_array(d, h) for d in dreams]
-        labels = ["photo"] + [f"octave {i + 1}" for i in range(len(dreams))]
-        if len(dreams) < progress.info.get("octave", 0):  # the octave still dreaming
-            shown.append(image_array(progress.image, h))
-            labels.append(f"octave {progress.info['octave']}…")
+        r = progress.result
+        shown = [render.at_height(r.original, h)] + [render.at_height(d, h) for d in r.dreams]
+        labels = ["photo"] + [f"octave {i + 1}" for i in range(len(r.dreams))]
+        if len(r.dreams) < r.octave:  # the octave still dreaming
+            shown.append(render.at_height(r.image, h))
+            labels.append(f"octave {r.octave}…")
         return render.side_by_side(shown, labels=labels, height=h)
 
     def summary(self, progress, stopped):
         text = super().summary(progress, stopped)
         rows = "".join(f"<br>octave {i + 1}: {self.layer.value} energy {b:.3g} → {a:.3g}"
-                       for i, (b, a) in enumerate(progress.info.get("energy", [])))
+                       for i, (b, a) in enumerate(progress.result.energy))
         return text + rows

@@ -8,27 +8,16 @@ import html
 import ipywidgets as W
 import numpy as np
 
+from .. import render
 from ..engine import filters as F
-from ..render import filters as RF
 from ..engine.models import Network
+from ..render import filters as RF
 from . import compat
 from .base import App
-from .controls import ModelPicker
 
-__all__ = ["FiltersApp", "stack"]
+__all__ = ["FiltersApp"]
 
 _WIDE = {"description_width": "70px"}
-
-
-def stack(pictures, gap: int = 8) -> np.ndarray:
-    """uint8 pictures one under the other, left-aligned on white."""
-    width = max(p.shape[1] for p in pictures)
-    rows = []
-    for i, p in enumerate(pictures):
-        if i:
-            rows.append(np.full((gap, width, 3), 255, np.uint8))
-        rows.append(np.pad(p, ((0, 0), (0, width - p.shape[1]), (0, 0)), constant_values=255))
-    return np.concatenate(rows, axis=0)
 
 
 def _hidden(widget: W.Widget, hidden: bool) -> None:
@@ -40,7 +29,7 @@ class FiltersApp(App):
     for the ``shapes`` model, a slider over training steps shows the filters forming;
     the "deeper layer" view draws one filter of a later convolution, kernel by kernel.
 
-    Headless use: set ``app.model.value``, ``app.normalize.value`` (``"per_filter"`` or
+    Headless use: set ``app.model_picker.value``, ``app.normalize.value`` (``"per_filter"`` or
     ``"global"``), ``app.filter.value``, ``app.snapshot.value`` (a snapshot index),
     ``app.mode.value`` (``"first"`` or ``"deeper"``), ``app.conv.value`` (a conv index);
     read ``app.view.value`` (PNG), ``app.info.value`` and ``app.error``.
@@ -48,8 +37,8 @@ class FiltersApp(App):
 
     title = "Lesson 01 · first-layer filters"
 
-    def __init__(self, model: str | None = None, normalize: str = "per_filter", mode: str = "first"):
-        self.model = ModelPicker(value=model)
+    def __init__(self, model=None, *, normalize: str = "per_filter", mode: str = "first", threaded: bool = True):
+        super().__init__(model, threaded=threaded)
         self.normalize = W.ToggleButtons(options=[("per filter", "per_filter"), ("global", "global")],
                                          value=normalize, description="scale", style=_WIDE)
         compat.set_tooltip(self.normalize, "per filter: each tile uses its own range; global: one range for all")
@@ -61,14 +50,13 @@ class FiltersApp(App):
                                           style={"description_width": "90px"}, continuous_update=False,
                                           layout=W.Layout(width="420px"))
         compat.set_tooltip(self.snapshot, "conv1 of the shapes model, recorded while it was trained")
-        super().__init__([self.model, self.normalize, self.mode, self.conv, self.filter, self.snapshot])
-        self.net: Network | None = None
         self._snapshots: list | None = None
-        self.watch([self.model, self.normalize, self.mode, self.conv, self.filter, self.snapshot], self.refresh)
-        self.guarded(self.refresh)()
+        self.on_model(self.net)
+        self.watch([self.normalize, self.mode, self.conv, self.filter, self.snapshot], self.refresh)
+        self.arrange([self.model_picker, self.normalize, self.mode, self.conv, self.filter, self.snapshot])
 
     # -- keeping the controls consistent with the model and the view
-    def on_new_network(self, net: Network) -> None:
+    def on_model(self, net: Network) -> None:
         convs = F.conv_layers(net)
         modules = dict(net.model.named_modules())
         readable = {}
@@ -107,9 +95,7 @@ class FiltersApp(App):
 
     # -- drawing
     def refresh(self) -> None:
-        if self._syncing:
-            return
-        net = self.current_network()
+        net = self.net
         self._sync_visibility()
         if self.mode.value == "deeper":
             self._show_deeper(net)
@@ -129,7 +115,7 @@ class FiltersApp(App):
         norm = self.normalize.value
         grid = RF.filter_grid(weights, norm, highlight=i)
         zoom = RF.filter_zoom(weights, i, norm)
-        self.show_picture(stack([grid, zoom]))
+        self.show_picture(render.stack([grid, zoom]))
         cout, _, k, _ = weights.shape
         rough = F.filter_smoothness(weights)
         self.show_text(

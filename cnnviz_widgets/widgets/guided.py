@@ -2,8 +2,8 @@
 (or deconvnet, or plain gradient) pictures of its strongest positions, each next to
 the receptive-field crop it sees.
 
-Pictures are cached per (model, image, layer, channel, method, k): going back to a
-channel answers from the cache.
+Pictures are made in the Runner (progress, Stop) and cached per (model, image, layer,
+channel, method, k): going back to a channel answers from the cache.
 """
 
 from __future__ import annotations
@@ -11,14 +11,12 @@ from __future__ import annotations
 import html
 
 import ipywidgets as W
-import numpy as np
 
-from .. import render
-from ..engine import guided
+from ..engine import checks, guided
 from ..engine import models
-from .base import App
-from .controls import ChannelSlider, ImagePicker, LayerPicker, ModelPicker
-from .occlusion import choose_image, resolve_network, starter_images
+from ..render.guided import neuron_pairs
+from .base import App, single_step
+from .controls import ChannelSlider, LayerPicker
 
 __all__ = ["GuidedBackpropApp"]
 
@@ -29,76 +27,70 @@ def _default_layer(net: models.Network) -> str:
     return net.layers[len(net.layers) // 3]  # a lower-middle layer: parts and textures, with small fields
 
 
-def gradient_picture(gradient: np.ndarray) -> np.ndarray:
-    """A 3 x H x W gradient as the papers show it: grey = 0, contrast set by the 99th
-    percentile of |gradient| (the few largest values would otherwise wash out the rest)."""
-    scale = float(np.percentile(np.abs(gradient), 99)) or float(np.abs(gradient).max()) or 1.0
-    return render.to_uint8(np.clip(gradient / (2 * scale) + 0.5, 0, 1))
-
-
 class GuidedBackpropApp(App):
-    """Guided backpropagation (Springenberg et al. 2015) from one neuron."""
+    """Guided backpropagation (Springenberg et al. 2015) from one neuron: for each of
+    the channel's strongest positions, what the neuron sees beside its gradient picture.
+
+    Headless use: set ``app.layer.value``, ``app.channel.value``, ``app.method.value``
+    (a rule of ``engine.guided.RULES``), ``app.k.value``; call ``app.runner.wait()``
+    (or build with ``threaded=False``); read ``app.view.value`` and ``app.info.value``.
+    """
 
     title = "Guided backprop: what this channel responds to, pixel by pixel"
 
-    def __init__(self, model=None, image=None, layer: str | None = None, channel: int = 0):
-        self.net = resolve_network(model)
-        self.model_picker = ModelPicker(value=self.net.name)
-        self.images = ImagePicker(extra=starter_images(self.net))
+    def __init__(self, model=None, *, image=None, layer: str | None = None, channel: int = 0,
+                 threaded: bool = True):
+        super().__init__(model, image=image, pickers=("model", "image"), threaded=threaded)
+        if layer is not None:
+            layer = self.guarded(self.net.check_layer, later=True)(layer)
         self.layer = LayerPicker(self.net, value=layer or _default_layer(self.net))
         self.channel = ChannelSlider()
         self.method = W.ToggleButtons(options=list(guided.RULES), value="guided")
         self.k = W.IntSlider(value=4, min=1, max=8, description="positions", continuous_update=False, style=_WIDE)
         self._cache: dict[tuple, list[guided.NeuronPicture]] = {}
-        controls = [W.HBox([self.model_picker, self.images]), W.HBox([self.layer, self.channel]),
-                    W.HBox([self.method, self.k])]
-        super().__init__(controls)
-        self.images.on_error = self.show_error
-        self.images.on_note = self.show_note
-        choose_image(self.images, image)
-        self.model_picker.observe(lambda _c: self.guarded(self._change_model)(), names="value")
-        self.watch([self.layer], self._change_layer)
-        self.watch([self.images.dropdown, self.channel, self.method, self.k], self.refresh)
         self._set_channel_count()
-        with self.channel.hold_trait_notifications():
-            self.channel.value = min(int(channel), self.channel.max)
-        self.guarded(self.refresh)()
+        channel = self.guarded(checks.channel, later=True)(self.net, self.layer.value, channel,
+                                                           channels=self.channel.max + 1)
+        self.channel.value = channel or 0
+        self.watch([self.layer], self._change_layer)
+        self.watch([self.channel, self.method, self.k], self.refresh)
+        self.arrange([W.HBox([self.model_picker, self.image_picker]), W.HBox([self.layer, self.channel]),
+                      W.HBox([self.method, self.k]), self.runner])
 
     def _set_channel_count(self) -> None:
         self.channel.set_count(self.net.layer_shape(self.layer.value)[0])
 
-    def _change_model(self) -> None:
-        net = models.load_model(self.model_picker.value)
-        # The image list and the layer list change one after the other: neither may
-        # redraw until both fit the new network.
-        with self.syncing():
-            self.net = net
-            for name, img in starter_images(net).items():
-                self.images.add_image(name, img, select=False)
-            self.layer.set_network(net, _default_layer(net))
-        self._change_layer()
+    def on_model(self, net: models.Network) -> None:
+        self.layer.set_network(net, _default_layer(net))
+        self._set_channel_count()
 
     def _change_layer(self) -> None:
-        if self._syncing:
-            return
-        self._set_channel_count()
+        with self.syncing():
+            self._set_channel_count()
         self.refresh()
 
+    def _key(self) -> tuple:
+        return (id(self.net), self.image_picker.value, id(self.image_picker.image), self.layer.value,
+                self.channel.value, self.method.value, self.k.value)
+
     def refresh(self) -> None:
-        if self._syncing:
-            return
-        layer, channel, rule = self.layer.value, self.channel.value, self.method.value
-        key = (id(self.net), self.images.value, layer, channel, rule, self.k.value)
-        x = self.net.preprocess(self.images.image)
-        if key not in self._cache:
-            self._cache[key] = guided.neuron_pictures(self.net, x, layer, channel, self.k.value, rule)
-        pictures = self._cache[key]
-        crops = [p.crop for p in pictures]
-        grads = [gradient_picture(p.gradient) for p in pictures]
-        side = max(96, max(c.shape[0] for c in crops))
-        labels = [f"({p.position[0]},{p.position[1]}) {p.activation:.3g}" for p in pictures] + [rule] * len(pictures)
-        self.show_picture(render.tile_grid(crops + grads, ncols=len(pictures), labels=labels, tile_size=(side, side),
-                                           normalize_mode="none"))
+        """Make the pictures for the current settings in the Runner, or draw them from the cache."""
+        key, net, picture = self._key(), self.net, self.image_picker.image
+        layer, channel, rule, k = key[3:]
+
+        def compute():
+            self._cache[key] = guided.neuron_pictures(net, net.preprocess(picture), layer, channel, k, rule)
+
+        self.draw_when_ready(key, lambda: key in self._cache, single_step(compute), self.draw)
+
+    def draw(self) -> None:
+        key = self._key()
+        pictures = self._cache.get(key)
+        if pictures is None:
+            return  # still being made: drawn when it is
+        layer, channel, rule = key[3:6]
+        side = max(96, max(p.crop.shape[0] for p in pictures))
+        self.show_picture(neuron_pairs(pictures, size=side, per_row=min(4, len(pictures)), rule=rule))
         rf = self.net.receptive_field(layer)
         where = "the whole image" if rf.is_global else f"a {rf.size}x{rf.size} pixel receptive field"
         self.show_text(

@@ -8,8 +8,8 @@ import ipywidgets as W
 
 from .. import render
 from ..engine import inversion
-from .controls import ImagePicker
-from .optimize_app import OptimizeApp, image_array
+from ..engine.progress import Progress
+from .optimize_app import OptimizeApp
 
 __all__ = ["InversionApp"]
 
@@ -24,10 +24,10 @@ class InversionApp(OptimizeApp):
     run_label = "Reconstruct"
     display_height = 160
 
-    def __init__(self, model=None, image=None, layers=None, size: int = inversion.DEFAULTS["size"],
-                 steps: int = inversion.DEFAULTS["steps"], tv: float = inversion.DEFAULTS["tv"]):
-        extra = {"your image": image} if image is not None and not isinstance(image, str) else {}
-        self.image = ImagePicker(extra=extra, value=image if isinstance(image, str) else ("your image" if extra else None))
+    def __init__(self, model=None, *, image=None, layers=None, size: int = inversion.DEFAULTS["size"],
+                 steps: int = inversion.DEFAULTS["steps"], tv: float = inversion.DEFAULTS["tv"],
+                 threaded: bool = True):
+        super().__init__(model, image=image, pickers=("model", "image"), threaded=threaded)
         self.layers = W.SelectMultiple(options=[], description="layers", style=_STYLE, rows=5)
         self.tv = W.FloatLogSlider(value=tv, base=10, min=-3, max=1, step=0.1, description="TV weight",
                                    style=_STYLE, continuous_update=False)
@@ -35,12 +35,10 @@ class InversionApp(OptimizeApp):
                                    continuous_update=False)
         self.size = W.IntSlider(value=size, min=32, max=256, step=16, description="size", style=_STYLE,
                                 continuous_update=False)
-        super().__init__([self.image, self.layers, W.HBox([self.tv, self.n_steps]), self.size], model=model)
-        self.image.on_error = self.show_error
-        self.image.on_note = self.show_note
         self.results: dict = {}
         self.on_model(self.net, layers)
         self.show_note("Pick one or more layers (ctrl/shift-click) and press Reconstruct.")
+        self.arrange([self.image_picker, self.layers, W.HBox([self.tv, self.n_steps]), self.size])
 
     def on_model(self, net, layers=None) -> None:
         options = [l for l in net.layers if l != "logits"]
@@ -55,54 +53,43 @@ class InversionApp(OptimizeApp):
         net, layers = self.net, list(self.layers.value)
         if not layers:
             raise ValueError("choose at least one layer to invert")
-        photo = self.image.image
+        photo = self.image_picker.image
         kw = dict(size=self.size.value, steps=self.n_steps.value, tv=self.tv.value,
                   every=max(1, self.n_steps.value // 10))
         self.results = {}
         self._order = layers
 
         def run_all(stop):
-            for layer in layers:
+            for i, layer in enumerate(layers):
                 for p in inversion.invert_features_iter(net, photo, layer, should_stop=stop, **kw):
-                    if p.ended:
-                        self.results[layer] = p
+                    stopped = p.result.ended == "stopped"
+                    if p.done:
+                        self.results[layer] = p.result
                     # one bar for the whole set of layers
-                    yield _Overall(p, layers.index(layer), len(layers))
-                    if p.ended == "stopped":
+                    yield Progress(i * p.total + p.step, len(layers) * p.total, p.result,
+                                   done=p.done and (stopped or i == len(layers) - 1))
+                    if stopped:
                         return
         return run_all
 
     def picture(self, progress):
         h = self.display_height
-        p = progress.inner
-        shown = [image_array(p.info["target"], h)]
+        p = progress.result
+        shown = [render.at_height(p.original, h)]
         labels = ["photo"]
         for layer in self._order:
             done = self.results.get(layer)
             if done is not None:
-                shown.append(image_array(done.image, h))
+                shown.append(render.at_height(done.image, h))
                 labels.append(layer)
-            elif layer == p.info["layer"]:
-                shown.append(image_array(p.image, h))
+            elif layer == p.layer:
+                shown.append(render.at_height(p.image, h))
                 labels.append(f"{layer}…")
         return render.side_by_side(shown, labels=labels, height=h)
 
     def summary(self, progress, stopped):
-        rows = [f"{html.escape(l)}: relative error {r.info['relative_error']:.3f}, pixel distance "
-                f"{inversion.pixel_distance(r.image, r.info['target']):.3f}" for l, r in self.results.items()]
+        rows = [f"{html.escape(l)}: relative error {r.relative_error:.3f}, pixel distance "
+                f"{inversion.pixel_distance(r.image, r.original):.3f}" for l, r in self.results.items()]
         head = "stopped" if stopped else "done"
         return f"{head}<br>" + "<br>".join(rows)
 
-
-class _Overall:
-    """A layer's progress seen as part of the whole run (for the progress bar)."""
-
-    def __init__(self, inner, index: int, count: int):
-        self.inner = inner
-        self.step = index * inner.total + inner.step
-        self.total = count * inner.total
-        self.loss = inner.loss
-        self.image = inner.image
-        self.ended = inner.ended if (inner.ended == "stopped" or index == count - 1) else ""
-        self.info = inner.info
-        self.losses = inner.losses

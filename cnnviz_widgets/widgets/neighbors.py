@@ -6,17 +6,13 @@ import html
 
 import ipywidgets as W
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from .. import render
 from ..engine import features as F
-from ..engine.data import load_dataset, model_for
-from ..engine.images import load_image
-from ..engine.models import load_model
 from ..engine.neighbors import METRICS, nearest_neighbors
-from . import compat
-from .base import App, Runner
-from .controls import LayerPicker
+from .base import App
+from .controls import ImageUpload, LayerPicker
 
 __all__ = ["NeighborsApp", "layer_fits"]
 
@@ -33,104 +29,104 @@ def layer_fits(net, layer: str) -> bool:
 class NeighborsApp(App):
     """Pick a query (an item of the set or your own upload), k, metric and layer; see
     its k nearest neighbours by raw pixels (top row) and by the layer's features
-    (bottom row), each labelled, with how many share the query's label."""
+    (bottom row), each labelled, with how many share the query's label.
+
+    Scans of the set run in the Runner (progress, Stop); scanned layers answer at once.
+    """
 
     title = "Nearest neighbours: pixel space vs feature space"
+    run_label = "Scan"
 
-    def __init__(self, dataset=None, model=None, layer: str | None = None, k: int = 5,
-                 metric: str = "cosine", query: int = 0):
-        self.dataset = dataset if dataset is not None else load_dataset()
-        self.net = model if model is not None and not isinstance(model, str) else load_model(model or model_for(self.dataset))
-        n = len(self.dataset)
-        self.query = W.IntSlider(value=min(max(0, query), n - 1), min=0, max=n - 1, description="query",
-                                 continuous_update=False, style=_STYLE)
-        self.upload = W.FileUpload(accept="image/*", multiple=False, description="upload")
-        compat.set_tooltip(self.upload, "Use your own image as the query (it is checked first).")
-        self.k = W.IntSlider(value=k, min=1, max=max(1, min(12, n - 1)), description="k",
-                             continuous_update=False, style=_STYLE)
+    def __init__(self, model=None, *, dataset=None, layer: str | None = None, k: int = 5,
+                 metric: str = "cosine", query: int = 0, threaded: bool = True):
+        super().__init__(model, dataset=dataset, pickers=("model", "dataset"), threaded=threaded)
+        self.query = W.IntSlider(value=0, min=0, max=0, description="query", continuous_update=False, style=_STYLE)
+        self.upload = ImageUpload()
+        self.upload.on_image = self._use_upload
+        self.upload.on_error, self.upload.on_note = self.show_error, self.show_note
+        self.k = W.IntSlider(value=1, min=1, max=1, description="k", continuous_update=False, style=_STYLE)
         self.metric = W.ToggleButtons(options=list(METRICS), value=metric if metric in METRICS else "cosine",
                                       description="metric", style=_STYLE)
         self.layer = LayerPicker(only=layer_fits)
-        # Scans of the set run in the Runner's worker thread (progress, Stop); the
-        # notebook stays responsive during the first scan of a layer.
-        self.runner = Runner(run_label="Scan")
         self.uploaded: tuple[str, Image.Image] | None = None
-        self.labels = F.dataset_labels(self.dataset).tolist()
-        self._features: dict[str, object] = {}
-        controls = [W.HBox([self.query, self.upload]), W.HBox([self.k, self.metric]), self.layer, self.runner]
-        super().__init__(controls)
-        self.connect_runner(self.runner, self.refresh)
-
-        wanted_problem = None
+        self._features: dict[tuple, object] = {}  # (network, dataset, space) -> what a scan found
+        self._query: dict[tuple, object] = {}  # (network, space) -> the upload's features
+        self.on_dataset(self.dataset)
+        self.query.value, self.k.value = min(max(0, query), self.query.max), min(max(1, k), self.k.max)
         if layer is not None:
-            try:
-                self.net.check_layer(layer)
-            except ValueError as e:
-                wanted_problem, layer = e, None
+            layer = self.guarded(self.net.check_layer, later=True)(layer)
         self.layer.set_network(self.net, layer or F.default_feature_layer(self.net))
-
-        self.upload.observe(self.guarded(self._on_upload), names="value")
-        self.query.observe(self.guarded(self._on_query), names="value")
+        self.watch([self.query], self._on_query)
         self.watch([self.k, self.metric, self.layer], self.refresh)
-        self.guarded(self.refresh)()
-        if wanted_problem is not None:
-            self.show_error(wanted_problem)
+        self.arrange([W.HBox([self.model_picker, self.dataset_picker]), W.HBox([self.query, self.upload]),
+                      W.HBox([self.k, self.metric]), self.layer, self.runner])
+
+    def on_model(self, net) -> None:
+        self.layer.set_network(net, F.default_feature_layer(net))
+
+    def on_dataset(self, dataset) -> None:
+        n = len(dataset)
+        self.query.max, self.k.max = n - 1, max(1, min(12, n - 1))
+        self.labels = F.dataset_labels(dataset).tolist()
 
     # -- the query
-    def _on_query(self, _change=None) -> None:
+    def _on_query(self) -> None:
         self.uploaded = None  # moving the slider goes back to the set's images
         self.refresh()
 
-    def _on_upload(self, _change=None) -> None:
-        files = compat.uploaded_files(self.upload)
-        if not files:
-            return
-        compat.clear_upload(self.upload)
-        self.use_upload(*files[-1])
-
     def use_upload(self, name: str, data: bytes) -> None:
         """Check an uploaded file and make it the query; a bad file leaves the query as it was."""
-        image = load_image(data, name=name)
-        self.uploaded = (name, image)
-        note = image.info.get("cnnviz_note")
-        self.show_note(f"{name}: {note}" if note else "")
-        self.refresh()
+        self.upload.load(name, data)
+
+    def _use_upload(self, name: str, image: Image.Image) -> None:
+        self.uploaded, self._query = (name, image), {}
+        self.guarded(self.refresh)()
 
     def _spaces(self) -> tuple[str, str]:
         return (F.PIXELS, self.layer.value)
 
-    def _scan_steps(self, missing):
-        """The scans still missing, as one stream of progress fractions (worker thread)."""
-        net, data = self.net, self.dataset
+    def _scan_steps(self, net, spaces: list[str], upload: Image.Image | None):
+        """The scans still missing, then the upload's features, as one stream of
+        progress fractions (worker thread)."""
+        data = self.dataset
 
         def steps(should_stop):
-            spaces = missing()
             for i, space in enumerate(spaces):
                 for p in F.extract_features_iter(net, data, space):
                     if p.features is not None:
-                        self._features[space] = p.features
-                    yield (i + p.step / p.total) / len(spaces)
+                        self._features[(id(net), id(data), space)] = p.features
+                    yield (i + p.step / p.total) / max(1, len(spaces))
                     if should_stop():
                         return
+            if upload is not None:
+                for space in self._spaces():
+                    self._query_features(net, upload, space)
+                yield 1.0
         return steps
+
+    def _query_features(self, net, upload: Image.Image, space: str):
+        key = (id(net), space)
+        if key not in self._query:
+            self._query[key] = F.image_features(net, upload, space)
+        return self._query[key]
 
     def _scanned(self, space: str):
         # The engine's cache first; a dataset without a name is never cached there, so
         # the worker's own result is kept for it.
-        if F.is_cached(self.net, self.dataset, space) or space not in self._features:
-            self._features[space] = F.extract_features(self.net, self.dataset, space)
-        return self._features[space]
+        key = (id(self.net), id(self.dataset), space)
+        if F.is_cached(self.net, self.dataset, space) or key not in self._features:
+            self._features[key] = F.extract_features(self.net, self.dataset, space)
+        return self._features[key]
 
     # -- compute and draw
     def refresh(self) -> None:
-        """Scan what is missing (in the worker thread), then find and draw the neighbours."""
-        spaces = self._spaces()
-
-        def missing() -> list[str]:
-            return [s for s in spaces if not F.is_cached(self.net, self.dataset, s) and s not in self._features]
-
-        self.draw_when_ready(self.runner, spaces, lambda: not missing(), self._scan_steps(missing), self.draw,
-                             self._spaces)
+        """Scan what is missing (in the Runner), then find and draw the neighbours."""
+        net, data, spaces = self.net, self.dataset, self._spaces()
+        missing = [s for s in spaces if not F.is_cached(net, data, s) and (id(net), id(data), s) not in self._features]
+        upload = self.uploaded[1] if self.uploaded is not None else None
+        ready = not missing and (upload is None or all((id(net), s) in self._query for s in spaces))
+        self.draw_when_ready((id(net), id(data), *spaces, id(upload)), lambda: ready,
+                             self._scan_steps(net, missing, upload), self.draw)
 
     def draw(self) -> None:
         layer = self.layer.value
@@ -143,7 +139,7 @@ class NeighborsApp(App):
                 q = self.query.value
                 query_vec, query_label = q, labels[q]
             else:
-                query_vec, query_label = F.image_features(self.net, self.uploaded[1], space), None
+                query_vec, query_label = self._query_features(self.net, self.uploaded[1], space), None
             idx, dist = nearest_neighbors(feats, query_vec, k=k, metric=metric)
             idx = idx.tolist()
             same = sum(labels[i] == query_label for i in idx) if query_label is not None else None
@@ -152,7 +148,8 @@ class NeighborsApp(App):
             rows.append(self._row(title + count, idx, dist.tolist()))
             texts.append((title, same))
         # Hold on to the two scans on show only (the engine's cache keeps more, bounded).
-        self._features = {space: self._features[space] for space in (F.PIXELS, layer) if space in self._features}
+        shown = [(id(self.net), id(self.dataset), space) for space in (F.PIXELS, layer)]
+        self._features = {key: self._features[key] for key in shown if key in self._features}
         self.neighbors = rows
         picture = np.concatenate(rows, axis=0)
         self.show_picture(picture)
@@ -173,7 +170,7 @@ class NeighborsApp(App):
         names = [query_label] + [f"#{i} {self.dataset.classes[self.labels[i]]} {d:.2f}" for i, d in zip(idx, dist)]
         size = 112 if self.net.input_size >= 112 else 2 * self.net.input_size
         grid = render.tile_grid(tiles, ncols=len(tiles), normalize_mode="none", labels=names, tile_size=(size, size))
-        return _with_heading(grid, title)
+        return render.with_heading(grid, title)
 
     def _summary(self, texts, k: int) -> str:
         lines = []
@@ -184,8 +181,3 @@ class NeighborsApp(App):
                  if self.uploaded else f"item {self.query.value} of {html.escape(str(self.dataset.name))}")
         return f"<div>Query: {query}; {self.metric.value} distance under each neighbour.</div><ul>{''.join(lines)}</ul>"
 
-
-def _with_heading(grid: np.ndarray, text: str, height: int = 16) -> np.ndarray:
-    strip = Image.new("RGB", (grid.shape[1], height), (255, 255, 255))
-    ImageDraw.Draw(strip).text((4, 2), text, fill=(0, 0, 0), font=ImageFont.load_default())
-    return np.concatenate([np.asarray(strip), grid], axis=0)

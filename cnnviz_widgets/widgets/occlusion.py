@@ -13,13 +13,13 @@ import numpy as np
 import torch
 
 from .. import render
-from ..engine import models
 from ..engine import occlusion as occ
+from ..engine.adversarial import predicted_class
+from ..engine.targets import ClassLogit, ClassProbability
 from . import compat
-from .base import App, Runner
-from .controls import ClassPicker, ImagePicker, ModelPicker
+from .base import App, single_step
 
-__all__ = ["OcclusionApp", "resolve_network", "starter_images", "choose_image"]
+__all__ = ["OcclusionApp"]
 
 _WIDE = {"description_width": "70px"}
 # The coarse-to-fine option refines around the hottest fifth of the coarse cells:
@@ -27,56 +27,25 @@ _WIDE = {"description_width": "70px"}
 APPROXIMATE_FRACTION = 0.2
 
 
-# --- shared by the lesson 06-08 apps ------------------------------------------------------
-
-def resolve_network(model) -> models.Network:
-    """None (the default model), a model name, or a Network as it is."""
-    return model if isinstance(model, models.Network) else models.load_model(model)
-
-
-def starter_images(net: models.Network, n: int = 4) -> dict:
-    """A few shapes images to pick from when the network is the shapes model (it has
-    never seen a photo); nothing extra otherwise."""
-    if net.name != "shapes":
-        return {}
-    from ..engine.data import load_dataset
-
-    ds = load_dataset("shapes", n=n, seed=0)
-    return {f"shape: {ds.classes[item.label]}": item.image for item in ds}
-
-
-def choose_image(picker: ImagePicker, image) -> None:
-    """Select `image` in the picker: a listed name, or a picture of one's own."""
-    if image is None:
-        return
-    if isinstance(image, str):
-        picker.value = image
-    else:
-        picker.add_image("your image", image)
-
-
-def predicted_class(net: models.Network, x: torch.Tensor) -> int:
-    with net.guard(), torch.no_grad():
-        return int(net(x).argmax(-1)[0])
-
-
 def top5_html(pairs) -> str:
     return "".join(f"<li>{html.escape(name)}: {p:.1%}</li>" for name, p in pairs)
 
 
-# --- the app ----------------------------------------------------------------------------
-
 class OcclusionApp(App):
-    """Occlusion sensitivity (Zeiler & Fergus 2014): which regions the decision needs."""
+    """Occlusion sensitivity (Zeiler & Fergus 2014): which regions the decision needs.
+
+    The map is made in the Runner (progress, live preview, Stop); opacity and the
+    chosen position redraw from it. Headless use: set a control's ``value``, call
+    ``app.runner.wait()``, read ``app.omap``, ``app.view.value`` and ``app.info.value``.
+    """
 
     title = "Occlusion: hide a patch, watch the class probability"
+    run_label = "Map"
 
-    def __init__(self, model=None, image=None, patch: int | None = None, stride: int | None = None):
-        self.net = resolve_network(model)
+    def __init__(self, model=None, *, image=None, patch: int | None = None, stride: int | None = None,
+                 threaded: bool = True):
+        super().__init__(model, image=image, pickers=("model", "image", "class"), threaded=threaded)
         size = self.net.input_size
-        self.model_picker = ModelPicker(value=self.net.name)
-        self.images = ImagePicker(extra=starter_images(self.net))
-        self.classes = ClassPicker(self.net)
         self.patch = W.IntSlider(value=patch or size // 4, min=2, max=size, description="patch",
                                  continuous_update=False, style=_WIDE)
         self.stride = W.IntSlider(value=stride or size // 8, min=1, max=size, description="stride",
@@ -91,72 +60,100 @@ class OcclusionApp(App):
         self.opacity = W.FloatSlider(value=0.6, min=0.0, max=1.0, step=0.05, description="opacity", style=_WIDE)
         self.row = W.IntSlider(value=0, min=0, max=0, description="row", style=_WIDE)
         self.col = W.IntSlider(value=0, min=0, max=0, description="col", style=_WIDE)
-        self.runner = Runner(run_label="Map")
         self.omap: occ.OcclusionMap | None = None
+        # Kept for the next map of the same model, image size, patch and stride (a new
+        # image, class or fill reuses it).
+        self.plan: occ.OcclusionPlan | None = None
         self.x: torch.Tensor | None = None
         self._partial: np.ndarray | None = None
-        controls = [
-            W.HBox([self.model_picker, self.images]),
-            W.HBox([self.classes, self.fill, self.output]),
+        self._top5: dict[tuple, list] = {}  # (map, row, col) -> the top 5 with the patch there
+        self.watch([self.patch, self.stride, self.fill, self.output, self.approximate], self.refresh)
+        self.watch([self.opacity], self.draw)
+        self.watch([self.row, self.col], self.show_position)
+        self.arrange([
+            W.HBox([self.model_picker, self.image_picker]),
+            W.HBox([self.class_picker, self.fill, self.output]),
             W.HBox([self.patch, self.stride, self.approximate]),
             self.runner,
             W.HBox([self.opacity, self.row, self.col]),
-        ]
-        super().__init__(controls)
-        self.images.on_error = self.show_error
-        self.images.on_note = self.show_note
-        self.connect_runner(self.runner, self.refresh)
-        choose_image(self.images, image)
-        self.model_picker.observe(lambda _c: self.guarded(self._change_model)(), names="value")
-        self.watch([self.images.dropdown, self.classes, self.patch, self.stride, self.fill, self.output,
-                    self.approximate], self.refresh)
-        self.watch([self.opacity, self.row, self.col], self.draw)
-        self.guarded(self.refresh)()
+        ])
+
+    def on_model(self, net) -> None:
+        size = net.input_size
+        self.patch.max, self.stride.max = size, size
+        self.patch.value, self.stride.value = size // 4, size // 8
 
     # -- computing
-    def _change_model(self) -> None:
-        self.net = models.load_model(self.model_picker.value)
-        size = self.net.input_size
-        for name, img in starter_images(self.net).items():
-            self.images.add_image(name, img, select=False)
-        self.classes.set_network(self.net)
-        with self.hold_trait_notifications():
-            self.patch.max, self.stride.max = size, size
-            self.patch.value, self.stride.value = size // 4, size // 8
-        self.refresh()
-
     def refresh(self) -> None:
-        """Recompute the map for the current settings (in the Runner's thread)."""
-        if self.runner.running:
-            self.runner.stop()
-            self.runner.wait()
-        self.x = self.net.preprocess(self.images.image)
-        target = self.classes.class_index(self.net, predicted=predicted_class(self.net, self.x))
-        self.omap, self._partial = None, None
-        net, x = self.net, self.x
-        settings = dict(patch=self.patch.value, stride=self.stride.value, fill=self.fill.value,
-                        output=self.output.value, batch_size=16,
+        """Recompute the map for the current settings (in the Runner)."""
+        net = self.net
+        x = net.preprocess(self.image_picker.image)
+        chosen = self.class_picker.chosen(net)  # a bad name is a message at once
+        patch, stride = self.patch.value, self.stride.value
+        kind = ClassProbability if self.output.value == "prob" else ClassLogit
+        settings = dict(patch=patch, stride=stride, fill=self.fill.value,
                         coarse_to_fine=APPROXIMATE_FRACTION if self.approximate.value else None)
-        self._target = target
         # Check the settings here so a bad one shows at once, not from the worker thread.
-        occ.check_settings(x, settings["patch"], settings["stride"])
-        self.runner.start(lambda should_stop: occ.occlusion_iter(net, x, target, **settings),
-                          self._preview, self._finish)
+        occ.check_settings(x, patch, stride)
+        self.x, self.omap, self._partial, self._top5 = x, None, None, {}
+        job = {}
+
+        def steps(should_stop):
+            job["target"] = chosen if chosen is not None else predicted_class(net, x)
+            if self.plan is None or not self.plan.fits(net, x.shape[-2:], patch, stride):
+                self.plan = occ.OcclusionPlan(net, tuple(x.shape[-2:]), patch, stride)
+            yield from occ.occlusion_iter(net, x, kind(job["target"]), plan=self.plan, should_stop=should_stop,
+                                          **settings)
+
+        def preview(progress) -> None:
+            self._target = job["target"]
+            self._preview(progress)
+
+        def finish(last, stopped: bool) -> None:
+            self._target = job["target"]
+            self._finish(last, stopped)
+
+        self.runner.start(steps, preview, finish)
 
     def _preview(self, progress) -> None:
-        if isinstance(progress, occ.OcclusionProgress):
-            self._partial = np.nan_to_num(progress.heat, nan=float(np.nanmax(progress.heat)))
+        if not progress.done:
+            heat = progress.result.heat
+            self._partial = np.nan_to_num(heat, nan=float(np.nanmax(heat)))
             self.guarded(self.draw)()
 
     def _finish(self, last, stopped: bool) -> None:
-        if isinstance(last, occ.OcclusionMap):
-            self.omap = last
-            rows, cols = last.heat.shape
-            r, c = last.lowest()
-            with self.hold_trait_notifications():
-                self.row.max, self.col.max = rows - 1, cols - 1
-                self.row.value, self.col.value = r, c
-        self.guarded(self.draw)()
+        if last is not None and last.done and last.result.ended == "finished":
+            self.omap = last.result
+            rows, cols = self.omap.heat.shape
+            r, c = self.omap.lowest()
+            self.set_quietly(self.row, max=rows - 1, value=r)
+            self.set_quietly(self.col, max=cols - 1, value=c)
+            self.guarded(self.show_position)()
+        else:
+            self.guarded(self.draw)()
+
+    def _position(self) -> tuple[int, int]:
+        m = self.omap
+        return min(self.row.value, m.heat.shape[0] - 1), min(self.col.value, m.heat.shape[1] - 1)
+
+    def _hidden(self, r: int, c: int) -> torch.Tensor:
+        """The image with the patch at (r, c), as the map scored it."""
+        m = self.omap
+        return occ.occluded_image(self.x, occ.fill_image(self.x, m.fill, m.patch), m.box(r, c))
+
+    def show_position(self) -> None:
+        """Draw the map with the patch at the chosen position; what the network then
+        predicts (a forward pass) comes from the Runner."""
+        if self.omap is None:
+            return
+        r, c = self._position()
+        key, net, hidden = (id(self.omap), r, c), self.net, self._hidden(r, c)
+
+        def predict():
+            self._top5[key] = net.predict(hidden)
+
+        self.draw()  # the picture at once; the top 5 when ready
+        self.draw_when_ready(key, lambda: key in self._top5, single_step(predict), self.draw)
 
     # -- drawing, from the cache
     def draw(self) -> None:
@@ -173,10 +170,8 @@ class OcclusionApp(App):
         name = self.net.classes[self._target]
         if self.omap is not None:
             m = self.omap
-            r, c = min(self.row.value, m.heat.shape[0] - 1), min(self.col.value, m.heat.shape[1] - 1)
-            box = m.box(r, c)
-            hidden = occ.occluded_image(self.x, occ.fill_image(self.x, m.fill, m.patch), box)
-            tiles.append(self.net.deprocess(hidden))
+            r, c = self._position()
+            tiles.append(self.net.deprocess(self._hidden(r, c)))
             labels.append(f"patch at row {r}, col {c}")
             lr, lc = m.lowest()
             text.append(
@@ -187,8 +182,9 @@ class OcclusionApp(App):
             if m.extra.get("approximate"):
                 text.append(f"Approximate map: {m.extra['scored']} of {m.extra['positions']} positions scored, "
                             "the rest interpolated from the coarse pass.")
+            top5 = self._top5.get((id(m), r, c))
             text.append(f"With the patch at row {r}, col {c} ({what} {float(m.heat[r, c]):.3g}), the top 5:"
-                        f"<ol>{top5_html(self.net.predict(hidden))}</ol>")
+                        + (f"<ol>{top5_html(top5)}</ol>" if top5 is not None else " …"))
         else:
             text.append(f"<b>{html.escape(name)}</b>: mapping…")
         self.show_picture(render.side_by_side(tiles, labels=labels, height=max(224, self.net.input_size)))

@@ -14,15 +14,15 @@ import ipywidgets as W
 import numpy as np
 
 from .. import render
+from ..engine import checks
 from ..engine import patches as engine
-from ..engine.data import load_dataset, model_for
-from ..engine.models import Network, load_model
-from .base import App, Runner
+from ..engine.models import Network
+from .base import App
 from .controls import ChannelSlider, LayerPicker
 
 __all__ = ["PatchesApp"]
 
-_TILE = 64  # pixels per patch on screen, whatever the field size
+TILE = 64  # pixels per patch on screen, whatever the field size
 
 
 class PatchesApp(App):
@@ -30,37 +30,36 @@ class PatchesApp(App):
 
     `dataset`: a dataset or its name (default ``load_dataset()``); `model`: a Network or
     a name (default the dataset's model, ``model_for``). `rows` channels are shown from
-    the chosen one on, `k` patches each. ``threaded=False`` scans in the caller (tests).
+    the chosen one on, `k` patches each. Scans run in the Runner (progress, Stop; a
+    stopped scan is kept, Scan runs it again); ``threaded=False`` scans in the caller (tests).
     """
 
     title = "Maximally activating patches"
+    run_label = "Scan"
 
-    def __init__(self, dataset=None, model=None, layer: str | None = None, channel: int = 0,
+    def __init__(self, model=None, *, dataset=None, layer: str | None = None, channel: int = 0,
                  rows: int = 4, k: int = 9, batch_size: int = 64, threaded: bool = True):
-        self.dataset = load_dataset(dataset) if dataset is None or isinstance(dataset, str) else dataset
-        self.net = model if isinstance(model, Network) else load_model(model or model_for(self.dataset))
+        super().__init__(model, dataset=dataset, pickers=("model", "dataset"), threaded=threaded)
         self.k, self.batch_size = int(k), int(batch_size)
         self.scan: engine.PatchScan | None = None
         self.grid: np.ndarray | None = None
-        self._scans: dict[str, engine.PatchScan] = {}
-        self._pixels: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._generation = 0
-
-        self.layer = LayerPicker(self.net, value=layer if layer in self.net.layers else _default_layer(self.net))
+        self._scans: dict[tuple, engine.PatchScan] = {}
+        self._pixels: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self.layer = LayerPicker(self.net, value=_default_layer(self.net))
         self.channel = ChannelSlider()
         self.rows = W.IntSlider(value=max(1, min(8, int(rows))), min=1, max=8, description="channels",
                                 continuous_update=False, style={"description_width": "70px"})
-        self.runner = Runner(run_label="Scan", threaded=threaded)
-        self.connect_runner(self.runner, lambda: self._start_scan(True))
-        super().__init__([W.HBox([self.layer, self.rows]), self.channel, self.runner])
+        # A bad constructor argument is reported like any bad setting; the default stays.
+        self.guarded(self._select, later=True)(layer, None)
+        self.channel.set_count(self.net.layer_shape(self.layer.value)[0])
+        self.guarded(self._select, later=True)(None, channel)
         self.watch([self.layer], self.refresh)
         self.watch([self.channel, self.rows], self.draw)
-        self.guarded(self._first_show)(layer, channel)
+        self.arrange([W.HBox([self.model_picker, self.dataset_picker]), W.HBox([self.layer, self.rows]),
+                      self.channel, self.runner])
 
-    def _first_show(self, layer, channel) -> None:
-        self.refresh()
-        # A bad constructor argument is reported like any bad setting; the default stays.
-        self._select(layer, channel)
+    def on_model(self, net: Network) -> None:
+        self.layer.set_network(net, _default_layer(net))
 
     # -- what the learner (or a test) sets
     def select(self, layer: str | None = None, channel: int | None = None) -> None:
@@ -69,21 +68,28 @@ class PatchesApp(App):
 
     def _select(self, layer: str | None, channel: int | None) -> None:
         if layer is not None and layer != self.layer.value:
-            self.net.check_layer(layer)
-            self.layer.value = layer  # triggers refresh
+            self.layer.value = self.net.check_layer(layer)  # triggers refresh
         if channel is not None and channel != self.channel.value:
             count = self.net.layer_shape(self.layer.value)[0]
-            if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) or not 0 <= channel < count:
-                raise ValueError(f"channel {channel!r} is out of range: {self.layer.value} has channels 0..{count - 1}.")
-            self.channel.value = int(channel)
+            self.channel.value = checks.channel(self.net, self.layer.value, channel, channels=count)
+
+    def run(self) -> None:
+        """The Scan button: scan the set for this layer again (a stopped scan is completed)."""
+        self._scans.pop(self._key(), None)
+        self._start_scan()
+
+    def _key(self) -> tuple:
+        return (id(self.net), id(self.dataset), self.layer.value)
 
     def refresh(self) -> None:
         """A new layer: show its cached scan, or start scanning the dataset for it."""
         layer = self.layer.value
-        self.channel.set_count(self.net.layer_shape(layer)[0])
-        scan = self._scans.get(layer) or engine.cached_scan(self.net, self.dataset, layer, self.k)
+        with self.syncing():
+            self.channel.set_count(self.net.layer_shape(layer)[0])
+        scan = self._scans.get(self._key()) or engine.cached_scan(self.net, self.dataset, layer, self.k)
         if scan is not None:
-            self._scans[layer] = scan
+            self.runner.cancel()
+            self._scans[self._key()] = scan
             self.draw()
         else:
             self.scan, self.grid = None, None
@@ -91,37 +97,26 @@ class PatchesApp(App):
                            f"up to {html.escape(layer)}…")
             self._start_scan()
 
-    def _start_scan(self, rescan: bool = False) -> None:
-        layer = self.layer.value
-        # A scan cut short by a newer one is dropped; one the learner stopped is kept.
-        self._generation += 1
-        generation = self._generation
-        if self.runner.running:
-            self.runner.stop()
-            self.runner.wait()
-        if rescan:
-            self._scans.pop(layer, None)
+    def _start_scan(self) -> None:
+        # A scan replaced by a newer one is stale (dropped); one the learner stopped is kept.
+        net, data, layer, key = self.net, self.dataset, self.layer.value, self._key()
 
         def steps(should_stop):
-            return engine.scan_max_activating_iter(self.net, self.dataset, layer, k=self.k,
+            return engine.scan_max_activating_iter(net, data, layer, k=self.k,
                                                    batch_size=self.batch_size, should_stop=should_stop)
 
         def done(last, stopped):
-            if generation != self._generation:
-                return
             if isinstance(last, engine.PatchScan):
-                self._scans[layer] = last
-                if self.layer.value == layer:
-                    self.guarded(self.draw)()
+                self._scans[key] = last
+                self.guarded(self.draw)()
             elif stopped:
                 self.show_text("The scan was stopped before it found anything: press <b>Scan</b> to run it again.")
 
-        self.runner.start(steps, lambda _progress: None, done)
+        self.runner.start(steps, on_done=done)
 
     def draw(self) -> None:
         """Answer from the cached scan: rows of channels, k patches each."""
-        layer = self.layer.value
-        scan = self._scans.get(layer)
+        scan = self._scans.get(self._key())
         if scan is None:
             return  # the scan is still running; it draws when done
         self.scan = scan
@@ -130,7 +125,7 @@ class PatchesApp(App):
         tiles, labels = [], []
         for c in channels:
             for j, (value, i, r, col) in enumerate(scan.top(c)):
-                tiles.append(self._tile(engine.crop_pixels(self.pixels(i), scan.rf, r, col)))
+                tiles.append(render.fit_tile(engine.crop_pixels(self.pixels(i), scan.rf, r, col), TILE))
                 labels.append(f"#{c} {value:.3g}" if j == 0 else f"{value:.3g}")
         self.grid = render.tile_grid(tiles, ncols=scan.k, normalize_mode="none", labels=labels)
         self.show_picture(self.grid)
@@ -139,20 +134,13 @@ class PatchesApp(App):
     # -- helpers
     def pixels(self, index: int) -> np.ndarray:
         """Image `index` as the network sees it (uint8), kept for the last few hundred."""
-        if index not in self._pixels:
-            self._pixels[index] = self.net.deprocess(self.net.preprocess(self.dataset[index].image))
+        key = (id(self.net), id(self.dataset), index)
+        if key not in self._pixels:
+            self._pixels[key] = self.net.deprocess(self.net.preprocess(self.dataset[index].image))
             while len(self._pixels) > 512:
                 self._pixels.popitem(last=False)
-        self._pixels.move_to_end(index)
-        return self._pixels[index]
-
-    @staticmethod
-    def _tile(patch: np.ndarray) -> np.ndarray:
-        # Small fields are enlarged in whole pixels so their squares stay visible.
-        h = patch.shape[0]
-        if h < _TILE:
-            patch = render.upscale(patch, max(1, _TILE // h))
-        return render.resize_to(patch, (_TILE, _TILE), smooth=h > _TILE)
+        self._pixels.move_to_end(key)
+        return self._pixels[key]
 
     def _caption(self, scan: engine.PatchScan, channels: list[int]) -> str:
         s = self.net.input_size

@@ -7,35 +7,46 @@ from __future__ import annotations
 
 import html
 
-from ..engine.models import load_model
-from .base import App
-from .controls import ImagePicker, ModelPicker
+from .base import App, single_step
+
+__all__ = ["HelloApp"]
 
 
 class HelloApp(App):
+    """The network's top guesses for a photo (``notebooks/00_start_here.ipynb``).
+
+    Headless use: set ``app.model_picker.value`` or ``app.image_picker.value`` (or
+    ``app.image_picker.choose(picture)``), then read ``app.predictions``,
+    ``app.view.value`` (PNG) and ``app.error``.
+    """
+
     title = "Hello, network: what does it see?"
 
-    def __init__(self, model: str | None = None, image: str | None = None, top: int = 5):
-        self.model = ModelPicker(value=model)
-        self.image = ImagePicker(value=image)
+    def __init__(self, model=None, *, image=None, top: int = 5, threaded: bool = True):
+        super().__init__(model, image=image, pickers=("model", "image"), threaded=threaded)
         self.top = top
-        super().__init__([self.model, self.image])
-        self.image.on_error = self.show_error
-        self.image.on_note = self.show_note
-        self.watch([self.model], self.refresh)
-        self.image.observe_value(lambda _c: self.guarded(self.refresh)())
-        self.guarded(self.refresh)()
+        self.predictions: list[tuple[str, float]] = []
+        self._answers: dict[tuple, tuple] = {}
+        self.arrange([self.model_picker, self.image_picker, self.runner])
+
+    def _key(self) -> tuple:
+        return (id(self.net), self.image_picker.value, id(self.image_picker.image))
 
     def refresh(self) -> None:
-        net = load_model(self.model.value)
-        picture = self.image.image
-        predictions = net.predict(picture, top=self.top)
-        self.predictions = predictions
-        self.show_picture(net.deprocess(net.preprocess(picture)))
-        rows = "".join(
+        key, net, picture = self._key(), self.net, self.image_picker.image
+
+        def predict():
+            # What the network sees (resized and cropped) and its top guesses.
+            self._answers[key] = (net.deprocess(net.preprocess(picture)), net.predict(picture, top=self.top))
+
+        self.draw_when_ready(key, lambda: key in self._answers, single_step(predict), self.draw)
+
+    def draw(self) -> None:
+        seen, self.predictions = self._answers[self._key()]
+        self.show_picture(seen)
+        self.show_text("".join(
             f"<div style='font-family:monospace'>{html.escape(label):<24.24} "
             f"<span style='display:inline-block;background:#3b82f6;height:10px;width:{int(200 * p)}px'></span>"
             f" {p:.1%}</div>"
-            for label, p in predictions
-        )
-        self.show_text(rows)
+            for label, p in self.predictions
+        ))

@@ -1,4 +1,4 @@
-"""What an image optimisation minimises: small named terms over captured activations.
+"""Objectives: what an image optimisation minimises, as small named terms.
 
 Lessons 09-12 (`notebooks/09_gradient_ascent.ipynb` .. `12_feature_inversion.ipynb`).
 An `Objective` is a weighted sum of terms; each term reads the outputs the loop
@@ -6,6 +6,9 @@ captured (a dict ``{layer: activation, "logits": logits}``) and returns a scalar
 *loss* (lower is better, as in Lucent), so "maximise the class score" is the term
 ``-logit``. Terms compose: ``class_score(3) - 0.1 * channel("stage4", 5)``.
 
+`maximise(target)` turns any `engine.targets.Target` (a class logit or probability,
+a channel, a neuron) into an objective, so the optimisation lessons and the
+attribution lessons mean the same thing by "the tabby logit" or "conv5 channel 3".
 Objectives know no network: they name the layers they need (`layers`) and check
 indices against the shapes they see, so a channel or class out of range is one
 ValueError at the first step.
@@ -19,9 +22,12 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from ..targets import ClassLogit, Neuron, Target
+
 __all__ = [
     "Objective",
     "LOGITS",
+    "maximise",
     "class_score",
     "channel",
     "activation_norm",
@@ -93,32 +99,45 @@ def _activation(outputs: dict, layer: str) -> torch.Tensor:
     return outputs[layer]
 
 
+def _check_class(index: int, logits: torch.Tensor) -> None:
+    n = logits.shape[-1]
+    if not 0 <= index < n:
+        raise ValueError(f"class index {index} is out of range: the model has classes 0..{n - 1}")
+
+
+def _check_channel(index: int, layer: str, a: torch.Tensor) -> None:
+    n = a.shape[1]
+    if not 0 <= index < n:
+        raise ValueError(f"channel {index} is out of range: {layer} has channels 0..{n - 1}")
+
+
+def maximise(target: Target, name: str | None = None) -> Objective:
+    """Maximise a target's score (its mean over the batch): the loss is -score."""
+    layer = target.layer if target.layer is not None else LOGITS
+
+    def fn(out):
+        output = out[layer]
+        if isinstance(target, ClassLogit):
+            for index in target.classes:
+                _check_class(index, output)
+        elif isinstance(target, Neuron):
+            _check_channel(target.channel, target.layer, output)
+        return -target(output).mean()
+
+    return Objective.term(name or repr(target), fn, (layer,))
+
+
 def class_score(target: int) -> Objective:
     """Maximise the class's logit (the score before softmax, as Simonyan et al. do:
     maximising the probability would also push the other classes down)."""
-    target = int(target)
-
-    def fn(out):
-        logits = out[LOGITS]
-        if not 0 <= target < logits.shape[-1]:
-            raise ValueError(f"class {target} is out of range: the model has classes 0..{logits.shape[-1] - 1}.")
-        return -logits[:, target].mean()
-
-    return Objective.term(f"class {target}", fn, (LOGITS,))
+    index = int(target)
+    return maximise(ClassLogit(index), f"class {index}")
 
 
 def channel(layer: str, index: int) -> Objective:
     """Maximise the mean activation of one channel of a layer."""
     index = int(index)
-
-    def fn(out):
-        a = _activation(out, layer)
-        n = a.shape[1]
-        if not 0 <= index < n:
-            raise ValueError(f"channel {index} is out of range: layer {layer!r} has {n} channels (0..{n - 1}).")
-        return -a[:, index].mean()
-
-    return Objective.term(f"{layer}:{index}", fn, (layer,))
+    return maximise(Neuron(layer, index), f"{layer}:{index}")
 
 
 def activation_norm(layer: str) -> Objective:
@@ -152,8 +171,7 @@ def target_cross_entropy(target: int) -> Objective:
 
     def fn(out):
         logits = out[LOGITS]
-        if not 0 <= target < logits.shape[-1]:
-            raise ValueError(f"class {target} is out of range: the model has classes 0..{logits.shape[-1] - 1}.")
+        _check_class(target, logits)
         labels = torch.full((logits.shape[0],), target, dtype=torch.long, device=logits.device)
         return F.cross_entropy(logits, labels)
 
