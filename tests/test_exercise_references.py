@@ -1,0 +1,183 @@
+"""Each exercise's reference (its model solution, plain torch) agrees with the kit's own
+technique where the engine has one: the checkers compare learners with something right."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cnnviz_widgets.exercises import solutions as S
+
+from .conftest import make_random_alexnet
+
+
+def _image(seed: int, h: int = 64, w: int = 64) -> torch.Tensor:
+    return torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(seed))
+
+
+def _shape(net, i: int = 3):
+    from cnnviz_widgets import load_dataset
+
+    item = load_dataset("shapes", n=i + 1, seed=77)[i]
+    return net.preprocess(item.image), item.label
+
+
+def _close(a, b, rtol):
+    a, b = torch.as_tensor(a).double(), torch.as_tensor(b).double()
+    assert a.shape == b.shape, (a.shape, b.shape)
+    scale = float(b.abs().max())
+    assert float((a - b).abs().max()) <= rtol * scale, float((a - b).abs().max()) / scale
+
+
+def test_filter_tiles_is_the_renderers_per_tile_scaling(shapes_net):
+    from cnnviz_widgets.engine.filters import first_layer_filters
+    from cnnviz_widgets.render import normalize
+
+    w = first_layer_filters(shapes_net)
+    w[5] = 0.25  # a flat filter: both give zeros
+    _close(S.filter_tiles(w), normalize(w, "per_tile"), 1e-5)
+    assert float(S.filter_tiles(w)[5].abs().max()) == 0
+
+
+def test_nearest_neighbors_agrees_with_the_engines_cosine_search(shapes_net, shapes_data):
+    from cnnviz_widgets.engine.features import extract_features
+    from cnnviz_widgets.engine.neighbors import nearest_neighbors
+
+    feats = extract_features(shapes_net, shapes_data, "fc7")
+    for query in (feats[3] * 2.5, feats[11] + 0.1, torch.rand(feats.shape[1], generator=torch.Generator().manual_seed(1))):
+        mine = S.nearest_neighbors(feats, query, 7).tolist()
+        assert mine == nearest_neighbors(feats, query, k=7, metric="cosine")[0].tolist()
+
+
+def test_pca_2d_agrees_with_the_engines_pca_up_to_the_sign_of_each_axis(shapes_net, shapes_data):
+    from cnnviz_widgets.engine.embedding import embed
+    from cnnviz_widgets.engine.features import extract_features
+
+    feats = extract_features(shapes_net, shapes_data, "fc7")
+    mine = S.pca_2d(feats.double()).numpy()
+    theirs = embed(feats, "pca").coords.astype(np.float64)
+    signs = np.sign((mine * theirs).sum(0))
+    _close(mine * signs, theirs, 1e-3)
+
+
+def test_top_channels_agrees_with_the_engine(effnet, shapes_net):
+    from cnnviz_widgets import sample_image
+    from cnnviz_widgets.engine.activations import activations, top_channels
+
+    for net, layer in ((effnet, "stage6"), (shapes_net, "conv5"), (effnet, "stage2")):
+        acts = activations(net, sample_image("cat"), layer)
+        assert S.top_channels(acts, 6).tolist() == top_channels(acts, 6).tolist()
+
+
+def _layers_up_to(net, layer):
+    """(kernel, stride, padding) of the convolutions and poolings of an AlexNet-shaped
+    network's feature stack, up to `layer`."""
+    index = list(net.model.features).index(net.module(layer))
+    out = []
+    for m in list(net.model.features)[: index + 1]:
+        if isinstance(m, (nn.Conv2d, nn.MaxPool2d)):
+            pair = lambda v: v[0] if isinstance(v, tuple) else v
+            out.append((pair(m.kernel_size), pair(m.stride), pair(m.padding)))
+    return out
+
+
+@pytest.mark.parametrize("which", ["shapes", "alexnet"])
+def test_receptive_field_agrees_with_the_networks_own(which, shapes_net):
+    net = shapes_net if which == "shapes" else make_random_alexnet()
+    for layer in ("conv1", "conv2", "conv3", "conv4", "conv5"):
+        rf = net.receptive_field(layer)
+        assert S.receptive_field(_layers_up_to(net, layer)) == (rf.size, rf.stride), layer
+    if which == "alexnet":
+        assert S.receptive_field(_layers_up_to(net, "conv5")) == (163, 16)
+
+
+@pytest.mark.parametrize("method", ["naive", "incremental"])
+def test_occlusion_map_agrees_with_the_engine_where_the_positions_are_the_same(shapes_net, method):
+    from cnnviz_widgets.engine.occlusion import occlusion
+
+    x, label = _shape(shapes_net)
+    for patch, stride in ((16, 8), (20, 11)):   # (64 - patch) is a multiple of the stride
+        # A class index means its probability, as in the exercise.
+        heat = occlusion(shapes_net, x, label, patch=patch, stride=stride, fill="grey", method=method).heat
+        _close(S.occlusion_map(shapes_net, x, label, patch, stride), heat, 1e-4)
+
+
+def test_saliency_agrees_with_the_engine(shapes_net, effnet):
+    from cnnviz_widgets.engine.saliency import saliency
+
+    x, label = _shape(shapes_net)
+    _close(S.saliency(shapes_net, x, label), saliency(shapes_net, x, label)[0], 1e-3)
+    photo = _image(5, 96, 80)
+    _close(S.saliency(effnet, photo, 281), saliency(effnet, photo, 281)[0], 1e-3)
+
+
+class _ReferenceRule(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.clamp_min(0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return S.guided_relu_backward(grad, x)
+
+
+def test_guided_relu_backward_in_every_relu_gives_the_engines_guided_backprop(shapes_net):
+    """The reference rule, put into every ReLU of the shapes net, reproduces the engine's
+    guided backpropagation of a class."""
+    from cnnviz_widgets.engine.guided import guided_backprop_class
+
+    x, label = _shape(shapes_net, 5)
+    handles = [m.register_forward_hook(lambda m, i, o: _ReferenceRule.apply(i[0]))
+               for m in shapes_net.modules() if isinstance(m, nn.ReLU)]
+    try:
+        xr = x.clone().requires_grad_(True)
+        with torch.enable_grad():
+            shapes_net(xr)[0, label].backward()
+    finally:
+        for h in handles:
+            h.remove()
+    _close(xr.grad, guided_backprop_class(shapes_net, x, label, "guided"), 1e-4)
+
+
+def test_ascent_step_is_one_sgd_step_of_the_engines_loop(shapes_net):
+    from cnnviz_widgets.engine.optimize import L2, PixelParam, objectives, optimize
+
+    x, _ = _shape(shapes_net)
+    lr, weight = 0.05, 3.0
+    last = optimize(shapes_net, objectives.class_score(4), PixelParam(x), steps=1, step_size=lr, optimizer="sgd",
+                    regularizers=[L2(weight)])
+    # The loop's L2 is weight * mean((x - 0.5)^2), the exercise's l2 * sum(...): the same with l2 = weight / numel.
+    mine = S.ascent_step(shapes_net, x, 4, lr, weight / x.numel()).clamp(0, 1)
+    _close(last.image - x.cpu(), mine.cpu() - x.cpu(), 1e-3)
+
+
+def test_fgsm_agrees_with_the_engines_targeted_fgsm(shapes_net, effnet):
+    from cnnviz_widgets.engine import adversarial
+
+    for net, x, target, eps in ((shapes_net, _shape(shapes_net)[0], 7, 0.03), (effnet, _image(9), 1, 8 / 255)):
+        theirs = adversarial.fgsm(net, x, target, eps=eps).image.to(x.device)
+        mine = S.fgsm(net, x, target, eps)
+        # Signs of gradients within rounding of 0 may differ between two summation orders.
+        agree = float(((mine - theirs).abs() < 1e-6).double().mean())
+        assert agree > 0.999, agree
+        assert float((mine - x).abs().max()) <= eps + 1e-6
+
+
+def test_dream_step_is_one_step_of_the_engines_deepdream(effnet):
+    from cnnviz_widgets.engine.deepdream import deepdream
+
+    x = _image(3, 64, 80)
+    last = deepdream(effnet, x, "stage3", octaves=1, steps=1, step_size=0.02, jitter=0)
+    _close(last.image - x.cpu(), S.dream_step(effnet, x, "stage3", 0.02).clamp(0, 1).cpu() - x.cpu(), 1e-3)
+
+
+def test_total_variation_is_the_engines_tv_penalty():
+    from cnnviz_widgets.engine.optimize import TotalVariation
+
+    for x in (_image(1), _image(2, 5, 9), _image(3, 2, 2)):
+        # The engine adds 1e-8 inside (dx^2 + dy^2 + 1e-8)^(beta / 2) so beta < 2 stays differentiable.
+        assert abs(float(TotalVariation(1.0).penalty(x)) - 1e-8 - float(S.total_variation(x))) < 1e-6
