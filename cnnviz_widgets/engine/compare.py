@@ -52,7 +52,7 @@ def class_list(net: Network, target: Any, n: int) -> list[int]:
     return classes * n if len(classes) == 1 else list(classes)
 
 
-def _as_attribution(result, method: str, reduce_channels: bool = False) -> Attribution:
+def _as_attribution(result, method: str) -> Attribution:
     """A method's output as an `Attribution` (a plain map, or a gradient image whose map is
     |.| max over colour channels, as saliency)."""
     if isinstance(result, Attribution):

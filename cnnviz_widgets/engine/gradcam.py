@@ -139,21 +139,14 @@ def guided_grad_cam(net: Network, image, target: Any, layer: str | None = None) 
     """Guided Grad-CAM: the guided backprop gradient of the class (N x 3 x H x W) times the
     upsampled Grad-CAM map. `map` is max over colour channels of |product| (as saliency);
     `per_channel` the signed product; ``extra`` Grad-CAM's."""
+    from .compare import class_list
     from .guided import guided_backprop_class
 
     x = net.as_batch(image, what="Guided Grad-CAM")
     cam = grad_cam(net, x, target, layer)
-    guided = _class_list(net, target, x.shape[0])
+    guided = class_list(net, target, x.shape[0])
     gradient = guided_backprop_class(net, x, guided, "guided").float().cpu()
     product = gradient * cam.map[:, None]
     return Attribution(map=product.abs().amax(dim=1), per_channel=product, method="guided_grad_cam",
                        extra={**cam.extra, "grad_cam": cam.map})
 
-
-def _class_list(net: Network, target: Any, n: int) -> list[int]:
-    """The classes a class target names, one per image (guided backprop's current form)."""
-    checked = as_target(net, target, n)
-    classes = getattr(checked, "classes", None)
-    if classes is None:
-        raise ValueError("Guided Grad-CAM explains a class: give a class index or name")
-    return classes * n if len(classes) == 1 else classes
