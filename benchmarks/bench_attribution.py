@@ -19,7 +19,7 @@ import json
 import torch
 
 from benchmarks.common import devices, interleaved, load, ratio
-from cnnviz_widgets.engine.guided import guided_backprop_class
+from cnnviz_widgets.engine.guided import guided_backprop
 from cnnviz_widgets.engine.saliency import saliency
 
 TARGET = 1
@@ -40,9 +40,10 @@ def bench(name: str, device, size: int, batch: int, repeats: int) -> list[dict]:
     torch.manual_seed(0)
     x = torch.rand(batch, 3, size, size, device=device)
     rows = []
-    methods = {"saliency": (lambda: saliency(net, x, TARGET),
+    # One batch, as Captum takes it (the kit splits larger ones at batch_size).
+    methods = {"saliency": (lambda: saliency(net, x, TARGET, batch_size=batch),
                             lambda: Saliency(net).attribute(x.clone().requires_grad_(True), target=TARGET, abs=True)),
-               "guided backprop": (lambda: guided_backprop_class(net, x, TARGET),
+               "guided backprop": (lambda: guided_backprop(net, x, TARGET, batch_size=batch),
                                    lambda: GuidedBackprop(net).attribute(x.clone().requires_grad_(True), target=TARGET))}
     if name == "efficientnet_lite0":
         methods.pop("guided backprop")

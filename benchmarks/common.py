@@ -58,9 +58,7 @@ def random_torchvision(name: str, device, seed: int = 0, size: int = 224):
 
     torch.manual_seed(seed)
     m = torchvision.models.get_model(name, weights=None)
-    layers = models._vgg_layers(m) if name.startswith("vgg") else dict(models._ALEXNET_LAYERS)
-    net = models.Network(name, m, layers, models._imagenet_classes(), models.IMAGENET_MEAN, models.IMAGENET_STD,
-                         input_size=size, resize_size=size)
+    net = models.build_network(name, m, input_size=size, resize_size=size)
     return net.to(device)
 
 

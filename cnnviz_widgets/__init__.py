@@ -19,9 +19,9 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "load_model": "engine.models",
     "available_models": "engine.models",
-    "Network": "engine.models",
+    "Network": "engine.network",
     "ModelUnavailable": "engine.models",
-    "ReceptiveField": "engine.models",
+    "ReceptiveField": "engine.receptive_field",
     "load_image": "engine.images",
     "BadImage": "engine.images",
     "sample_image": "engine.images",

@@ -36,8 +36,7 @@ def make_random_alexnet(seed: int = 0) -> models.Network:
 
     torch.manual_seed(seed)
     m = torchvision.models.alexnet(weights=None)
-    return models.Network("alexnet", m, dict(models._ALEXNET_LAYERS), models._imagenet_classes(),
-                          models.IMAGENET_MEAN, models.IMAGENET_STD, input_size=224, resize_size=256)
+    return models.build_network("alexnet", m)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cnnviz_widgets.engine.models import hook_count
+
+
+def hook_count(module: torch.nn.Module) -> int:
+    """Total forward/backward hooks on a module tree (tests assert this is unchanged)."""
+    total = 0
+    for m in module.modules():
+        for attr in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks"):
+            total += len(getattr(m, attr, {}) or {})
+    return total
 
 
 def model_state(net: torch.nn.Module) -> dict:
@@ -36,6 +44,19 @@ def assert_restored(net: torch.nn.Module):
         after = model_state(net)
         for key in before:
             assert after[key] == before[key], f"engine call left the model changed: {key}"
+
+
+def close_to_scale(ours, theirs, rel: float) -> None:
+    """Assert two arrays agree to `rel` of the reference's scale (its largest |value|):
+    float summation order differs between CPUs and batch sizes, so element-wise relative
+    tolerances fail on near-zero entries and absolute ones depend on the values' scale."""
+    ours = torch.as_tensor(np.asarray(ours) if not isinstance(ours, torch.Tensor) else ours).double()
+    theirs = torch.as_tensor(np.asarray(theirs) if not isinstance(theirs, torch.Tensor) else theirs).double()
+    assert ours.shape == theirs.shape, (tuple(ours.shape), tuple(theirs.shape))
+    scale = float(theirs.abs().max())
+    assert scale > 0, "a reference of zeros compares nothing"
+    err = float((ours - theirs).abs().max())
+    assert err <= rel * scale, f"largest difference {err:.3g} is more than {rel:g} of the scale {scale:.3g}"
 
 
 def png_to_array(data: bytes) -> np.ndarray:

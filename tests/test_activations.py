@@ -16,7 +16,7 @@ from cnnviz_widgets.engine.images import sample_image
 from cnnviz_widgets.engine.models import Network
 from cnnviz_widgets.engine.shapes_net import WEIGHTS_PATH
 
-from .helpers import assert_restored, png_to_array, simulate_upload
+from .helpers import assert_restored, close_to_scale, png_to_array, simulate_upload
 
 needs_shapes = pytest.mark.skipif(not WEIGHTS_PATH.exists(), reason="shapes weights not committed yet")
 
@@ -51,11 +51,12 @@ def test_activations_equal_a_manual_convolution(tiny, x8):
     expected1 = TF.relu(TF.conv2d(x8, conv1.weight, conv1.bias, padding=1))[0]
     expected2 = TF.relu(TF.conv2d(expected1[None], conv2.weight, conv2.bias))[0]
     got1 = A.activations(tiny, x8, "conv1")
-    assert got1.shape == (2, 8, 8) and torch.allclose(got1, expected1, atol=1e-6)
-    assert torch.allclose(A.activations(tiny, x8[0], "conv2"), expected2, atol=1e-6)  # 3-D input too
-    fc = A.activations(tiny, x8, "fc")
+    assert got1.layer == "conv1" and got1.channels == 2 and got1.maps.shape == (2, 8, 8)
+    close_to_scale(got1.maps, expected1, 1e-6)
+    close_to_scale(A.activations(tiny, x8[0], "conv2").maps, expected2, 1e-6)  # 3-D input too
+    fc = A.activations(tiny, x8, "fc").maps
     assert fc.shape == (3, 1, 1)
-    assert torch.allclose(fc.flatten(), tiny(x8)[0], atol=1e-6)
+    close_to_scale(fc.flatten(), tiny(x8)[0], 1e-6)
 
 
 def test_all_activations_is_one_forward_pass_with_the_same_values(tiny, x8):
@@ -67,7 +68,8 @@ def test_all_activations_is_one_forward_pass_with_the_same_values(tiny, x8):
         handle.remove()
     assert len(calls) == 1 and list(every) == tiny.layers
     for layer in tiny.layers:
-        assert torch.allclose(every[layer], A.activations(tiny, x8, layer), atol=1e-6)
+        assert every[layer].layer == layer
+        close_to_scale(every[layer].maps, A.activations(tiny, x8, layer).maps, 1e-6)
 
 
 def test_engine_calls_restore_the_model_also_when_they_raise(tiny, x8, effnet):
@@ -86,7 +88,7 @@ def test_engine_calls_restore_the_model_also_when_they_raise(tiny, x8, effnet):
         acts = A.activations(effnet, sample_image("cat"), "stage3")
         with pytest.raises(ValueError, match="no layer"):
             A.all_activations(effnet, sample_image("cat"), ["stage3", "stage99"])
-    assert acts.shape == effnet.layer_shape("stage3")
+    assert acts.maps.shape == effnet.layer_shape("stage3")
 
 
 def test_top_channels_rank_by_mean_activation():
@@ -96,7 +98,8 @@ def test_top_channels_rank_by_mean_activation():
     acts[2, 0, 0] = 0.5
     assert A.top_channels(acts, 3).tolist() == [1, 3, 2]
     assert A.top_channels(acts, 10).tolist()[:3] == [1, 3, 2]  # k above C: all channels
-    with pytest.raises(ValueError, match="k must be"):
+    assert A.top_channels(A.Activations(acts, "conv5"), np.int64(3)).tolist() == [1, 3, 2]
+    with pytest.raises(ValueError, match="k 0 is out of range"):
         A.top_channels(acts, 0)
     with pytest.raises(ValueError, match="channels x height x width"):
         A.top_channels(acts[0], 1)
@@ -208,7 +211,7 @@ def test_activations_app_answers_from_one_forward_pass(app, effnet):
 
 def test_activations_app_picture_holds_the_engines_grid(app, effnet):
     app.layer.value, app.channel.value = "stage5", 2
-    acts = A.activations(effnet, sample_image("cat"), "stage5")
+    acts = A.activations(effnet, sample_image("cat"), "stage5").maps
     grid = RA.activation_grid(acts, highlight=2)
     picture = png_to_array(app.view.value)
     right = picture[:grid.shape[0], -grid.shape[1]:]
@@ -241,7 +244,7 @@ def test_activations_app_takes_a_good_upload(app):
 
 def test_a_new_layer_starts_on_its_strongest_channel_and_top_only_keeps_it_shown(app, effnet):
     app.image_picker.value, app.layer.value, app.top_only.value = "cat", "stage6", False
-    acts = A.activations(effnet, sample_image("cat"), "stage6")
+    acts = A.activations(effnet, sample_image("cat"), "stage6").maps
     top = A.top_channels(acts, app.top_k).tolist()
     assert app.channel.value == top[0]
     app.channel.value = next(c for c in range(len(acts)) if c not in top)

@@ -202,14 +202,18 @@ def test_integrated_gradients_progress_and_stop(shapes_net, shapes_batch):
     x, labels, _ = shapes_batch
     steps = list(integrated_gradients_iter(shapes_net, x[:2], labels[:2], steps=10, batch_size=4))
     assert [p.step for p in steps] == [4, 8, 12, 16, 20] and steps[-1].done
-    assert all(p.result is None for p in steps[:-1])
+    assert all(p.result.ended == "" for p in steps[:-1]) and steps[-1].result.ended == "done"
+    # A preview integrates the points done so far: at step 8 none of the second image's,
+    # at step 12 all ten of the first image's.
     full = steps[-1].result
+    assert not steps[1].result.per_channel[1].any() and full.per_channel[1].any()
+    assert torch.allclose(steps[2].result.per_channel[0], full.per_channel[0])
     assert torch.equal(full.per_channel, run_to_end(integrated_gradients_iter(shapes_net, x[:2], labels[:2], steps=10,
                                                                                batch_size=4)).per_channel)
     calls = iter([False, False, True])
     stopped = run_to_end(integrated_gradients_iter(shapes_net, x[:2], labels[:2], steps=10, batch_size=4,
                                                    should_stop=lambda: next(calls)))
-    assert stopped.extra["ended"] == "stopped" and stopped.extra["points_done"] == 8
+    assert stopped.ended == "stopped" and stopped.extra["points_done"] == 8
 
 
 @pytest.mark.parametrize("kwargs, words", [

@@ -78,7 +78,7 @@ def test_saliency(any_net):
     net, x, target = any_net
     theirs = captum_attr.Saliency(net).attribute(net.fast_layout(x.clone()).requires_grad_(True), target=target,
                                                  abs=True).amax(1)
-    close(saliency(net, x, target), theirs)
+    close(saliency(net, x, target).map, theirs)
 
 
 @pytest.mark.parametrize("rule, peer", [("guided", "GuidedBackprop"), ("deconvnet", "Deconvolution")])
@@ -87,18 +87,18 @@ def test_class_gradient_rules(relu_net, rule, peer):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Captum warns that it sets hooks on ReLUs
         theirs = getattr(captum_attr, peer)(net).attribute(net.fast_layout(x.clone()).requires_grad_(True), target=target)
-    close(G.guided_backprop_class(net, x, target, rule=rule), theirs)
+    close(G.guided_backprop(net, x, target, rule=rule).per_channel, theirs)
 
 
 @pytest.mark.parametrize("layer", ["conv2", "conv5"])
 def test_guided_neuron(relu_net, layer):
     net, x, _ = relu_net
-    ours = G.guided_backprop(net, x, layer, 3)
+    ours = G.neuron_gradient(net, x, layer, 3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         theirs = captum_attr.NeuronGuidedBackprop(net, net.module(layer)).attribute(
-            x.clone().requires_grad_(True), neuron_selector=(3, *ours.position))
-    close(ours.gradient, theirs[0])
+            x.clone().requires_grad_(True), neuron_selector=(3, *ours.extra["position"]))
+    close(ours.per_channel[0], theirs[0])
 
 
 def _captum_occlusion(forward, x, target, patch, stride, fill):

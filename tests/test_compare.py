@@ -11,7 +11,7 @@ from cnnviz_widgets.engine import compare as C
 from cnnviz_widgets.engine.attribution import Attribution
 from cnnviz_widgets.engine.progress import run_to_end
 
-from .helpers import assert_restored, png_to_array
+from .helpers import assert_restored, close_to_scale, png_to_array
 
 FAST = {"smoothgrad": {"samples": 3}, "integrated_gradients": {"steps": 6}, "occlusion": {"patch": 16, "stride": 8}}
 
@@ -37,13 +37,20 @@ def test_every_method_has_one_call_shape(shapes_net, shape_item):
 
 
 def test_occlusion_map_is_the_logit_drop_per_pixel(shapes_net, shape_item):
+    """compare's occlusion explains the logit (ClassLogit), as the gradient methods do; a
+    `Target` goes through as it is (occlusion's own reading: a bare class = probability)."""
     from cnnviz_widgets.engine.occlusion import occlusion, occlusion_to_pixels
+    from cnnviz_widgets.engine.targets import ClassLogit, ClassProbability
 
     x = shapes_net.preprocess(shape_item.image)
-    ours = C.occlusion_attribution(shapes_net, x, shape_item.label, patch=16, stride=8)
-    omap = occlusion(shapes_net, x, shape_item.label, patch=16, stride=8, output="logit")
-    assert np.allclose(ours.map[0].numpy(), occlusion_to_pixels(omap))
-    assert ours.extra == {"patch": 16, "stride": 8, "output": "logit"}
+    ours = C.occlusion_logit(shapes_net, x, shape_item.label, patch=16, stride=8)
+    logit = occlusion(shapes_net, x, ClassLogit(shape_item.label), patch=16, stride=8)
+    close_to_scale(ours.map[0], occlusion_to_pixels(logit), 1e-5)
+    assert ours.extra["patch"] == 16 and ours.extra["stride"] == 8
+    probability = occlusion(shapes_net, x, shape_item.label, patch=16, stride=8)
+    as_given = C.occlusion_logit(shapes_net, x, ClassProbability(shape_item.label), patch=16, stride=8)
+    close_to_scale(as_given.map[0], occlusion_to_pixels(probability), 1e-5)
+    assert not np.allclose(as_given.map[0].numpy(), ours.map[0].numpy())
 
 
 def test_compare_scores_each_map_and_a_random_reference(shapes_net, shape_item):

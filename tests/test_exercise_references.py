@@ -35,7 +35,7 @@ def test_filter_tiles_is_the_renderers_per_tile_scaling(shapes_net):
     from cnnviz_widgets.engine.filters import first_layer_filters
     from cnnviz_widgets.render import normalize
 
-    w = first_layer_filters(shapes_net)
+    w = first_layer_filters(shapes_net).weights
     w[5] = 0.25  # a flat filter: both give zeros
     _close(S.filter_tiles(w), normalize(w, "per_tile"), 1e-5)
     assert float(S.filter_tiles(w)[5].abs().max()) == 0
@@ -45,7 +45,7 @@ def test_nearest_neighbors_agrees_with_the_engines_cosine_search(shapes_net, sha
     from cnnviz_widgets.engine.features import extract_features
     from cnnviz_widgets.engine.neighbors import nearest_neighbors
 
-    feats = extract_features(shapes_net, shapes_data, "fc7")
+    feats = extract_features(shapes_net, shapes_data, "fc7").vectors
     for query in (feats[3] * 2.5, feats[11] + 0.1, torch.rand(feats.shape[1], generator=torch.Generator().manual_seed(1))):
         mine = S.nearest_neighbors(feats, query, 7).tolist()
         assert mine == nearest_neighbors(feats, query, k=7, metric="cosine")[0].tolist()
@@ -55,7 +55,7 @@ def test_pca_2d_agrees_with_the_engines_pca_up_to_the_sign_of_each_axis(shapes_n
     from cnnviz_widgets.engine.embedding import embed
     from cnnviz_widgets.engine.features import extract_features
 
-    feats = extract_features(shapes_net, shapes_data, "fc7")
+    feats = extract_features(shapes_net, shapes_data, "fc7").vectors
     mine = S.pca_2d(feats.double()).numpy()
     theirs = embed(feats, "pca").coords.astype(np.float64)
     signs = np.sign((mine * theirs).sum(0))
@@ -67,7 +67,7 @@ def test_top_channels_agrees_with_the_engine(effnet, shapes_net):
     from cnnviz_widgets.engine.activations import activations, top_channels
 
     for net, layer in ((effnet, "stage6"), (shapes_net, "conv5"), (effnet, "stage2")):
-        acts = activations(net, sample_image("cat"), layer)
+        acts = activations(net, sample_image("cat"), layer).maps
         assert S.top_channels(acts, 6).tolist() == top_channels(acts, 6).tolist()
 
 
@@ -108,9 +108,9 @@ def test_saliency_agrees_with_the_engine(shapes_net, effnet):
     from cnnviz_widgets.engine.saliency import saliency
 
     x, label = _shape(shapes_net)
-    _close(S.saliency(shapes_net, x, label), saliency(shapes_net, x, label)[0], 1e-3)
+    _close(S.saliency(shapes_net, x, label), saliency(shapes_net, x, label).map[0], 1e-3)
     photo = _image(5, 96, 80)
-    _close(S.saliency(effnet, photo, 281), saliency(effnet, photo, 281)[0], 1e-3)
+    _close(S.saliency(effnet, photo, 281), saliency(effnet, photo, 281).map[0], 1e-3)
 
 
 class _ReferenceRule(torch.autograd.Function):
@@ -128,7 +128,7 @@ class _ReferenceRule(torch.autograd.Function):
 def test_guided_relu_backward_in_every_relu_gives_the_engines_guided_backprop(shapes_net):
     """The reference rule, put into every ReLU of the shapes net, reproduces the engine's
     guided backpropagation of a class."""
-    from cnnviz_widgets.engine.guided import guided_backprop_class
+    from cnnviz_widgets.engine.guided import guided_backprop
 
     x, label = _shape(shapes_net, 5)
     handles = [m.register_forward_hook(lambda m, i, o: _ReferenceRule.apply(i[0]))
@@ -140,7 +140,7 @@ def test_guided_relu_backward_in_every_relu_gives_the_engines_guided_backprop(sh
     finally:
         for h in handles:
             h.remove()
-    _close(xr.grad, guided_backprop_class(shapes_net, x, label, "guided"), 1e-4)
+    _close(xr.grad, guided_backprop(shapes_net, x, label, rule="guided").per_channel, 1e-4)
 
 
 def test_ascent_step_is_one_sgd_step_of_the_engines_loop(shapes_net):
@@ -164,7 +164,7 @@ def test_fgsm_agrees_with_the_engines_targeted_fgsm(shapes_net, effnet):
         # Signs of gradients within rounding of 0 may differ between two summation orders.
         agree = float(((mine - theirs).abs() < 1e-6).double().mean())
         assert agree > 0.999, agree
-        assert float((mine - x).abs().max()) <= eps + 1e-6
+        assert float((mine - x).abs().max()) <= eps * (1 + 1e-5)
 
 
 def test_dream_step_is_one_step_of_the_engines_deepdream(effnet):
@@ -180,7 +180,8 @@ def test_total_variation_is_the_engines_tv_penalty():
 
     for x in (_image(1), _image(2, 5, 9), _image(3, 2, 2)):
         # The engine adds 1e-8 inside (dx^2 + dy^2 + 1e-8)^(beta / 2) so beta < 2 stays differentiable.
-        assert abs(float(TotalVariation(1.0).penalty(x)) - 1e-8 - float(S.total_variation(x))) < 1e-6
+        expected = float(S.total_variation(x))
+        assert abs(float(TotalVariation(1.0).penalty(x)) - 1e-8 - expected) <= 1e-5 * expected  # float32 vs float64
 
 
 def test_deletion_curve_is_the_engines_deletion_to_black(shapes_net):

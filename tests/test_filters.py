@@ -12,7 +12,7 @@ from cnnviz_widgets.render import filters as RF
 from cnnviz_widgets.engine.models import Network
 from cnnviz_widgets.engine.shapes_net import SNAPSHOTS_PATH, WEIGHTS_PATH, filter_smoothness
 
-from .helpers import assert_restored, png_to_array
+from .helpers import assert_restored, close_to_scale, png_to_array
 
 needs_shapes = pytest.mark.skipif(not WEIGHTS_PATH.exists(), reason="shapes weights not committed yet")
 needs_snapshots = pytest.mark.skipif(not SNAPSHOTS_PATH.exists(), reason="conv1 snapshots not committed yet")
@@ -46,19 +46,21 @@ def tiny():
 # --- engine -----------------------------------------------------------------------------
 
 def test_first_layer_filters_are_a_copy_of_conv1(tiny):
-    w = F.first_layer_filters(tiny)
+    filters = F.first_layer_filters(tiny)
+    assert filters.module == "0"
+    w = filters.weights
     assert torch.equal(w, tiny.model[0].weight)
     w.fill_(7.0)  # drawing code may scribble on it: the model must not change
     assert tiny.model[0].weight[0, 0, 0, 0] == 1.0
 
 
 def test_first_layer_filters_of_real_layouts(effnet, random_alexnet):
-    assert tuple(F.first_layer_filters(effnet).shape) == (32, 3, 3, 3)  # EfficientNet's stem
-    assert tuple(F.first_layer_filters(random_alexnet).shape) == (64, 3, 11, 11)
+    assert tuple(F.first_layer_filters(effnet).weights.shape) == (32, 3, 3, 3)  # EfficientNet's stem
+    assert tuple(F.first_layer_filters(random_alexnet).weights.shape) == (64, 3, 11, 11)
 
 
 def test_filter_grid_puts_zero_at_mid_grey_and_normalises_as_asked(tiny):
-    w = F.first_layer_filters(tiny)
+    w = F.first_layer_filters(tiny).weights
     per = RF.filter_grid(w, "per_filter", scale=1, pad=2, ncols=2)
     glob = RF.filter_grid(w, "global", scale=1, pad=2, ncols=2)
     # one row of two 3x3 tiles with 2 px padding around each
@@ -73,7 +75,7 @@ def test_filter_grid_puts_zero_at_mid_grey_and_normalises_as_asked(tiny):
 
 
 def test_filter_grid_draws_grey_kernels_and_frames_the_chosen_tile(tiny):
-    kernels = F.deeper_filters(tiny, "conv2", 1)
+    kernels = F.deeper_filters(tiny, "conv2", 1).weights
     grid = RF.filter_grid(kernels, scale=2, pad=2, ncols=2)
     assert grid.shape == (2 + 6 + 2, 2 + 6 + 2 + 6 + 2, 3)
     assert (grid[..., 0] == grid[..., 1]).all() and (grid[..., 1] == grid[..., 2]).all()  # grey
@@ -86,41 +88,42 @@ def test_filter_grid_rejects_bad_input(tiny):
     with pytest.raises(ValueError, match="deeper_filters"):
         RF.filter_grid(tiny.model[2].weight)  # 4 x 2 x 3 x 3: not RGB
     with pytest.raises(ValueError, match="normalize"):
-        RF.filter_grid(F.first_layer_filters(tiny), normalize="sideways")
+        RF.filter_grid(F.first_layer_filters(tiny).weights, normalize="sideways")
     with pytest.raises(ValueError, match="highlight"):
-        RF.filter_grid(F.first_layer_filters(tiny), highlight=5)
+        RF.filter_grid(F.first_layer_filters(tiny).weights, highlight=5)
 
 
 def test_filter_zoom_shows_each_colour_channel_on_the_filters_scale(tiny):
-    zoom = RF.filter_zoom(F.first_layer_filters(tiny), 1, size=30)
+    zoom = RF.filter_zoom(F.first_layer_filters(tiny).weights, 1, size=30)
     tiles = [zoom[4:34, x:x + 30] for x in (4, 38, 72, 106)]  # 3x3 at scale 10, pad 4
     rgb, red, green, blue = tiles
     assert (rgb == [255, GREY, 0]).all()
     assert (red == 255).all() and (green == GREY).all() and (blue == 0).all()
     with pytest.raises(ValueError, match="out of range"):
-        RF.filter_zoom(F.first_layer_filters(tiny), 2)
+        RF.filter_zoom(F.first_layer_filters(tiny).weights, 2)
 
 
 def test_deeper_filters_by_layer_name_and_by_index(tiny, random_alexnet):
-    k = F.deeper_filters(tiny, "conv2", 3)
+    k = F.deeper_filters(tiny, "conv2", 3).weights
     assert torch.equal(k, tiny.model[2].weight[3])
-    assert torch.equal(F.deeper_filters(tiny, 1, 3), k)  # index into conv_layers
+    assert torch.equal(F.deeper_filters(tiny, np.int64(1), np.int64(3)).weights, k)  # index into conv_layers
+    assert F.deeper_filters(tiny, "conv2", 3).module == "2"
     assert F.conv_layers(tiny) == ["0", "2"]
-    assert torch.equal(F.deeper_filters(tiny, "conv1", 0), tiny.model[0].weight[0])
-    assert tuple(F.deeper_filters(random_alexnet, "conv2", 0).shape) == (64, 5, 5)
-    assert tuple(F.deeper_filters(random_alexnet, "conv5", 0).shape) == (256, 3, 3)
+    assert torch.equal(F.deeper_filters(tiny, "conv1", 0).weights, tiny.model[0].weight[0])
+    assert tuple(F.deeper_filters(random_alexnet, "conv2", 0).weights.shape) == (64, 5, 5)
+    assert tuple(F.deeper_filters(random_alexnet, "conv5", 0).weights.shape) == (256, 3, 3)
 
 
 def test_deeper_filters_name_the_problem(tiny):
     with assert_restored(tiny):
-        with pytest.raises(ValueError, match="0..3"):
-            F.deeper_filters(tiny, "conv2", 4)
+        with pytest.raises(ValueError, match="channel 4 is out of range: conv2 has channels 0..3"):
+            F.deeper_filters(tiny, "conv2", 4).weights
         with pytest.raises(ValueError, match="conv index 5"):
-            F.deeper_filters(tiny, 5, 0)
+            F.deeper_filters(tiny, 5, 0).weights
         with pytest.raises(ValueError, match="no layer 'conv9'"):
-            F.deeper_filters(tiny, "conv9", 0)
-        F.deeper_filters(tiny, "conv2", 0)
-        F.first_layer_filters(tiny)
+            F.deeper_filters(tiny, "conv9", 0).weights
+        F.deeper_filters(tiny, "conv2", 0).weights
+        F.first_layer_filters(tiny).weights
 
 
 def test_smoothness_separates_smooth_from_noisy_filters():
@@ -140,16 +143,16 @@ def test_snapshots_go_from_initialisation_to_shipped_filters(shapes_net):
     snaps = F.filter_snapshots()
     steps = [s for s, _ in snaps]
     assert steps[0] == 0 and steps == sorted(set(steps)) and len(steps) >= 3
-    shipped = F.first_layer_filters(shapes_net)
+    shipped = F.first_layer_filters(shapes_net).weights
     assert all(w.shape == shipped.shape for _, w in snaps)
-    assert torch.allclose(snaps[-1][1], shipped, atol=1e-2, rtol=1e-2)
+    close_to_scale(snaps[-1][1], shipped, 1e-2)
 
 
 @needs_snapshots
 def test_trained_first_layer_is_smoother_than_its_initialisation(shapes_net):
     # The lesson's claim: training turns random conv1 weights into smooth edges and blobs.
     snaps = F.filter_snapshots()
-    trained = filter_smoothness(F.first_layer_filters(shapes_net))
+    trained = filter_smoothness(F.first_layer_filters(shapes_net).weights)
     assert trained < filter_smoothness(snaps[0][1])
     torch.manual_seed(1)
     assert trained < filter_smoothness(torch.randn_like(snaps[0][1]))
@@ -170,7 +173,7 @@ def test_filters_app_headless_controls_change_the_picture(effnet):
         pictures.append(png_to_array(app.view.value))
         assert pictures[-1].shape != pictures[-2].shape or (pictures[-1] != pictures[-2]).any(), control
     assert app.conv.layout.display != "none"
-    deeper = F.deeper_filters(effnet, app.conv.value, 3)
+    deeper = F.deeper_filters(effnet, app.conv.value, 3).weights
     assert f"{deeper.shape[0]} kernels of {deeper.shape[-1]} x {deeper.shape[-1]}" in app.info.value
 
 

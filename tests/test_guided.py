@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from cnnviz_widgets.engine import guided as G
-from cnnviz_widgets.engine.models import hook_count
 from cnnviz_widgets.engine.shapes_net import WEIGHTS_PATH
-from tests.helpers import assert_restored
+from cnnviz_widgets.engine.targets import Neuron
+from tests.helpers import assert_restored, close_to_scale, hook_count
 
 needs_shapes_weights = pytest.mark.skipif(not WEIGHTS_PATH.is_file(), reason="shapes weights not committed yet")
 
@@ -65,7 +65,7 @@ def test_the_forward_is_unchanged_and_hooks_go_away():
         with G.backprop_rule(net, "guided"):
             raise RuntimeError("failure inside the block")
     assert hook_count(net) == 0
-    with pytest.raises(ValueError, match="rule must be"):
+    with pytest.raises(ValueError, match="rule must be one of"):
         with G.backprop_rule(net, "smooth"):
             pass
 
@@ -83,12 +83,14 @@ def test_efficientnet_relu6_inside_batchnormact_is_covered(effnet):
 def test_plain_rule_is_the_true_gradient_on_efficientnet(effnet):
     torch.manual_seed(0)
     x = torch.rand(1, 3, 224, 224)
-    plain = G.guided_backprop_class(effnet, x, 281, rule="plain")
+    plain = G.guided_backprop(effnet, x, 281, rule="plain")
     xr = x.clone().requires_grad_(True)
     effnet(xr)[0, 281].backward()
-    assert torch.allclose(plain, xr.grad, rtol=1e-4, atol=1e-6 * float(xr.grad.abs().max()))
-    guided = G.guided_backprop_class(effnet, x, 281, rule="guided")
-    assert not torch.allclose(guided, plain)
+    assert plain.method == "plain" and plain.extra == {"rule": "plain"}
+    close_to_scale(plain.per_channel, xr.grad, 1e-4)
+    close_to_scale(plain.map, xr.grad.abs().amax(1), 1e-4)
+    guided = G.guided_backprop(effnet, x, 281, rule="guided")
+    assert not torch.allclose(guided.per_channel, plain.per_channel)
 
 
 def test_neuron_defaults_to_the_strongest_position(random_alexnet):
@@ -96,30 +98,38 @@ def test_neuron_defaults_to_the_strongest_position(random_alexnet):
     x = torch.rand(1, 3, 224, 224)
     with torch.no_grad():
         act = random_alexnet.forward_to(x, "conv2")[0, 7]
-    result = G.guided_backprop(random_alexnet, x, "conv2", 7)
-    assert result.position == tuple(int(v) for v in divmod(int(act.argmax()), act.shape[1]))
-    assert result.gradient.shape == (3, 224, 224)
+    result = G.neuron_gradient(random_alexnet, x, "conv2", np.int64(7))
+    position = result.extra["position"]
+    assert position == tuple(int(v) for v in divmod(int(act.argmax()), act.shape[1]))
+    gradient = result.per_channel[0]
+    assert gradient.shape == (3, 224, 224)
     # The gradient lives inside the neuron's receptive field.
-    top, left, bottom, right = random_alexnet.receptive_field("conv2").box(*result.position)
-    outside = result.gradient.abs().sum(0).clone()
+    top, left, bottom, right = random_alexnet.receptive_field("conv2").box(*position)
+    outside = gradient.abs().sum(0).clone()
     outside[max(top, 0):bottom, max(left, 0):right] = 0
-    assert result.gradient.abs().sum() > 0 and outside.sum() == 0
-    tops = G.top_positions(random_alexnet, x, "conv2", 7, k=3)
-    assert tops[0][:2] == result.position and tops[0][2] >= tops[1][2] >= tops[2][2]
+    assert gradient.abs().sum() > 0 and outside.sum() == 0
+    tops = G.top_positions(random_alexnet, x, "conv2", np.int64(7), k=np.int64(3))
+    assert tops[0][:2] == position and tops[0][2] >= tops[1][2] >= tops[2][2]
+    # the same unit as a target of the attribution method
+    same = G.guided_backprop(random_alexnet, x, Neuron("conv2", 7, position))
+    close_to_scale(same.per_channel, result.per_channel, 1e-6)
 
 
 def test_restored_also_on_error(random_alexnet):
     x = torch.rand(1, 3, 224, 224)
     with assert_restored(random_alexnet):
-        G.guided_backprop(random_alexnet, x, "conv5", 3, rule="deconvnet")
+        G.neuron_gradient(random_alexnet, x, "conv5", 3, rule="deconvnet")
     with assert_restored(random_alexnet):
-        with pytest.raises(ValueError, match="channel 999 is out of range"):
-            G.guided_backprop(random_alexnet, x, "conv5", 999)  # raises inside the rule's block
+        with pytest.raises(ValueError, match="channel 999 is out of range: conv5 has channels 0..255"):
+            G.neuron_gradient(random_alexnet, x, "conv5", 999)
     with assert_restored(random_alexnet):
-        with pytest.raises(ValueError, match="outside"):
-            G.guided_backprop(random_alexnet, x, "conv5", 3, position=(40, 0))
+        with pytest.raises(ValueError, match="channel 999 is out of range: conv5 has channels 0..255"):
+            G.guided_backprop(random_alexnet, x, Neuron("conv5", 999))
+    with assert_restored(random_alexnet):
+        with pytest.raises(ValueError, match="position row 40 is out of range"):
+            G.neuron_gradient(random_alexnet, x, "conv5", 3, position=(40, 0))
     with pytest.raises(ValueError, match="no layer"):
-        G.guided_backprop(random_alexnet, x, "conv9", 0)
+        G.neuron_gradient(random_alexnet, x, "conv9", 0)
 
 
 def test_neuron_pictures_are_receptive_field_crops(random_alexnet):
@@ -130,8 +140,8 @@ def test_neuron_pictures_are_receptive_field_crops(random_alexnet):
     assert len(pics) == 2 and pics[0].activation >= pics[1].activation
     assert pics[0].crop.shape == (size, size, 3) and pics[0].gradient.shape == (3, size, size)
     # The crop holds the whole gradient: nothing of it lies outside the field.
-    full = G.guided_backprop(random_alexnet, x, "conv3", 2, position=pics[0].position).gradient
-    assert np.isclose(np.abs(pics[0].gradient).sum(), float(full.abs().sum()), rtol=1e-5)
+    full = G.neuron_gradient(random_alexnet, x, "conv3", 2, position=pics[0].position).per_channel
+    assert float(pics[0].gradient.abs().sum()) == pytest.approx(float(full.abs().sum()), rel=1e-5)
 
 
 def test_layer_parameters_follow_forward_order(random_alexnet):

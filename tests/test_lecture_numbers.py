@@ -11,7 +11,7 @@ from cnnviz_widgets.engine.models import architecture
 
 def test_alexnet_architecture_has_the_lectures_shapes():
     alexnet = architecture("alexnet")
-    assert tuple(first_layer_filters(alexnet).shape) == (64, 3, 11, 11)
+    assert tuple(first_layer_filters(alexnet).weights.shape) == (64, 3, 11, 11)
     assert alexnet.layer_shape("conv5") == (256, 13, 13)
     assert alexnet.layer_shape("fc7") == (4096,)
     assert alexnet.receptive_field("conv5").size == 163   # lesson 05's number

@@ -13,7 +13,7 @@ from cnnviz_widgets.engine.data import ListDataset, load_dataset
 from cnnviz_widgets.engine.neighbors import (all_nearest_neighbors, nearest_neighbors, neighbor_agreement,
                                              pairwise_distances)
 
-from .helpers import assert_restored, png_to_array, simulate_upload
+from .helpers import assert_restored, close_to_scale, png_to_array, simulate_upload
 
 
 def make_random_shapes_net(seed: int = 0):
@@ -22,7 +22,7 @@ def make_random_shapes_net(seed: int = 0):
     from cnnviz_widgets.engine import models, shapes, shapes_net
 
     torch.manual_seed(seed)
-    return models.Network("shapes-random", shapes_net.ShapesNet(), dict(models._ALEXNET_LAYERS),
+    return models.Network("shapes-random", shapes_net.ShapesNet(), dict(models.ALEXNET_LAYERS),
                           list(shapes.SHAPE_CLASSES), shapes_net.MEAN, shapes_net.STD, 64, 64)
 
 
@@ -59,7 +59,7 @@ def test_cosine_and_l2_disagree_on_a_constructed_set():
         idx, dist = nearest_neighbors(feats, torch.tensor(query), k=4, metric=metric)
         expected = _brute_force(rows, query, metric)
         assert idx.tolist() == sorted(range(4), key=lambda i: expected[i])
-        assert np.allclose(dist.numpy(), [expected[i] for i in idx.tolist()], atol=1e-6)
+        close_to_scale(dist.numpy(), np.array([expected[i] for i in idx.tolist()]), 1e-6)
     l2_first = nearest_neighbors(feats, torch.tensor(query), k=1, metric="l2")[0].item()
     cos_first = nearest_neighbors(feats, torch.tensor(query), k=1, metric="cosine")[0].item()
     assert (l2_first, cos_first) == (1, 0)
@@ -84,12 +84,12 @@ def test_zero_vector_has_cosine_distance_one():
 
 
 @pytest.mark.parametrize("call, words", [
-    (lambda f: nearest_neighbors(f, 0, k=4), "k must be"),
-    (lambda f: nearest_neighbors(f, 0, k=0), "k must be"),
-    (lambda f: nearest_neighbors(f, 9, k=1), "out of range"),
+    (lambda f: nearest_neighbors(f, 0, k=4), "k 4 is out of range: it must be 1..3"),
+    (lambda f: nearest_neighbors(f, 0, k=0), "k 0 is out of range"),
+    (lambda f: nearest_neighbors(f, 9, k=1), "query index 9 is out of range: the set has items 0..3"),
     (lambda f: nearest_neighbors(f, torch.zeros(3), k=1), "3 features"),
-    (lambda f: nearest_neighbors(f, 0, k=1, metric="manhattan"), "metric"),
-    (lambda f: nearest_neighbors(f, 0, k=1, exclude=[7]), "exclude"),
+    (lambda f: nearest_neighbors(f, 0, k=1, metric="manhattan"), "metric must be one of"),
+    (lambda f: nearest_neighbors(f, 0, k=1, exclude=[7]), "exclude index 7 is out of range"),
     (lambda f: neighbor_agreement(f, [0, 1], k=1), "labels"),
 ])
 def test_bad_settings_are_one_clear_value_error(call, words):
@@ -117,15 +117,17 @@ def test_neighbor_agreement_matches_brute_force():
 # --- feature extraction ------------------------------------------------------------------
 
 def test_features_equal_a_direct_forward_to(random_alexnet, tiny_shapes):
-    feats = F.extract_features(random_alexnet, tiny_shapes, "fc7", batch_size=5)
-    assert feats.shape == (len(tiny_shapes), 4096)
+    result = F.extract_features(random_alexnet, tiny_shapes, "fc7", batch_size=np.int64(5))
+    feats = result.vectors
+    assert feats.shape == (len(tiny_shapes), 4096) and len(result) == len(tiny_shapes)
+    assert result.layer == "fc7" and result.dataset == tiny_shapes.name and result.ended == "done"
     for i in (0, 7, 11):
         with torch.no_grad():
             direct = random_alexnet.forward_to(random_alexnet.preprocess(tiny_shapes[i].image), "fc7")[0]
-        assert torch.allclose(feats[i], direct.flatten(), atol=1e-4, rtol=1e-4)
+        close_to_scale(feats[i], direct.flatten(), 1e-5)
         one = F.image_features(random_alexnet, tiny_shapes[i].image, "fc7")
-        assert torch.allclose(feats[i], one, atol=1e-4, rtol=1e-4)
-    pixels = F.pixel_features(random_alexnet, tiny_shapes)
+        close_to_scale(feats[i], one, 1e-5)
+    pixels = F.pixel_features(random_alexnet, tiny_shapes).vectors
     assert torch.equal(pixels[3], random_alexnet.preprocess(tiny_shapes[3].image).flatten().cpu())
 
 
@@ -143,7 +145,7 @@ def test_cache_hit_returns_the_same_tensor_without_recomputing(small_net, tiny_s
         assert sum(calls) == len(tiny_shapes) and len(calls) == 3  # three batches of 4
         calls.clear()
         again = F.extract_features(small_net, tiny_shapes, "conv5", batch_size=4)
-        assert again is first and calls == []
+        assert again.vectors is first.vectors and calls == []
         # another layer is another scan
         F.extract_features(small_net, tiny_shapes, "fc6")
         assert sum(calls) == len(tiny_shapes)
@@ -157,23 +159,29 @@ def test_same_name_different_weights_never_share_a_scan(tiny_shapes):
     assert a.name == b.name
     fa = F.extract_features(a, tiny_shapes, "fc8")
     fb = F.extract_features(b, tiny_shapes, "fc8")
-    assert not torch.allclose(fa, fb)
+    assert not torch.allclose(fa.vectors, fb.vectors)
 
 
 def test_cache_is_bounded():
-    cache = F._FeatureCache(max_entries=2, max_bytes=10_000)
+    cache = F.FeatureCache(max_entries=2, max_bytes=10_000)
     for i in range(4):
         cache.put(("k", i), torch.zeros(10))
-    assert list(cache._items) == [("k", 2), ("k", 3)]
+    assert cache.keys() == [("k", 2), ("k", 3)]
     cache.put(("big",), torch.zeros(5000))  # alone over the byte budget: kept, the rest go
-    assert list(cache._items) == [("big",)]
+    assert cache.keys() == [("big",)]
 
 
 def test_progress_is_reported_per_batch(small_net, tiny_shapes):
     F.clear_feature_cache()
     steps = list(F.extract_features_iter(small_net, tiny_shapes, "conv3", batch_size=5))
-    assert [(s.step, s.total) for s in steps] == [(5, 12), (10, 12), (12, 12)]
-    assert steps[-1].features is not None and all(s.features is None for s in steps[:-1])
+    assert [(s.step, s.total, s.done) for s in steps] == [(5, 12, False), (10, 12, False), (12, 12, True)]
+    # a preview holds the rows done so far; the last, all of them
+    assert [len(s.result) for s in steps] == [5, 10, 12] and steps[-1].result.ended == "done"
+    assert torch.equal(steps[0].result.vectors, steps[-1].result.vectors[:5])
+    asked = iter(range(10))
+    stopped = list(F.extract_features_iter(small_net, tiny_shapes, "conv2", batch_size=5,
+                                         should_stop=lambda: next(asked) >= 1))
+    assert stopped[-1].done and stopped[-1].result.ended == "stopped" and len(stopped[-1].result) == 10
 
 
 class _Broken(ListDataset):
@@ -207,7 +215,7 @@ def test_state_restored_also_when_a_scan_raises(small_net, tiny_shapes):
 
 
 def test_bad_scan_settings(small_net, tiny_shapes):
-    with pytest.raises(ValueError, match="batch_size"):
+    with pytest.raises(ValueError, match="batch_size 0 is out of range"):
         F.extract_features(small_net, tiny_shapes, "fc7", batch_size=0)
     with pytest.raises(ValueError, match="empty"):
         F.extract_features(small_net, ListDataset([], [], "empty"), "fc7")
@@ -254,7 +262,7 @@ def test_app_renders_and_each_control_changes_the_picture(small_net, app_data):
     from cnnviz_widgets.engine.neighbors import nearest_neighbors
 
     feats = F.extract_features(small_net, app_data, "conv3")
-    idx, _ = nearest_neighbors(feats, 5, k=2, metric="l2")
+    idx, _ = nearest_neighbors(feats, np.int64(5), k=np.int64(2), metric="l2")  # Features work as a matrix
     same = sum(app_data[int(i)].label == app_data[5].label for i in idx)
     assert f"{same}/2 neighbours share" in app.info.value
 

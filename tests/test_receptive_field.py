@@ -7,21 +7,18 @@ internet.
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 
 from cnnviz_widgets.engine import models
-from cnnviz_widgets.engine.shapes import SHAPE_CLASSES
-from cnnviz_widgets.engine.shapes_net import INPUT_SIZE, MEAN, STD, build_shapes_net
+from cnnviz_widgets.engine.receptive_field import empirical_receptive_field, linearised_copy
+from cnnviz_widgets.engine.shapes_net import build_shapes_net
 from tests.conftest import make_random_alexnet
 from tests.helpers import assert_restored
 
 
 def make_untrained_shapes() -> models.Network:
-    return models.Network("shapes", build_shapes_net(pretrained=False), dict(models._ALEXNET_LAYERS),
-                          SHAPE_CLASSES, MEAN, STD, input_size=INPUT_SIZE, resize_size=INPUT_SIZE)
+    return models.build_network("shapes", build_shapes_net(pretrained=False))
 
 
 def make_random_resnet18(seed: int = 0) -> models.Network:
@@ -29,8 +26,7 @@ def make_random_resnet18(seed: int = 0) -> models.Network:
 
     torch.manual_seed(seed)
     m = torchvision.models.resnet18(weights=None)
-    return models.Network("resnet18", m, models._resnet_layers(m), models._imagenet_classes(),
-                          models.IMAGENET_MEAN, models.IMAGENET_STD, input_size=224, resize_size=256)
+    return models.build_network("resnet18", m)
 
 
 def spatial_layers(net: models.Network) -> list[str]:
@@ -69,7 +65,7 @@ def test_analytic_equals_empirical_for_every_spatial_layer(any_net):
     for layer in layers:
         rf = any_net.receptive_field(layer)
         s = probe_size(any_net, layer)
-        measured = models.empirical_receptive_field(any_net, layer, image_size=s)
+        measured = empirical_receptive_field(any_net, layer, image_size=s)
         assert measured == (rf.size, rf.size), f"{any_net.name} {layer}: analytic {rf.size}, measured {measured} at {s} px"
         assert measured[0] < s, "the probe touched both borders: the measurement was clipped"
 
@@ -116,10 +112,9 @@ def test_box_is_where_the_unit_looks(make, layer, units):
     net = make()
     rf = net.receptive_field(layer)
     s = net.input_size
-    path = net._layer_paths[layer]
+    path = net.layer_path(layer)
     # On the linearised copy the gradient reaches exactly the field (clipped to the image).
-    probe = copy.deepcopy(net.model)
-    models._linearise(probe)
+    probe = linearised_copy(net.model)
     for row, col in units:
         top, left, bottom, right = rf.box(row, col)
         clipped = (max(top, 0), max(left, 0), min(bottom, s), min(right, s))

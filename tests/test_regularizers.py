@@ -86,7 +86,7 @@ def test_clip_contribution_matches_brute_force_on_a_linear_network():
 
 
 def test_clip_contribution_in_the_loop_greys_its_share_and_the_class_still_rises(effnet):
-    start = ascent.ascent(effnet, 1, size=64, steps=0).image
+    start = ascent.visualize_class(effnet, 1, size=64, steps=0).image
     r = ascent.visualize_class(effnet, 1, size=64, steps=6, clip_contribution_percentile=40,
                                clip_norm_percentile=20, blur_sigma=0)
     grey = (r.image[0] == 0.5).all(dim=0).float().mean()
@@ -108,8 +108,8 @@ def test_clipping_needs_pixels_and_a_percentile(effnet):
 
 @pytest.mark.parametrize("sigma", [1.0, 2.5, 4.0])
 def test_the_one_blur_equals_torchvisions_at_occlusions_kernel_size(sigma):
-    # Occlusion's "blur" fill uses torchvision's blur with a kernel of 2 * int(2 sigma) + 1;
-    # the engine's blur with that radius gives the same picture, so occlusion can use it.
+    # Occlusion's "blur" fill uses the engine's blur with a kernel of 2 * int(2 sigma) + 1:
+    # the same picture as torchvision's blur, which it used before.
     from torchvision.transforms.functional import gaussian_blur as tv_blur
 
     x = random_image(3, size=40)

@@ -7,9 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from cnnviz_widgets.engine.saliency import saliency
+from cnnviz_widgets.engine.attribution import smoothgrad, smoothgrad_iter
+from cnnviz_widgets.engine.guided import guided_backprop
+from cnnviz_widgets.engine.progress import run_to_end
+from cnnviz_widgets.engine.saliency import saliency, saliency_iter
 from cnnviz_widgets.engine.shapes_net import WEIGHTS_PATH
-from tests.helpers import assert_restored
+from cnnviz_widgets.engine.targets import Neuron
+from tests.helpers import assert_restored, close_to_scale
 
 needs_shapes_weights = pytest.mark.skipif(not WEIGHTS_PATH.is_file(), reason="shapes weights not committed yet")
 
@@ -26,35 +30,76 @@ def test_is_max_over_channels_of_abs_logit_gradient(random_alexnet, two_images):
     random_alexnet(x)[0, 5].backward()
     expected = x.grad.abs().amax(1)
     got = saliency(random_alexnet, two_images[:1], 5)
-    assert got.shape == (1, 224, 224)
-    assert torch.allclose(got, expected, rtol=1e-5, atol=1e-7 * float(expected.max()))
+    assert got.map.shape == (1, 224, 224) and got.method == "saliency" and got.ended == "done"
+    close_to_scale(got.map, expected, 1e-5)
+    close_to_scale(got.per_channel, x.grad, 1e-5)  # the signed gradient before the reduction
 
 
 def test_batch_with_one_target_per_image(random_alexnet, two_images):
-    both = saliency(random_alexnet, two_images, [5, 9])
-    assert torch.allclose(both[0], saliency(random_alexnet, two_images[:1], 5)[0], atol=1e-6 * float(both.max()))
-    assert torch.allclose(both[1], saliency(random_alexnet, two_images[1:], 9)[0], atol=1e-6 * float(both.max()))
-    assert not torch.allclose(both[1], saliency(random_alexnet, two_images[1:], 5)[0])
+    both = saliency(random_alexnet, two_images, [5, 9]).map
+    close_to_scale(both[0], saliency(random_alexnet, two_images[:1], 5).map[0], 1e-5)
+    close_to_scale(both[1], saliency(random_alexnet, two_images[1:], 9).map[0], 1e-5)
+    assert not torch.allclose(both[1], saliency(random_alexnet, two_images[1:], 5).map[0])
+    # batch by batch: the same maps, with a preview after each batch
+    progress = list(saliency_iter(random_alexnet, two_images, [5, 9], batch_size=1))
+    assert [p.step for p in progress] == [1, 2] and [p.done for p in progress] == [False, True]
+    assert progress[0].result.map.shape[0] == 1 and progress[0].result.ended == ""
+    close_to_scale(progress[-1].result.map, both, 1e-5)
+
+
+def test_a_neuron_target_gives_the_neurons_gradient(random_alexnet, two_images):
+    x = random_alexnet.fast_layout(two_images[:1].clone()).requires_grad_(True)
+    act = random_alexnet.forward_to(x, "conv3")[0, 4]
+    row, col = divmod(int(act.argmax()), act.shape[1])  # a unit that fires (a ReLU's zero has no gradient)
+    act[row, col].backward()
+    got = saliency(random_alexnet, two_images[:1], Neuron("conv3", np.int64(4), (row, col)))
+    close_to_scale(got.per_channel, x.grad, 1e-5)
 
 
 def test_smoothgrad_is_seeded_and_leaves_the_global_rng(random_alexnet, two_images):
     x = two_images[:1]
     state = torch.get_rng_state()
-    a = saliency(random_alexnet, x, 5, smooth=3, noise=0.2, seed=1)
+    a = smoothgrad(saliency, random_alexnet, x, 5, samples=3, noise=0.2, seed=1).map
     assert torch.equal(torch.get_rng_state(), state)
-    b = saliency(random_alexnet, x, 5, smooth=3, noise=0.2, seed=1, batch_size=2)  # batching does not matter
-    c = saliency(random_alexnet, x, 5, smooth=3, noise=0.2, seed=2)
-    assert torch.allclose(a, b, rtol=1e-4, atol=1e-6 * float(a.max()))
-    assert not torch.allclose(a, c)
+    b = smoothgrad(saliency, random_alexnet, x, 5, samples=3, noise=0.2, seed=1, batch_size=2).map
+    c = smoothgrad(saliency, random_alexnet, x, 5, samples=3, noise=0.2, seed=2).map
+    # Batching does not matter beyond float summation order: compared on the map's scale,
+    # not element by element (near-zero pixels differ by ~1e-10 between CPUs).
+    close_to_scale(a, b, 1e-4)
+    assert float((a - c).abs().max()) > 1e-2 * float(a.abs().max())
     # No noise: every sample is the plain map.
-    assert torch.allclose(saliency(random_alexnet, x, 5, smooth=2, noise=0.0), saliency(random_alexnet, x, 5),
-                          rtol=1e-5, atol=1e-7 * float(a.max()))
+    close_to_scale(smoothgrad(saliency, random_alexnet, x, 5, samples=2, noise=0.0).map,
+                   saliency(random_alexnet, x, 5).map, 1e-5)
+
+
+def test_smoothgrad_wraps_any_method_guided_backprop_too(random_alexnet, two_images):
+    # The same noisy copies as SmoothGrad draws them, run through guided backprop by hand.
+    x = two_images[:1]
+    g = torch.Generator().manual_seed(7)
+    spread = float(x.max() - x.min()) * 0.1
+    noisy = x.repeat(3, 1, 1, 1) + torch.randn((3, 3, 224, 224), generator=g) * spread
+    by_hand = torch.stack([guided_backprop(random_alexnet, noisy[i:i + 1], 5, rule="deconvnet").map[0]
+                           for i in range(3)]).mean(0)
+    ours = smoothgrad(guided_backprop, random_alexnet, x, 5, samples=3, noise=0.1, seed=7, rule="deconvnet")
+    assert ours.method == "smoothgrad(deconvnet)" and ours.extra["rule"] == "deconvnet"
+    close_to_scale(ours.map[0], by_hand, 1e-5)
+
+
+def test_smoothgrad_iter_previews_and_stops(random_alexnet, two_images):
+    steps = list(smoothgrad_iter(saliency, random_alexnet, two_images, [5, 9], samples=3, batch_size=2))
+    assert [p.step for p in steps] == [2, 4, 6] and steps[-1].done and steps[-1].total == 6
+    full = run_to_end(smoothgrad_iter(saliency, random_alexnet, two_images, [5, 9], samples=3, batch_size=2))
+    close_to_scale(full.map, steps[-1].result.map, 1e-6)
+    asked = iter(range(10))
+    stopped = list(smoothgrad_iter(saliency, random_alexnet, two_images, [5, 9], samples=3, batch_size=2,
+                                   should_stop=lambda: next(asked) >= 1))
+    assert stopped[-1].done and stopped[-1].result.ended == "stopped" and stopped[-1].step == 4
 
 
 def test_model_restored_also_on_error(effnet):
     x = torch.rand(1, 3, 224, 224)
     with assert_restored(effnet):
-        saliency(effnet, x, 1, smooth=2)
+        smoothgrad(saliency, effnet, x, 1, samples=2)
     with assert_restored(effnet):
         with pytest.raises(ValueError, match="out of range"):
             saliency(effnet, x, 5000)
@@ -63,14 +108,14 @@ def test_model_restored_also_on_error(effnet):
 @pytest.mark.parametrize("kwargs, words", [
     (dict(target=[1, 2, 3]), "3 targets for 1 images"),
     (dict(target="no such class"), "no class named"),
-    (dict(smooth=-1), "smooth"),
-    (dict(noise=2.0), "noise"),
+    (dict(samples=-1), "samples -1 is out of range"),
+    (dict(noise=2.0), "noise 2 is out of range"),
 ])
 def test_bad_input_names_the_problem(random_alexnet, kwargs, words):
     args = dict(target=0)
     args.update(kwargs)
     with pytest.raises(ValueError, match=words):
-        saliency(random_alexnet, torch.rand(1, 3, 224, 224), args.pop("target"), **args)
+        smoothgrad(saliency, random_alexnet, torch.rand(1, 3, 224, 224), args.pop("target"), **args)
 
 
 def test_wrong_shape_is_refused(random_alexnet):
@@ -86,7 +131,7 @@ def test_most_saliency_falls_on_the_object(shapes_net, shapes_data):
     images, labels, masks = shapes_data.arrays()
     n = 40
     x = torch.from_numpy(np.ascontiguousarray(images[:n])).permute(0, 3, 1, 2).float() / 255
-    maps = saliency(shapes_net, x, [int(t) for t in labels[:n]]).numpy()
+    maps = saliency(shapes_net, x, [int(t) for t in labels[:n]]).map.numpy()
     inside = (maps * masks[:n]).sum(axis=(1, 2)) / maps.sum(axis=(1, 2))
     area = masks[:n].mean(axis=(1, 2))
     assert inside.mean() > 0.6, f"only {inside.mean():.0%} of the saliency is on the object"
@@ -134,7 +179,7 @@ def test_fast_layout_gives_the_same_map_on_trained_networks(request, which):
     with net.guard():
         net(plain)[:, 1].sum().backward()
     expected = plain.grad.abs().amax(1)
-    got = saliency(net, x, 1)
+    got = saliency(net, x, 1).map
     assert net.fast_layout(x).is_contiguous(memory_format=torch.channels_last)
     assert float((got - expected).abs().max()) <= 1e-4 * float(expected.max())
 

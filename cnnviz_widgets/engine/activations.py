@@ -14,28 +14,47 @@ Lesson notebook: ``notebooks/04_activations.ipynb``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .models import Network
+from . import checks
+from .network import Network
 
 __all__ = [
+    "Activations",
     "activations",
     "all_activations",
+    "as_maps",
     "top_channels",
     "mask_fraction",
     "top_channel_mask_fraction",
 ]
 
 
+@dataclass
+class Activations:
+    """What one layer outputs for one image.
+
+    maps: C x H x W on the CPU (a vector layer, fc, gives C x 1 x 1); layer: its name.
+    """
+
+    maps: torch.Tensor
+    layer: str
+
+    @property
+    def channels(self) -> int:
+        return int(self.maps.shape[0])
+
+
 def _as_maps(out: torch.Tensor, layer: str) -> torch.Tensor:
     """One image's layer output as C x H x W; a vector layer (fc) is C x 1 x 1."""
     if not isinstance(out, torch.Tensor):
         raise ValueError(f"layer {layer!r} does not output a single tensor")
-    out = out.detach()[0].float()
+    out = out.detach()[0].float().cpu()
     if out.dim() == 1:
         return out.view(-1, 1, 1)
     if out.dim() == 3:
@@ -43,43 +62,41 @@ def _as_maps(out: torch.Tensor, layer: str) -> torch.Tensor:
     raise ValueError(f"layer {layer!r} outputs shape {tuple(out.shape)}, not channels x height x width")
 
 
-def activations(net: Network, x, layer: str) -> torch.Tensor:
-    """The output of `layer` for one image: C x H x W (vector layers: C x 1 x 1).
+def activations(net: Network, image, layer: str) -> Activations:
+    """The output of `layer` for one image (PIL, array, [0, 1] tensor): ``.maps`` C x H x W.
 
     Runs the network only as far as the layer, in eval mode, without gradients.
     """
-    net.check_layer(layer)
-    x = net.as_batch(x, single=True, what="activations")
+    layer = checks.layer(net, layer)
+    x = net.as_batch(image, single=True, what="activations")
     with torch.no_grad(), net.guard():
         out = net.forward_to(x, layer)
-    return _as_maps(out, layer)
+    return Activations(_as_maps(out, layer), layer)
 
 
-def all_activations(net: Network, x, layers: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
-    """Every layer's output for one image from a single forward pass: {layer: C x H x W}."""
-    layers = list(net.layers if layers is None else layers)
-    for layer in layers:
-        net.check_layer(layer)
-    x = net.as_batch(x, single=True, what="activations")
+def all_activations(net: Network, image, layers: Sequence[str] | None = None) -> dict[str, Activations]:
+    """Every layer's output for one image from a single forward pass: {layer: `Activations`}."""
+    layers = [checks.layer(net, layer) for layer in (net.layers if layers is None else layers)]
+    x = net.as_batch(image, single=True, what="activations")
     with torch.no_grad(), net.guard(), net.capture(layers, detach=True) as outputs:
         net(x)
-    return {layer: _as_maps(outputs[layer], layer) for layer in layers}
+    return {layer: Activations(_as_maps(outputs[layer], layer), layer) for layer in layers}
 
 
-def _check_maps(acts) -> torch.Tensor:
-    acts = torch.as_tensor(acts)
+def as_maps(acts) -> torch.Tensor:
+    """`Activations`, or any C x H x W array or tensor -> the C x H x W tensor."""
+    acts = torch.as_tensor(acts.maps if isinstance(acts, Activations) else acts)
     if acts.dim() != 3:
         raise ValueError(f"expected activations of shape channels x height x width, not {tuple(acts.shape)}")
     return acts
 
 
-def top_channels(acts: torch.Tensor, k: int) -> torch.Tensor:
+def top_channels(acts, k: int) -> torch.Tensor:
     """Indices of the `k` channels with the highest mean activation, strongest first."""
-    acts = _check_maps(acts)
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a whole number of channels >= 1, not {k!r}")
+    acts = as_maps(acts)
+    k = checks.integer(k, "k", low=1)
     means = acts.float().mean(dim=(1, 2))
-    return means.topk(min(int(k), len(means))).indices
+    return means.topk(min(k, len(means))).indices
 
 
 def mask_fraction(act_map, mask) -> float:
@@ -105,7 +122,7 @@ def mask_fraction(act_map, mask) -> float:
 def top_channel_mask_fraction(net: Network, image, mask, layer: str, k: int = 3) -> tuple[float, float]:
     """(mean `mask_fraction` of the image's `k` strongest channels at `layer`, the
     mask's area fraction), with the mask cropped and resized exactly like the image."""
-    acts = activations(net, image, layer)
+    acts = activations(net, image, layer).maps
     m = net.preprocess_mask(mask)
     fractions = [mask_fraction(acts[c], m) for c in top_channels(acts, k).tolist()]
     return float(np.nanmean(fractions)), float(m.mean())

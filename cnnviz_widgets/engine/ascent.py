@@ -26,8 +26,8 @@ from .optimize.objectives import maximise
 from .progress import Progress, StopCheck, run_to_end
 from .targets import Neuron, Target, as_target
 
-__all__ = ["PARAMETRISATIONS", "DEFAULTS", "AscentResult", "ascent_iter", "ascent", "visualize_class_iter",
-           "visualize_class", "visualize_channel_iter", "visualize_channel"]
+__all__ = ["PARAMETRISATIONS", "DEFAULTS", "AscentResult", "visualize_class_iter", "visualize_class",
+           "visualize_channel_iter", "visualize_channel"]
 
 # The lecture's recipe per parametrisation: pixels need decay and blur to stay
 # readable; the Fourier image is smooth by construction and wants a larger step.
@@ -45,13 +45,14 @@ class AscentResult(OptimizeResult):
     target: Target
 
 
-def ascent_iter(net, target: Any, *, image=None, size: int = 160, steps: int = 40, param: str = "pixel",
-                step_size: float | None = None, l2: float | None = None, tv: float | None = None,
-                blur_every: int | None = None, blur_sigma: float | None = None,
-                clip_norm_percentile: float = 0.0, clip_contribution_percentile: float = 0.0,
-                jitter: int = 2, scale: float = 0.0, rotate: float = 0.0, seed: int = 0, every: int = 5,
-                should_stop: StopCheck = None) -> Iterator[Progress[AscentResult]]:
-    """Maximise `target` (a class index or name, or any `Target`); yield `Progress`.
+def visualize_class_iter(net, target: Any, *, image=None, size: int = 160, steps: int = 40, param: str = "pixel",
+                         step_size: float | None = None, l2: float | None = None, tv: float | None = None,
+                         blur_every: int | None = None, blur_sigma: float | None = None,
+                         clip_norm_percentile: float = 0.0, clip_contribution_percentile: float = 0.0,
+                         jitter: int = 2, scale: float = 0.0, rotate: float = 0.0, seed: int = 0, every: int = 5,
+                         should_stop: StopCheck = None) -> Iterator[Progress[AscentResult]]:
+    """Maximise the logit of class `target` (index or name; any `Target` works too, e.g.
+    a `Neuron`); yield `Progress` carrying an `AscentResult`.
 
     image: start from this picture (PIL, array or [0, 1] tensor; ``param="pixel"``
     only) instead of faint noise around grey. Settings left as None take
@@ -102,25 +103,15 @@ def _results(loop: Iterator[Progress[OptimizeResult]], target: Target) -> Iterat
                                     target=target), progress.done)
 
 
-def ascent(net, target: Any, **settings) -> AscentResult:
-    """`ascent_iter` run to the end."""
-    return run_to_end(ascent_iter(net, target, **settings))
-
-
-def visualize_class_iter(net, target: Any, **settings) -> Iterator[Progress[AscentResult]]:
-    """Maximise the logit of class `target` (index or name). See `ascent_iter` for settings."""
-    return ascent_iter(net, target, **settings)
-
-
 def visualize_class(net, target: Any, **settings) -> AscentResult:
     """`visualize_class_iter` run to the end: ``.image``, ``.losses``."""
     return run_to_end(visualize_class_iter(net, target, **settings))
 
 
 def visualize_channel_iter(net, layer: str, channel: int, **settings) -> Iterator[Progress[AscentResult]]:
-    """Maximise the mean activation of `channel` of `layer`. See `ascent_iter` for settings."""
+    """Maximise the mean activation of `channel` of `layer`. See `visualize_class_iter` for settings."""
     layer = checks.layer(net, layer)
-    return ascent_iter(net, Neuron(layer, checks.channel(net, layer, channel)), **settings)
+    return visualize_class_iter(net, Neuron(layer, checks.channel(net, layer, channel)), **settings)
 
 
 def visualize_channel(net, layer: str, channel: int, **settings) -> AscentResult:

@@ -1,9 +1,9 @@
 """The engine's one Gaussian blur.
 
 Used by the `Blur` regulariser of the optimisation loop (Yosinski et al. 2015 blur
-the image every few steps). Occlusion's "blur" fill calls torchvision's blur with
-``radius = int(2 * sigma)``; `gaussian_blur(x, sigma, radius=int(2 * sigma))` gives
-the same picture (a test checks it), so it can switch to this one.
+the image every few steps) and by occlusion's "blur" fill, which uses
+``radius = int(2 * sigma)``: at that radius it equals torchvision's blur (a test
+checks it).
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-__all__ = ["integer", "number", "fraction", "percentile", "choice", "channel", "layer", "position", "pixels"]
+__all__ = ["is_integer", "integer", "number", "fraction", "percentile", "choice", "channel", "layer", "position",
+           "index", "pixels"]
 
 
 def _plain_integer(value: Any) -> int | None:
@@ -29,6 +30,11 @@ def _plain_integer(value: Any) -> int | None:
             and value.dtype != torch.bool:
         return int(value.item())
     return None
+
+
+def is_integer(value: Any) -> bool:
+    """Whether `value` is a whole number in any of the accepted forms (not a bool)."""
+    return _plain_integer(value) is not None
 
 
 def integer(value: Any, name: str, *, low: int | None = None, high: int | None = None) -> int:
@@ -94,14 +100,27 @@ def layer(net, name: Any) -> str:
 def channel(net, layer_name: str, value: Any, *, channels: int | None = None) -> int:
     """A channel index of `layer_name`: ``channel 300 is out of range: conv5 has channels 0..255``.
 
-    ``channels`` saves a forward pass when the caller already knows the count."""
-    layer(net, layer_name)
+    ``channels`` saves a forward pass when the caller already knows the count (then
+    `net` may be None: a result that knows its layer checks without the network)."""
+    if net is not None:
+        layer(net, layer_name)
     v = _plain_integer(value)
     if v is None:
         raise TypeError(f"channel is a whole number, not {value!r} ({type(value).__name__})")
     count = channels if channels is not None else net.layer_shape(layer_name)[0]
     if not 0 <= v < count:
         raise ValueError(f"channel {v} is out of range: {layer_name} has channels 0..{count - 1}")
+    return v
+
+
+def index(value: Any, name: str, count: int, of: str) -> int:
+    """An index into `count` things: ``query 12 is out of range: the set has items 0..9``
+    (`of` says what has them, e.g. ``"the set has items"``)."""
+    v = _plain_integer(value)
+    if v is None:
+        raise TypeError(f"{name} is a whole number, not {value!r} ({type(value).__name__})")
+    if not 0 <= v < count:
+        raise ValueError(f"{name} {v} is out of range: {of} 0..{count - 1}")
     return v
 
 

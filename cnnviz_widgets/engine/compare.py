@@ -34,9 +34,9 @@ from .attribution import Attribution, smoothgrad
 from .evaluation import Scores, curve_iter, mask_mass, pointing_game, random_map
 from .gradcam import grad_cam, guided_grad_cam
 from .integrated_gradients import integrated_gradients
-from .models import Network
+from .network import Network
 from .progress import Progress, StopCheck, never_stop, run_to_end
-from .targets import ClassLogit, as_target
+from .targets import ClassLogit, Target, as_target
 
 __all__ = ["METHODS", "LABELS", "compare", "compare_iter", "Comparison", "comparison_settings", "occlusion_logit",
            "saliency_attribution", "smoothgrad_attribution", "guided_backprop_attribution", "class_list"]
@@ -52,39 +52,30 @@ def class_list(net: Network, target: Any, n: int) -> list[int]:
     return classes * n if len(classes) == 1 else list(classes)
 
 
-def _as_attribution(result, method: str) -> Attribution:
-    """A method's output as an `Attribution` (a plain map, or a gradient image whose map is
-    |.| max over colour channels, as saliency)."""
-    if isinstance(result, Attribution):
-        return result
-    t = torch.as_tensor(result).detach().float().cpu()
-    if t.dim() == 4:
-        return Attribution(map=t.abs().amax(dim=1), per_channel=t, method=method)
-    return Attribution(map=t, per_channel=None, method=method)
-
-
 def saliency_attribution(net: Network, image, target: Any) -> Attribution:
-    """Saliency (lesson 07) as an `Attribution`."""
+    """Saliency (lesson 07), named "saliency"."""
     from .saliency import saliency
 
-    x = net.as_batch(image, what="saliency")
-    return _as_attribution(saliency(net, x, class_list(net, target, x.shape[0])), "saliency")
+    return saliency(net, image, target)
 
 
 def smoothgrad_attribution(net: Network, image, target: Any, *, samples: int = 25, noise: float = 0.15,
                            seed: int = 0) -> Attribution:
     """SmoothGrad over saliency (`attribution.smoothgrad`), named "smoothgrad"."""
-    result = smoothgrad(saliency_attribution, net, image, target, samples=samples, noise=noise, seed=seed)
+    from .saliency import saliency
+
+    result = smoothgrad(saliency, net, image, target, samples=samples, noise=noise, seed=seed)
     result.method = "smoothgrad"
     return result
 
 
 def guided_backprop_attribution(net: Network, image, target: Any) -> Attribution:
-    """Guided backprop of the class (lesson 08): map |gradient| max over colour channels."""
-    from .guided import guided_backprop_class
+    """Guided backprop of the target (lesson 08): map |gradient| max over colour channels."""
+    from .guided import guided_backprop
 
-    x = net.as_batch(image, what="guided backprop")
-    return _as_attribution(guided_backprop_class(net, x, class_list(net, target, x.shape[0])), "guided_backprop")
+    result = guided_backprop(net, image, target, rule="guided")
+    result.method = "guided_backprop"
+    return result
 
 
 def occlusion_logit(net: Network, image, target: Any, *, patch: int | None = None,
@@ -92,12 +83,14 @@ def occlusion_logit(net: Network, image, target: Any, *, patch: int | None = Non
     """Occlusion (lesson 06) as a per-pixel map: the class *logit*'s drop when a grey patch
     hides the pixel, averaged over the patch positions that cover it
     (`occlusion.occlusion_attribution`; the logit, as the gradient methods explain it,
-    rather than the probability, which a confident network barely moves)."""
+    rather than the probability, which a confident network barely moves). A `Target`
+    (e.g. ``ClassProbability(c)``) is used as it is."""
     from .occlusion import occlusion_attribution
 
     x = net.as_batch(image, what="occlusion")
-    classes = class_list(net, target, x.shape[0])
-    return occlusion_attribution(net, x, ClassLogit(tuple(classes)), patch=patch, stride=stride)
+    if not isinstance(target, Target):
+        target = ClassLogit(tuple(class_list(net, target, x.shape[0])))
+    return occlusion_attribution(net, x, target, patch=patch, stride=stride)
 
 
 METHODS: dict[str, Callable[..., Attribution]] = {
@@ -131,9 +124,10 @@ def comparison_settings(quick: bool = False) -> tuple[dict, int]:
 
 @dataclass
 class Comparison:
-    """Maps and scores of the chosen methods for one image and class. `reference` holds a
-    random map's scores (the chance level); `ended` is "done" or "stopped" (then the
-    methods finished so far are there)."""
+    """Maps and scores of the chosen methods for one image: `target` the class explained,
+    `methods` the methods asked for, `attributions` and `scores` by method name (the
+    methods finished so far), `reference` a random map's scores (the chance level);
+    `ended` is "" in a preview, then "done" or "stopped"."""
 
     target: int
     methods: list[str]
@@ -206,9 +200,10 @@ def compare_iter(net: Network, image, target: Any, methods: Sequence[str] = tupl
 
 
 def _snapshot(result: Comparison) -> Comparison:
-    """A copy of the partial result that later steps do not change (maps are shared)."""
+    """A preview: a copy of the partial result that later steps do not change (maps are
+    shared), ``ended == ""``."""
     return replace(result, methods=list(result.methods), attributions=dict(result.attributions),
-                   scores={k: replace(v) for k, v in result.scores.items()})
+                   scores={k: replace(v) for k, v in result.scores.items()}, ended="")
 
 
 def compare(net: Network, image, target: Any, methods: Sequence[str] = tuple(METHODS), *, mask=None,

@@ -129,7 +129,7 @@ def data_home() -> Path:
 def _imagenette(split: str = "val", size: str = "160px", n: int | None = None, root: str | None = None):
     from torchvision.datasets import Imagenette
 
-    from .models import _reachable
+    from .models import is_reachable
 
     root = Path(root) if root else data_home() / "imagenette"
     if size not in ("full", "320px", "160px"):
@@ -140,7 +140,7 @@ def _imagenette(split: str = "val", size: str = "160px", n: int | None = None, r
         base = Imagenette(str(root), split=split, size=size, download=False)
     except RuntimeError:
         url = Imagenette._ARCHIVES[size][0]
-        if not _reachable(url):
+        if not is_reachable(url):
             raise DatasetUnavailable(
                 f"Imagenette ({size}, {split}) is not in {root} and this machine is offline. "
                 f"Run once with internet (load_dataset('imagenette') downloads about "

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import checks
+
 __all__ = ["METHODS", "Embedding", "embed", "knn_accuracy", "thumbnail_positions"]
 
 METHODS = ("pca", "tsne")
@@ -31,6 +33,8 @@ TSNE_PCA_DIMS = 50
 class Embedding:
     """A 2-D map of N feature vectors.
 
+    `coords`: N x 2 float32 (numpy: scikit-learn computes them), row i placing image i;
+    `method`: ``"pca"`` or ``"tsne"``; `perplexity`: t-SNE's (None for PCA).
     `explained_variance`: for PCA, the fraction of the variance each of the two axes
     keeps; for t-SNE, what the PCA before it kept (None when there was none).
     `kl_divergence`: t-SNE's final cost (lower is a more faithful neighbourhood map).
@@ -44,6 +48,7 @@ class Embedding:
 
 
 def _as_features(features, keep_float32: bool = False) -> np.ndarray:
+    features = getattr(features, "vectors", features)  # `features.Features` or a matrix
     if hasattr(features, "detach"):
         features = features.detach().cpu().numpy()
     x = np.asarray(features)
@@ -57,7 +62,7 @@ def _as_features(features, keep_float32: bool = False) -> np.ndarray:
     return x
 
 
-def embed(features, method: str = "pca", perplexity: float = 30, seed: int = 0, max_iter: int = 1000) -> Embedding:
+def embed(features, method: str = "pca", *, perplexity: float = 30, seed: int = 0, max_iter: int = 1000) -> Embedding:
     """Map ``N x D`` features to ``N x 2`` coordinates by PCA or t-SNE. See lesson 03.
 
     For t-SNE, features longer than 50 numbers are first reduced to 50 by PCA (as van
@@ -74,6 +79,10 @@ def embed(features, method: str = "pca", perplexity: float = 30, seed: int = 0, 
     """
     from threadpoolctl import threadpool_limits
 
+    method = checks.choice(method, "method", METHODS)
+    perplexity = checks.number(perplexity, "perplexity", low=1.0)
+    seed = checks.integer(seed, "seed", low=0)
+    max_iter = checks.integer(max_iter, "max_iter", low=250)
     with threadpool_limits(limits=1):
         return _embed(features, method, perplexity, seed, max_iter)
 
@@ -81,8 +90,6 @@ def embed(features, method: str = "pca", perplexity: float = 30, seed: int = 0, 
 def _embed(features, method: str, perplexity: float, seed: int, max_iter: int) -> Embedding:
     from sklearn.decomposition import PCA
 
-    if method not in METHODS:
-        raise ValueError(f"method must be 'pca' or 'tsne', not {method!r}")
     # t-SNE reduces long float32 features (pixels) with PCA first: in float32, which
     # halves that step's memory (1,000 images of 64 x 64 pixels: 49 MB instead of 98).
     x = _as_features(features, keep_float32=method == "tsne")
@@ -94,16 +101,14 @@ def _embed(features, method: str, perplexity: float, seed: int, max_iter: int) -
 
     from sklearn.manifold import TSNE
 
-    if not (isinstance(perplexity, (int, float)) and 1 <= perplexity < n):
-        raise ValueError(f"perplexity must be a number from 1 to below the number of images ({n}), not {perplexity!r}")
+    if perplexity >= n:
+        raise ValueError(f"perplexity {perplexity:g} is out of range: it must be below the number of images ({n})")
     kept = None
     if d > TSNE_PCA_DIMS and n > TSNE_PCA_DIMS:
         pca = PCA(n_components=TSNE_PCA_DIMS, random_state=seed).fit(x)
         x = pca.transform(x)
         kept = (float(pca.explained_variance_ratio_.sum()),)
     x = x.astype(np.float64, copy=False)
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 250:
-        raise ValueError(f"max_iter must be an integer of at least 250, not {max_iter!r}")
     tsne = TSNE(n_components=2, perplexity=float(perplexity), init="pca", learning_rate="auto",
                 max_iter=max_iter, random_state=seed, n_jobs=1)
     coords = tsne.fit_transform(x)
@@ -117,6 +122,7 @@ def knn_accuracy(coords, labels, k: int = 5, folds: int = 5, seed: int = 0) -> f
     from sklearn.neighbors import KNeighborsClassifier
 
     x = _as_features(coords)
+    k, folds, seed = checks.integer(k, "k", low=1), checks.integer(folds, "folds", low=2), checks.integer(seed, "seed")
     y = np.asarray(labels).reshape(-1)
     if len(y) != len(x):
         raise ValueError(f"{len(y)} labels for {len(x)} points")
@@ -124,8 +130,8 @@ def knn_accuracy(coords, labels, k: int = 5, folds: int = 5, seed: int = 0) -> f
     folds = int(min(folds, smallest))
     if folds < 2:
         raise ValueError("every class needs at least 2 images to cross-validate")
-    if not 1 <= k < len(x) * (folds - 1) / folds:
-        raise ValueError(f"k must be from 1 to below the training fold size, not {k!r}")
+    if not k < len(x) * (folds - 1) / folds:
+        raise ValueError(f"k {k} is out of range: it must be below the training fold size ({len(x) * (folds - 1) // folds})")
     split = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     return float(cross_val_score(KNeighborsClassifier(n_neighbors=k), x, y, cv=split).mean())
 

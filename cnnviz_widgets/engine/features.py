@@ -3,7 +3,7 @@
 Lessons 02 (nearest neighbours) and 03 (PCA / t-SNE) compare images by the
 activations of a late layer (AlexNet's fc7: "the 4096-dimensional code"); lesson 05
 and others can reuse the same scan. `extract_features(net, dataset, layer)` returns
-an ``N x D`` tensor (the layer's output flattened per image), computed with
+`Features`, whose ``vectors`` are ``N x D`` (the layer's output flattened per image), computed with
 `Network.forward_to` so the network never runs past the layer, in batches, under
 ``net.guard()`` and ``torch.no_grad()``. `pixel_features` gives the preprocessed
 pixels flattened the same way, the baseline the lessons compare against.
@@ -24,10 +24,13 @@ from typing import Iterator
 
 import torch
 
-from .models import Network
+from . import checks
+from .network import Network
+from .progress import Progress, StopCheck, run_to_end
 
 __all__ = [
-    "FeatureProgress",
+    "Features",
+    "FeatureCache",
     "PIXELS",
     "extract_features",
     "extract_features_iter",
@@ -54,16 +57,24 @@ _CACHE_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
-class FeatureProgress:
-    """One step of a dataset scan: `step` of `total` images done; `features` is set on
-    the last step only (the ``N x D`` result)."""
+class Features:
+    """Feature vectors of a dataset's images at one layer.
 
-    step: int
-    total: int
-    features: torch.Tensor | None = None
+    vectors: N x D float32 on the CPU, row i describing image i; layer: the layer (or
+    ``"pixels"``); dataset: the dataset's name; ended: ``"done"``, ``""`` for a preview
+    while scanning (the rows of the images done so far), ``"stopped"`` when stopped.
+    """
+
+    vectors: torch.Tensor
+    layer: str
+    dataset: str
+    ended: str = "done"
+
+    def __len__(self) -> int:
+        return int(self.vectors.shape[0])
 
 
-class _FeatureCache:
+class FeatureCache:
     """An LRU map from (model, dataset, layer) to a CPU tensor, bounded in entries and bytes."""
 
     def __init__(self, max_entries: int, max_bytes: int):
@@ -93,6 +104,11 @@ class _FeatureCache:
         with self._lock:
             return key in self._items
 
+    def keys(self) -> list[tuple]:
+        """The keys held, least recently used first."""
+        with self._lock:
+            return list(self._items)
+
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self._items.values())
 
@@ -102,7 +118,7 @@ class _FeatureCache:
             self.hits = self.misses = 0
 
 
-_CACHE = _FeatureCache(_CACHE_ENTRIES, _CACHE_BYTES)
+_CACHE = FeatureCache(_CACHE_ENTRIES, _CACHE_BYTES)
 
 # Two networks can share a name (load_model(name, fresh=True), a randomised copy in
 # lesson 08): each instance gets its own token so one never answers from the other's scan.
@@ -183,27 +199,36 @@ def _describe(net: Network, x: torch.Tensor, layer: str) -> torch.Tensor:
     return out.reshape(out.shape[0], -1).float().cpu()
 
 
-def extract_features_iter(net: Network, dataset, layer: str, batch_size: int = 64) -> Iterator[FeatureProgress]:
-    """Scan `dataset` and yield progress after each batch; the last item carries the
-    ``N x D`` features (a CPU float32 tensor). See lesson 02.
+def extract_features_iter(net: Network, dataset, layer: str, *, batch_size: int = 64,
+                          should_stop: StopCheck = None) -> Iterator[Progress[Features]]:
+    """Scan `dataset` and yield `Progress` after each batch, whose result holds the rows
+    of the images done so far; the last carries all ``N x D`` features. See lesson 02.
 
     `layer` is one of ``net.layers`` or ``"pixels"``. A cached scan yields its result
-    at once. Stopping the generator early leaves nothing in the cache.
+    at once; a stopped scan (``ended="stopped"``) leaves nothing in the cache. Checks
+    its settings at the call.
     """
     if layer != PIXELS:
-        net.check_layer(layer)
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, not {batch_size!r}")
+        layer = checks.layer(net, layer)
+    batch_size = checks.integer(batch_size, "batch_size", low=1)
     n = _check_dataset(dataset)
+    return _scan(net, dataset, layer, batch_size, n, should_stop)
+
+
+def _scan(net, dataset, layer, batch_size, n, should_stop) -> Iterator[Progress[Features]]:
+    name = str(getattr(dataset, "name", "") or type(dataset).__name__)
     key = _cache_key(net, dataset, layer)
     cached = _CACHE.get(key) if key is not None else None
     if cached is not None:
-        yield FeatureProgress(n, n, cached)
+        yield Progress(n, n, Features(cached, layer, name), done=True)
         return
     out: torch.Tensor | None = None
     # The generator may be paused between batches (a progress bar, a Stop button), so
     # the guard and no_grad are held only around each batch's forward, never across a yield.
     for start in range(0, n, batch_size):
+        if start and should_stop is not None and should_stop():
+            yield Progress(start, n, Features(out[:start], layer, name, "stopped"), done=True)
+            return
         stop = min(n, start + batch_size)
         x = _batch(net, dataset, start, stop)
         with torch.no_grad(), net.guard():
@@ -218,35 +243,28 @@ def extract_features_iter(net: Network, dataset, layer: str, batch_size: int = 6
             out = torch.empty(n, size, dtype=torch.float32)
         out[start:stop] = rows
         if stop < n:
-            yield FeatureProgress(stop, n)
+            yield Progress(stop, n, Features(out[:stop], layer, name, ""))
     if key is not None:
         _CACHE.put(key, out)
-    yield FeatureProgress(n, n, out)
+    yield Progress(n, n, Features(out, layer, name), done=True)
 
 
-def extract_features(net: Network, dataset, layer: str, batch_size: int = 64) -> torch.Tensor:
-    """``N x D``: each image's output at `layer`, flattened (cached). See lesson 02."""
-    last = None
-    for last in extract_features_iter(net, dataset, layer, batch_size):
-        pass
-    return last.features
+def extract_features(net: Network, dataset, layer: str, *, batch_size: int = 64) -> Features:
+    """Each image's output at `layer`, flattened: ``.vectors`` N x D (cached). See lesson 02."""
+    return run_to_end(extract_features_iter(net, dataset, layer, batch_size=batch_size))
 
 
-def pixel_features(net: Network, dataset, batch_size: int = 256) -> torch.Tensor:
-    """``N x 3*S*S``: the preprocessed pixels in [0, 1], flattened (cached): the
+def pixel_features(net: Network, dataset, *, batch_size: int = 256) -> Features:
+    """The preprocessed pixels in [0, 1], flattened: ``.vectors`` N x 3*S*S (cached): the
     "no network at all" description of each image."""
-    return extract_features(net, dataset, PIXELS, batch_size)
+    return extract_features(net, dataset, PIXELS, batch_size=batch_size)
 
 
 def image_features(net: Network, image, layer: str) -> torch.Tensor:
     """A ``D`` vector for one image (PIL, array, tensor, or the bytes of an uploaded
     file), described exactly as `extract_features` describes the dataset's images."""
     if layer != PIXELS:
-        net.check_layer(layer)
-    if isinstance(image, (bytes, bytearray, memoryview)):
-        from .images import load_image
-
-        image = load_image(bytes(image), name="the uploaded file")  # BadImage: a ValueError
-    x = net.preprocess(image)
+        layer = checks.layer(net, layer)
+    x = net.as_batch(image, single=True, what="image_features")
     with torch.no_grad(), net.guard():
         return _describe(net, x, layer)[0]

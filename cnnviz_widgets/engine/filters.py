@@ -14,15 +14,17 @@ Lesson notebook: ``notebooks/01_first_layer_filters.ipynb``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
-from .models import Network
+from . import checks
+from .network import Network
 from .shapes_net import SNAPSHOTS_PATH, filter_smoothness, load_conv1_snapshots
 
 __all__ = [
+    "Filters",
     "conv_layers",
     "conv_module",
     "first_layer_filters",
@@ -33,6 +35,19 @@ __all__ = [
 ]
 
 NORMALIZATIONS = ("per_filter", "global")
+
+
+@dataclass
+class Filters:
+    """The weights of one convolution, as pictures are drawn from them.
+
+    weights: a detached CPU copy, Cout x 3 x k x k for the first convolution (one RGB
+        image per filter), Cin x k x k for one filter of a deeper one (one grey kernel
+        per input channel); module: the convolution's path in ``net.model``.
+    """
+
+    weights: torch.Tensor
+    module: str
 
 
 def conv_layers(net: Network) -> list[str]:
@@ -47,16 +62,16 @@ def _first_conv(net: Network) -> tuple[str, nn.Conv2d]:
     raise ValueError(f"{net.name} has no convolution that reads the RGB image")
 
 
-def first_layer_filters(net: Network) -> torch.Tensor:
-    """The weights of the convolution that reads the RGB pixels: Cout x 3 x k x k.
+def first_layer_filters(net: Network) -> Filters:
+    """The weights of the convolution that reads the RGB pixels: ``.weights`` Cout x 3 x k x k.
 
     AlexNet-shaped nets (``shapes``, ``alexnet``): conv1; ``efficientnet_lite0``:
     its 3 x 3 stem. A detached CPU copy, so drawing it can never touch the model
     (on a `models.architecture` network, a meta tensor: its shape only).
     """
-    _, conv = _first_conv(net)
+    name, conv = _first_conv(net)
     weight = conv.weight.detach()
-    return weight if weight.is_meta else weight.float().cpu().clone()
+    return Filters(weight if weight.is_meta else weight.float().cpu().clone(), name)
 
 
 def conv_module(net: Network, layer_or_conv_index: str | int) -> tuple[str, nn.Conv2d]:
@@ -64,13 +79,11 @@ def conv_module(net: Network, layer_or_conv_index: str | int) -> tuple[str, nn.C
     layer's output is ready) or by its index in `conv_layers(net)`."""
     convs = conv_layers(net)
     modules = dict(net.model.named_modules())
-    if isinstance(layer_or_conv_index, (int, np.integer)) and not isinstance(layer_or_conv_index, bool):
-        i = int(layer_or_conv_index)
-        if not 0 <= i < len(convs):
-            raise ValueError(f"conv index {i} is out of range: {net.name} has convolutions 0..{len(convs) - 1}.")
+    if checks.is_integer(layer_or_conv_index):
+        i = checks.index(layer_or_conv_index, "conv index", len(convs), f"{net.name} has convolutions")
         return convs[i], modules[convs[i]]
-    layer = net.check_layer(str(layer_or_conv_index))
-    path = net._layer_paths[layer]
+    layer = checks.layer(net, layer_or_conv_index)
+    path = net.layer_path(layer)
     order = [name for name, _ in net.model.named_modules()]
     # The layer's output exists once its last sub-module has run.
     end = max(i for i, name in enumerate(order) if name == path or name.startswith(path + "."))
@@ -80,18 +93,18 @@ def conv_module(net: Network, layer_or_conv_index: str | int) -> tuple[str, nn.C
     return before[-1], modules[before[-1]]
 
 
-def deeper_filters(net: Network, layer_or_conv_index: str | int, out_channel: int) -> torch.Tensor:
-    """One filter of any convolution, as its Cin x k x k kernels (one per input channel).
+def deeper_filters(net: Network, layer: str | int, channel: int) -> Filters:
+    """Filter `channel` of any convolution, as its Cin x k x k kernels (one per input
+    channel): ``.weights``.
 
-    `layer_or_conv_index` is a readable layer name (``"conv2"``: the convolution
-    that feeds it) or an index into `conv_layers(net)`. Grouped convolutions
-    (EfficientNet's depthwise ones) give Cin/groups kernels.
+    `layer` is a readable layer name (``"conv2"``: the convolution that feeds it) or an
+    index into `conv_layers(net)`. Grouped convolutions (EfficientNet's depthwise ones)
+    give Cin/groups kernels.
     """
-    name, conv = conv_module(net, layer_or_conv_index)
-    n = conv.out_channels
-    if isinstance(out_channel, bool) or not isinstance(out_channel, (int, np.integer)) or not 0 <= int(out_channel) < n:
-        raise ValueError(f"filter {out_channel!r} is out of range: {net.name}'s {name} has filters 0..{n - 1}.")
-    return conv.weight[int(out_channel)].detach().float().cpu().clone()
+    name, conv = conv_module(net, layer)
+    where = layer if isinstance(layer, str) else name
+    channel = checks.channel(None, where, channel, channels=conv.out_channels)
+    return Filters(conv.weight[channel].detach().float().cpu().clone(), name)
 
 
 # --- drawing ---------------------------------------------------------------------------

@@ -18,48 +18,63 @@ ICCV. https://arxiv.org/abs/1610.02391
 The backward pass stops at the layer: its output is swapped, inside a forward hook,
 for a leaf tensor of the same values, so nothing below the layer is differentiated
 (cheaper than saliency's full backward). The hook is removed when the call ends,
-also when it raises.
+also when it raises. Both methods take any `engine.targets` target (a class means its
+logit) and have `_iter` twins that go `batch_size` images at a time
+(`attribution.batched_iter`).
 """
 
 from __future__ import annotations
 
 import weakref
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
 
 from . import checks
-from .attribution import Attribution
-from .models import Network
-from .targets import as_target
+from .attribution import Attribution, batched_iter
+from .network import Network
+from .progress import Progress, StopCheck, run_to_end
+from .targets import Target, score
 
-__all__ = ["grad_cam", "guided_grad_cam", "last_spatial_layer", "spatial_layers", "to_image_size",
-           "layer_gradient"]
+__all__ = ["grad_cam", "grad_cam_iter", "guided_grad_cam", "guided_grad_cam_iter", "last_spatial_layer",
+           "spatial_layers", "to_image_size", "layer_gradient"]
 
-_LAST_SPATIAL: "weakref.WeakKeyDictionary[Network, str]" = weakref.WeakKeyDictionary()
+_SPATIAL: "weakref.WeakKeyDictionary[Network, list[str]]" = weakref.WeakKeyDictionary()
 
 
 def spatial_layers(net: Network) -> list[str]:
     """The readable layers whose output is a spatial map (C x h x w with h, w > 1), in order."""
-    out = []
-    for layer in net.layers:
-        shape = net.layer_shape(layer)
-        if len(shape) == 3 and shape[1] * shape[2] > 1:
-            out.append(layer)
-    return out
+    cached = _SPATIAL.get(net)  # layer_shape runs a forward per layer: once per network
+    if cached is None:
+        cached = []
+        for layer in net.layers:
+            shape = net.layer_shape(layer)
+            if len(shape) == 3 and shape[1] * shape[2] > 1:
+                cached.append(layer)
+        _SPATIAL[net] = cached
+    return list(cached)
 
 
 def last_spatial_layer(net: Network) -> str:
     """Grad-CAM's default layer: the last layer with a spatial map (the paper's choice,
     the best compromise between high-level meaning and spatial detail)."""
-    cached = _LAST_SPATIAL.get(net)  # layer_shape runs a forward per layer: once per network
-    if cached is None:
-        layers = spatial_layers(net)
-        if not layers:
-            raise ValueError(f"{net.name} has no layer with a spatial map: Grad-CAM needs one")
-        cached = _LAST_SPATIAL[net] = layers[-1]
-    return cached
+    layers = spatial_layers(net)
+    if not layers:
+        raise ValueError(f"{net.name} has no layer with a spatial map: Grad-CAM needs one")
+    return layers[-1]
+
+
+def _cam_layer(net: Network, layer: Any) -> str:
+    """The checked Grad-CAM layer: None = the last spatial one; a layer without a spatial
+    map is refused before any work."""
+    if layer is None:
+        return last_spatial_layer(net)
+    layer = checks.layer(net, layer)
+    if layer not in spatial_layers(net):
+        raise ValueError(f"Grad-CAM needs a layer with a spatial map; {layer}'s output has shape "
+                         f"{tuple(net.layer_shape(layer))}. Try {last_spatial_layer(net)}.")
+    return layer
 
 
 def to_image_size(layer_map: torch.Tensor, size: tuple[int, int] | int) -> torch.Tensor:
@@ -78,13 +93,11 @@ def to_image_size(layer_map: torch.Tensor, size: tuple[int, int] | int) -> torch
     return m[0] if single else m
 
 
-def layer_gradient(net: Network, x: torch.Tensor, layer: str, target) -> tuple[torch.Tensor, torch.Tensor]:
+def layer_gradient(net: Network, x: torch.Tensor, layer: str, target: Target) -> tuple[torch.Tensor, torch.Tensor]:
     """The output A of `layer` for the batch x and d target / d A (both N x C x h x w, on
     the network's device). The backward pass stops at the layer.
 
-    Call inside ``with net.guard():``; `target` is a checked `Target`."""
-    from .targets import score
-
+    Runs inside ``net.guard()``; `target` is a checked `Target`."""
     found: dict[str, torch.Tensor] = {}
 
     def swap(_module, _inputs, output):
@@ -94,59 +107,75 @@ def layer_gradient(net: Network, x: torch.Tensor, layer: str, target) -> tuple[t
         found["leaf"] = leaf
         return leaf
 
-    handle = net.module(layer).register_forward_hook(swap)
-    try:
-        with torch.enable_grad():
-            scores = score(net, net.fast_layout(x), target)
-            if "leaf" not in found:
-                raise ValueError(f"the target is computed before layer {layer}: it cannot depend on it")
-            (grad,) = torch.autograd.grad(scores.sum(), found["leaf"], allow_unused=True)
-    finally:
-        handle.remove()
+    with net.guard():
+        handle = net.module(layer).register_forward_hook(swap)
+        try:
+            with torch.enable_grad():
+                scores = score(net, net.fast_layout(x), target)
+                if "leaf" not in found:
+                    raise ValueError(f"the target is computed before layer {layer}: it cannot depend on it")
+                (grad,) = torch.autograd.grad(scores.sum(), found["leaf"], allow_unused=True)
+        finally:
+            handle.remove()
     acts = found["leaf"].detach()
     if grad is None:
         raise ValueError(f"the target does not depend on layer {layer}")
     return acts, grad
 
 
-def grad_cam(net: Network, image, target: Any, layer: str | None = None) -> Attribution:
-    """Grad-CAM of `target` at `layer` (default: `last_spatial_layer(net)`).
+def _explain_grad_cam(net: Network, x: torch.Tensor, target: Target, layer: str) -> Attribution:
+    acts, grads = layer_gradient(net, x, layer, target)
+    if acts.dim() != 4 or acts.shape[-2] * acts.shape[-1] < 2:  # at this image size
+        raise ValueError(f"Grad-CAM needs a layer with a spatial map; {layer}'s output has shape "
+                         f"{tuple(acts.shape[1:])} for a {x.shape[-2]}x{x.shape[-1]} image")
+    weights = grads.mean(dim=(2, 3))
+    layer_map = torch.relu((weights[:, :, None, None] * acts).sum(dim=1)).float().cpu()
+    return Attribution(map=to_image_size(layer_map, tuple(x.shape[-2:])), per_channel=None, method="grad_cam",
+                       extra={"layer": layer, "layer_map": layer_map, "weights": weights.float().cpu()})
+
+
+def grad_cam_iter(net: Network, image, target: Any, *, layer: str | None = None, batch_size: int | None = None,
+                  should_stop: StopCheck = None) -> Iterator[Progress[Attribution]]:
+    """`grad_cam`, `batch_size` images at a time (None: from the memory budget,
+    `engine.memory`), yielding `Progress` after each batch."""
+    return batched_iter(_explain_grad_cam, net, image, target, batch_size=batch_size, should_stop=should_stop,
+                        what="Grad-CAM", layer=_cam_layer(net, layer))
+
+
+def grad_cam(net: Network, image, target: Any, *, layer: str | None = None,
+             batch_size: int | None = None) -> Attribution:
+    """Grad-CAM of `target` (a class index or name = its logit, one per image, or any
+    `Target` computed after the layer) at `layer` (default: `last_spatial_layer(net)`).
 
     Returns an `Attribution` whose `map` is at image size (N x H x W, bilinear) and whose
     ``extra["layer_map"]`` is the layer-resolution map ReLU(sum_k alpha_k A^k)
     (N x h x w), with ``extra["weights"]`` (alpha, N x C) and ``extra["layer"]``.
     `per_channel` is None: Grad-CAM has no colour channels.
     """
-    x = net.as_batch(image, what="Grad-CAM")
-    layer = last_spatial_layer(net) if layer is None else checks.layer(net, layer)
-    target = as_target(net, target, x.shape[0])
-    with net.guard():
-        acts, grads = layer_gradient(net, x, layer, target)
-    if acts.dim() != 4 or acts.shape[-2] * acts.shape[-1] < 2:
-        raise ValueError(f"Grad-CAM needs a layer with a spatial map; {layer}'s output has shape "
-                         f"{tuple(acts.shape[1:])}. Try {last_spatial_layer(net)}.")
-    weights = grads.mean(dim=(2, 3))
-    layer_map = torch.relu((weights[:, :, None, None] * acts).sum(dim=1)).float().cpu()
-    return Attribution(
-        map=to_image_size(layer_map, tuple(x.shape[-2:])),
-        per_channel=None,
-        method="grad_cam",
-        extra={"layer": layer, "layer_map": layer_map, "weights": weights.float().cpu()},
-    )
+    return run_to_end(grad_cam_iter(net, image, target, layer=layer, batch_size=batch_size))
 
 
-def guided_grad_cam(net: Network, image, target: Any, layer: str | None = None) -> Attribution:
-    """Guided Grad-CAM: the guided backprop gradient of the class (N x 3 x H x W) times the
-    upsampled Grad-CAM map. `map` is max over colour channels of |product| (as saliency);
-    `per_channel` the signed product; ``extra`` Grad-CAM's."""
-    from .compare import class_list
-    from .guided import guided_backprop_class
+def _explain_guided_grad_cam(net: Network, x: torch.Tensor, target: Target, layer: str) -> Attribution:
+    from .guided import guided_backprop
 
-    x = net.as_batch(image, what="Guided Grad-CAM")
-    cam = grad_cam(net, x, target, layer)
-    guided = class_list(net, target, x.shape[0])
-    gradient = guided_backprop_class(net, x, guided, "guided").float().cpu()
+    cam = _explain_grad_cam(net, x, target, layer)
+    gradient = guided_backprop(net, x, target, rule="guided", batch_size=x.shape[0]).per_channel.float()
     product = gradient * cam.map[:, None]
     return Attribution(map=product.abs().amax(dim=1), per_channel=product, method="guided_grad_cam",
                        extra={**cam.extra, "grad_cam": cam.map})
 
+
+def guided_grad_cam_iter(net: Network, image, target: Any, *, layer: str | None = None,
+                         batch_size: int | None = None, should_stop: StopCheck = None) -> Iterator[Progress[Attribution]]:
+    """`guided_grad_cam`, `batch_size` images at a time, yielding `Progress` after each batch."""
+    return batched_iter(_explain_guided_grad_cam, net, image, target, batch_size=batch_size,
+                        should_stop=should_stop, what="Guided Grad-CAM", layer=_cam_layer(net, layer))
+
+
+def guided_grad_cam(net: Network, image, target: Any, *, layer: str | None = None,
+                    batch_size: int | None = None) -> Attribution:
+    """Guided Grad-CAM: the guided backprop gradient of the target (N x 3 x H x W) times
+    the upsampled Grad-CAM map. `map` is max over colour channels of |product| (as
+    saliency); `per_channel` the signed product; ``extra`` Grad-CAM's, with its
+    image-size map as ``extra["grad_cam"]``."""
+    return run_to_end(guided_grad_cam_iter(net, image, target, layer=layer, batch_size=batch_size))

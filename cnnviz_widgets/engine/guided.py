@@ -13,6 +13,11 @@ value but gets a new backward:
 It works by a forward hook on each rectifier that re-applies it through an autograd
 Function with that backward; the hooks are removed when the block ends, also on error.
 
+`guided_backprop(net, image, target, rule=...)` is an attribution method like saliency
+(an `Attribution`; any target, a `Neuron` included; SmoothGrad over it with
+``attribution.smoothgrad(guided_backprop, ...)``); `neuron_gradient(net, image, layer,
+channel)` is lesson 08's picture of one unit, at its strongest position by default.
+
 Also here: Adebayo et al. (2018)'s model-randomisation sanity check.
 """
 
@@ -21,21 +26,25 @@ from __future__ import annotations
 import copy
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator, NamedTuple, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from .models import Network, _lock_for
-from .saliency import saliency, targets_for
+from . import checks
+from .attribution import Attribution, batched_iter, input_gradient
+from .network import Network, lock_for
+from .progress import Progress, StopCheck, run_to_end
+from .saliency import saliency
+from .targets import Neuron, Target
 
 __all__ = [
     "RULES",
     "backprop_rule",
     "guided_backprop",
-    "guided_backprop_class",
-    "GuidedResult",
+    "guided_backprop_iter",
+    "neuron_gradient",
     "top_positions",
     "NeuronPicture",
     "neuron_pictures",
@@ -80,14 +89,13 @@ def _upper(module: nn.Module) -> float | None:
 @contextmanager
 def backprop_rule(net: nn.Module, rule: str = "guided") -> Iterator[nn.Module]:
     """Give every ReLU / ReLU6 module of `net` the `rule` backward inside the block."""
-    if rule not in RULES:
-        raise ValueError(f"rule must be one of {', '.join(RULES)}, not {rule!r}")
+    rule = checks.choice(rule, "rule", RULES)
     handles = []
 
     def hook(module, inputs, _output):
         return _Rectifier.apply(inputs[0], _upper(module), rule)
 
-    with _lock_for(net):  # the rule applies to this thread's passes only
+    with lock_for(net):  # the rule applies to this thread's passes only
         try:
             for m in net.modules():
                 if isinstance(m, (nn.ReLU, nn.ReLU6)):
@@ -98,104 +106,97 @@ def backprop_rule(net: nn.Module, rule: str = "guided") -> Iterator[nn.Module]:
                 h.remove()
 
 
-class GuidedResult(NamedTuple):
-    """The gradient image (3 x H x W) and the neuron's (row, col), None for a vector layer."""
-
-    gradient: torch.Tensor
-    position: tuple[int, int] | None
-
-
-def _one_image(net: Network, x) -> torch.Tensor:
-    x = net.as_batch(x, what="guided backprop")
-    if x.shape[0] != 1:
-        raise ValueError(f"guided_backprop explains one image at a time, not {x.shape[0]}")
-    return x
+def _explain(net: Network, x: torch.Tensor, target: Target, rule: str = "guided") -> Attribution:
+    # The rule's hooks go on before forward_to's stop hook, so the target sees the rule's output.
+    with backprop_rule(net, rule):
+        gradient = input_gradient(net, x, target)
+    return Attribution(map=gradient.abs().amax(dim=1).cpu(), per_channel=gradient.cpu(),
+                       method="guided backprop" if rule == "guided" else rule, extra={"rule": rule})
 
 
-def _check_channel(layer: str, out: torch.Tensor, channel: int) -> None:
-    n = out.shape[1]
-    if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) or not 0 <= int(channel) < n:
-        raise ValueError(f"channel {channel!r} is out of range: layer {layer} has channels 0..{n - 1}")
+def guided_backprop_iter(net: Network, image, target: Any, *, rule: str = "guided", batch_size: int | None = None,
+                         should_stop: StopCheck = None) -> Iterator[Progress[Attribution]]:
+    """`guided_backprop`, `batch_size` images at a time, yielding `Progress` after each batch."""
+    return batched_iter(_explain, net, image, target, batch_size=batch_size, should_stop=should_stop,
+                        what="guided backprop", rule=checks.choice(rule, "rule", RULES))
 
 
-def guided_backprop(net: Network, x, layer: str, channel: int, position: tuple[int, int] | None = None,
-                    rule: str = "guided") -> GuidedResult:
-    """The gradient image of one neuron of `layer`: its `channel` at `position`
-    (default: where that channel is strongest in this image) under `rule`."""
-    net.check_layer(layer)
-    x = _one_image(net, x)
-    with net.guard(), torch.enable_grad(), backprop_rule(net, rule):
-        x = net.gradient_input(x)
-        # forward_to's stop hook goes on after the rule hooks, so it sees the rule's output.
-        out = net.forward_to(x, layer)
-        _check_channel(layer, out, channel)
-        if out.dim() == 4:
-            if position is None:
-                flat = int(out[0, channel].argmax())
-                position = divmod(flat, out.shape[-1])
-            r, c = (int(v) for v in position)
-            if not (0 <= r < out.shape[2] and 0 <= c < out.shape[3]):
-                raise ValueError(f"position {position} is outside layer {layer}'s {out.shape[2]}x{out.shape[3]} map")
-            position = (r, c)
-            neuron = out[0, channel, r, c]
-        else:
-            position = None
-            neuron = out.reshape(1, -1)[0, channel]
-        (grad,) = torch.autograd.grad(neuron, x)
-    return GuidedResult(grad[0].detach().contiguous(), position)
+def guided_backprop(net: Network, image, target: Any, *, rule: str = "guided", batch_size: int | None = None) -> Attribution:
+    """The gradient image of `target` under `rule`: a class score (index, name, one per
+    image) or any `Target`, e.g. ``Neuron("conv5", 3, (6, 6))`` for one unit.
+    ``.per_channel`` is the gradient image N x 3 x H x W; ``.map`` its max |.| over colours."""
+    return run_to_end(guided_backprop_iter(net, image, target, rule=rule, batch_size=batch_size))
 
 
-def guided_backprop_class(net: Network, x, target, rule: str = "guided") -> torch.Tensor:
-    """The gradient image of a class score (logit) under `rule`: N x 3 x H x W."""
-    x = net.as_batch(x, what="guided backprop")
-    targets = targets_for(net, target, x.shape[0])
-    with net.guard(), torch.enable_grad(), backprop_rule(net, rule):
-        x = net.gradient_input(x)
-        score = net(x).gather(1, targets.view(-1, 1)).sum()
-        (grad,) = torch.autograd.grad(score, x)
-    return grad.detach().contiguous()
-
-
-def top_positions(net: Network, x, layer: str, channel: int, k: int = 4) -> list[tuple[int, int, float]]:
-    """The k strongest (row, col, activation) of a channel in this image, strongest first.
-    A vector layer (fc) has one position: (0, 0)."""
-    net.check_layer(layer)
-    x = _one_image(net, x)
+def _strongest(net: Network, x: torch.Tensor, layer: str, channel: int, k: int) -> list[tuple[int, int, float]]:
     with net.guard(), torch.no_grad():
         out = net.forward_to(x, layer)
-    _check_channel(layer, out, channel)
+    checks.channel(net, layer, channel, channels=out.shape[1])
     if out.dim() != 4:
         return [(0, 0, float(out.reshape(1, -1)[0, channel]))]
     fmap = out[0, channel]
-    values, idx = fmap.flatten().topk(min(int(k), fmap.numel()))
+    values, idx = fmap.flatten().topk(min(k, fmap.numel()))
     return [(int(i) // fmap.shape[1], int(i) % fmap.shape[1], float(v)) for v, i in zip(values, idx)]
 
 
-class NeuronPicture(NamedTuple):
-    """One activating position of a channel: where, how strongly, the receptive-field
-    crop of the image (uint8, grey-padded at borders) and of the gradient image (3 x S x S
-    float, zero-padded)."""
+def neuron_gradient(net: Network, image, layer: str, channel: int, *, position: tuple[int, int] | None = None,
+                    rule: str = "guided") -> Attribution:
+    """The gradient image of one neuron of `layer` for one image: its `channel` at
+    `position` (default: where that channel is strongest in this image) under `rule`.
+    ``.extra``: ``layer``, ``channel`` and ``position`` ((row, col); None for a vector layer)."""
+    layer = checks.layer(net, layer)
+    x = net.as_batch(image, single=True, what="neuron_gradient")
+    with net.guard(), torch.no_grad():
+        out = net.forward_to(x, layer)
+    channel = checks.channel(net, layer, channel, channels=out.shape[1])
+    if out.dim() != 4:
+        position = None
+    elif position is None:
+        position = divmod(int(out[0, channel].argmax()), out.shape[-1])
+    else:
+        position = checks.position(position, tuple(out.shape[2:]))
+    result = guided_backprop(net, x, Neuron(layer, channel, position), rule=rule)
+    result.extra.update(layer=layer, channel=channel, position=position)
+    return result
+
+
+def top_positions(net: Network, image, layer: str, channel: int, k: int = 4) -> list[tuple[int, int, float]]:
+    """The k strongest (row, col, activation) of a channel in this image, strongest first.
+    A vector layer (fc) has one position: (0, 0)."""
+    layer = checks.layer(net, layer)
+    x = net.as_batch(image, single=True, what="top_positions")
+    return _strongest(net, x, layer, channel, checks.integer(k, "k", low=1))
+
+
+@dataclass
+class NeuronPicture:
+    """One activating position of a channel: where (row, col), how strongly, the
+    receptive-field crop of the image (uint8 S x S x 3, grey-padded at borders, as
+    `patches.crop_patch` gives) and of the gradient image (3 x S x S float on the CPU,
+    zero-padded)."""
 
     position: tuple[int, int]
     activation: float
     crop: np.ndarray
-    gradient: np.ndarray
+    gradient: torch.Tensor
 
 
-def neuron_pictures(net: Network, x, layer: str, channel: int, k: int = 4, rule: str = "guided") -> list[NeuronPicture]:
+def neuron_pictures(net: Network, image, layer: str, channel: int, k: int = 4,
+                    rule: str = "guided") -> list[NeuronPicture]:
     """For the k strongest positions of `channel` in this image, the gradient image of
     that neuron under `rule`, cut to its receptive field next to the image's crop
     (the crops reuse lesson 05's `patches.crop_patch` / `crop_pixels`)."""
     from .patches import crop_patch, crop_pixels
 
-    x = _one_image(net, x)
+    x = net.as_batch(image, single=True, what="neuron_pictures")
     rf = net.receptive_field(layer)
     pictures = []
     for r, c, value in top_positions(net, x, layer, channel, k):
-        grad = guided_backprop(net, x, layer, channel, position=None if rf.is_global else (r, c), rule=rule).gradient
-        hwc = grad.permute(1, 2, 0).cpu().numpy()
-        pictures.append(NeuronPicture((r, c), value, crop_patch(net, x, rf, r, c),
-                                      crop_pixels(hwc, rf, r, c, fill=np.float32(0)).transpose(2, 0, 1)))
+        grad = neuron_gradient(net, x, layer, channel, position=None if rf.is_global else (r, c),
+                               rule=rule).per_channel[0]
+        hwc = grad.permute(1, 2, 0).numpy()
+        cut = crop_pixels(hwc, rf, r, c, fill=np.float32(0)).transpose(2, 0, 1)
+        pictures.append(NeuronPicture((r, c), value, crop_patch(net, x, rf, r, c), torch.from_numpy(cut.copy())))
     return pictures
 
 
@@ -204,11 +205,9 @@ def neuron_pictures(net: Network, x, layer: str, channel: int, k: int = 4, rule:
 def layer_parameters(net: Network) -> dict[str, list[nn.Module]]:
     """For each readable layer, the modules with parameters that run after the previous
     layer and up to it (so AlexNet's conv1 owns features.0, its ReLU having none)."""
-    from .models import _executed_leaves
-
     owned, seen = {}, set()
     for layer in net.layers:
-        leaves, _ = _executed_leaves(net, layer)
+        leaves, _ = net.executed_leaves(layer)
         mods = []
         for _name, m in leaves:
             if id(m) not in seen and any(True for _ in m.parameters(recurse=False)):
@@ -236,51 +235,59 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(0.0 if np.isnan(rho) else rho)
 
 
-def _as_map(m: torch.Tensor) -> np.ndarray:
-    """Any method's output for one image -> H x W importance (|.| max over channels, as saliency)."""
-    m = m.detach().float().cpu()
+def _as_map(result) -> torch.Tensor:
+    """A method's output for one image -> H x W importance: an `Attribution`'s map, or
+    for a method returning a plain tensor its |.| max over channels, as saliency."""
+    if isinstance(result, Attribution):
+        return result.map[0].detach().float().cpu()
+    m = result.detach().float().cpu()
     if m.dim() == 4:
         m = m[0]
     if m.dim() == 3:
         m = m.abs().amax(0)
-    return m.numpy()
+    return m
 
 
-METHODS: dict[str, Callable[[Network, torch.Tensor, int], torch.Tensor]] = {
-    "saliency": lambda net, x, t: saliency(net, x, t),
-    "guided": lambda net, x, t: guided_backprop_class(net, x, t, "guided"),
-    "deconvnet": lambda net, x, t: guided_backprop_class(net, x, t, "deconvnet"),
+METHODS: dict[str, Callable[..., Attribution]] = {
+    "saliency": lambda net, image, target: saliency(net, image, target),
+    "guided": lambda net, image, target: guided_backprop(net, image, target, rule="guided"),
+    "deconvnet": lambda net, image, target: guided_backprop(net, image, target, rule="deconvnet"),
 }
 
 
 @dataclass
 class RandomisationResult:
     """stages[i] names the layers re-initialised so far ("original" first); for each
-    method, its Spearman correlation with the original map at each stage, and the maps."""
+    method, its Spearman correlation with the original map at each stage, and the maps
+    (H x W tensors on the CPU)."""
 
     stages: list[str]
     correlations: dict[str, list[float]]
-    maps: dict[str, list[np.ndarray]]
+    maps: dict[str, list[torch.Tensor]]
 
 
-def randomisation_test(net: Network, x, target, methods: Sequence[str] | dict = ("saliency", "guided"),
+def randomisation_test(net: Network, image, target, methods: Sequence[str] | dict = ("saliency", "guided"),
                        layers_top_down: Sequence[str] | None = None, seed: int = 0) -> RandomisationResult:
-    """Adebayo et al. (2018): re-initialise layers cumulatively from the top down on a COPY
-    of the network and measure how much each method's map changes (Spearman rank
-    correlation with the original map). A method that explains the model should change
-    when the model is destroyed. `net` itself is never modified."""
-    x = _one_image(net, x)
+    """Adebayo et al. 2018 ("Sanity Checks for Saliency Maps", arXiv:1810.03292):
+    re-initialise layers cumulatively from the top down on a COPY of the network and
+    measure how much each method's map changes (Spearman rank correlation with the
+    original map). A method that explains the model should change when the model is
+    destroyed. `net` itself is never modified. `methods`: names in `METHODS`, or
+    {name: method(net, image, target) -> Attribution}."""
+    x = net.as_batch(image, single=True, what="randomisation_test")
     target = net.class_index(target)
-    chosen = {m: METHODS[m] for m in methods} if not isinstance(methods, dict) else dict(methods)
+    if isinstance(methods, dict):
+        chosen = dict(methods)
+    else:
+        chosen = {checks.choice(m, "method", tuple(METHODS)): METHODS[m] for m in methods}
     for name in chosen:
         if not callable(chosen[name]):
             raise ValueError(f"method {name!r} is not callable")
-    layers = list(layers_top_down) if layers_top_down is not None else list(reversed(net.layers))
-    for layer in layers:
-        net.check_layer(layer)
+    layers = [checks.layer(net, layer) for layer in
+              (layers_top_down if layers_top_down is not None else reversed(net.layers))]
     probe = copy.deepcopy(net)
     owned = layer_parameters(probe)
-    generator = torch.Generator().manual_seed(int(seed))
+    generator = torch.Generator().manual_seed(checks.integer(seed, "seed"))
     maps = {name: [_as_map(fn(probe, x, target))] for name, fn in chosen.items()}
     stages = ["original"]
     for layer in layers:
@@ -288,5 +295,5 @@ def randomisation_test(net: Network, x, target, methods: Sequence[str] | dict = 
         stages.append(layer)
         for name, fn in chosen.items():
             maps[name].append(_as_map(fn(probe, x, target)))
-    correlations = {name: [_spearman(ms[0], m) for m in ms] for name, ms in maps.items()}
+    correlations = {name: [_spearman(ms[0].numpy(), m.numpy()) for m in ms] for name, ms in maps.items()}
     return RandomisationResult(stages, correlations, maps)

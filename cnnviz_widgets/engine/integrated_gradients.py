@@ -30,7 +30,7 @@ import torch
 
 from . import checks, memory
 from .attribution import Attribution
-from .models import Network
+from .network import Network
 from .progress import Progress, StopCheck, never_stop, run_to_end
 from .targets import as_target, score
 
@@ -110,82 +110,91 @@ def integrated_gradients_iter(net: Network, image, target: Any, *, baseline: Any
     the class), `map` its sum over colour channels (N x H x W, signed), and ``extra``
     holds ``completeness_gap`` (per image |sum of attributions - (f(x) - f(x'))| /
     |f(x) - f(x')|), ``delta`` (the signed difference, Captum's convergence delta), the
-    scores ``f_image``/``f_baseline``, ``baseline``, ``steps`` and ``rule``.
-    A stopped run's result has ``extra["ended"] == "stopped"`` and integrates only the
-    points done so far.
+    scores ``f_image``/``f_baseline``, ``baseline``, ``steps``, ``rule`` and
+    ``points_done``. A preview (``ended == ""``) and a stopped run's result (``ended ==
+    "stopped"``) integrate only the points done so far. Checks its settings at once.
     """
     x = net.as_batch(image, what="Integrated Gradients")
     n = x.shape[0]
     alphas, weights = path_points(steps, rule)
-    steps = len(alphas)
     if batch_size is None:
         batch_size = memory.batch_size(net, size=max(x.shape[-2:]), backward=True)
     batch_size = checks.integer(batch_size, "batch_size", low=1)
     target = as_target(net, target, n)
     start = baseline_image(x, baseline, seed=seed)
+    settings = {"baseline": baseline if isinstance(baseline, str) else "tensor", "steps": len(alphas), "rule": rule}
+    return _integrate(net, x, start, target, alphas, weights, batch_size, should_stop, settings)
+
+
+def _integrate(net: Network, x: torch.Tensor, start: torch.Tensor, target, alphas: torch.Tensor,
+               weights: torch.Tensor, batch_size: int, should_stop: StopCheck,
+               settings: dict) -> Iterator[Progress[Attribution]]:
+    n, steps = x.shape[0], len(alphas)
     should_stop = should_stop or never_stop
     # Every (image, point) pair once: image-major, so a batch mixes points of few images.
     pairs = [(i, k) for i in range(n) for k in range(steps)]
     total = torch.zeros_like(x)
     per_image = _per_image_target(target, n)
-    done, ended = 0, "done"
+    ends: dict[str, torch.Tensor] = {}
+
+    def endpoint_scores() -> None:
+        with net.guard(), torch.no_grad():
+            both = score(net, net.fast_layout(torch.cat([x, start])), _twice(target, n)).double().cpu()
+        ends["image"], ends["baseline"] = both[:n], both[n:]
+
+    def result(done: int, ended: str) -> Attribution:
+        attribution = (total * (x - start)).cpu()
+        change = ends["image"] - ends["baseline"]
+        delta = attribution.double().sum(dim=(1, 2, 3)) - change
+        gap = delta.abs() / change.abs().clamp_min(1e-12)
+        return Attribution(
+            map=attribution.sum(dim=1), per_channel=attribution, method="integrated_gradients",
+            extra={"completeness_gap": gap.float(), "delta": delta.float(), "f_image": ends["image"].float(),
+                   "f_baseline": ends["baseline"].float(), **settings, "points_done": done},
+            ended=ended)
+
     # f(x) and f(x') for the completeness gap: in the first batch when it has room (one
     # pass over AlexNet's 230 MB of classifier weights instead of two), else on their own.
-    endpoints = len(pairs[:batch_size]) + 2 * n <= batch_size
-    f_image = f_base = None
-    with net.guard():
-        if not endpoints:
-            with torch.no_grad():
-                both = score(net, net.fast_layout(torch.cat([x, start])), _twice(target, n)).double().cpu()
-            f_image, f_base = both[:n], both[n:]
-        for first in range(0, len(pairs), batch_size):
-            if should_stop():
-                ended = "stopped"
-                break
-            chunk = pairs[first:first + batch_size]
-            rows = [i for i, _ in chunk]
-            ks = [k for _, k in chunk]
-            a = alphas[ks].to(x.device, x.dtype).view(-1, 1, 1, 1)
-            if n == 1:  # one image: the points broadcast, nothing to gather
-                points = start + a * (x - start)
-            else:
-                which = torch.tensor(rows, device=x.device)
-                begin = start[which]
-                points = begin + a * (x[which] - begin)
-            extra = first == 0 and endpoints
-            if extra:
-                points, rows = torch.cat([points, x, start]), rows + list(range(n)) * 2
-            with torch.enable_grad():
-                z = net.gradient_input(points)
-                s = score(net, z, per_image(rows))
-                (grad,) = torch.autograd.grad(s[:len(chunk)].sum(), z)
-            if extra:
-                ends = s[len(chunk):].detach().double().cpu()
-                f_image, f_base, grad = ends[:n], ends[n:], grad[:len(chunk)]
-            weighted = grad * weights[ks].to(x.device, x.dtype).view(-1, 1, 1, 1)
-            if n == 1:
-                total += weighted.sum(dim=0, keepdim=True)
-            else:
-                total.index_add_(0, which, weighted)
-            done += len(chunk)
-            if done < len(pairs):
-                yield Progress(done, len(pairs), None)
-        if f_image is None:  # stopped before the first batch
-            with torch.no_grad():
-                both = score(net, net.fast_layout(torch.cat([x, start])), _twice(target, n)).double().cpu()
-            f_image, f_base = both[:n], both[n:]
-    attribution = (total * (x - start)).cpu()
-    change = f_image - f_base
-    sums = attribution.double().sum(dim=(1, 2, 3))
-    delta = sums - change
-    gap = delta.abs() / change.abs().clamp_min(1e-12)
-    result = Attribution(
-        map=attribution.sum(dim=1), per_channel=attribution, method="integrated_gradients",
-        extra={"completeness_gap": gap.float(), "delta": delta.float(), "f_image": f_image.float(),
-               "f_baseline": f_base.float(), "baseline": baseline if isinstance(baseline, str) else "tensor",
-               "steps": steps, "rule": rule, "ended": ended, "points_done": done},
-    )
-    yield Progress(done, len(pairs), result, done=True)
+    with_endpoints = len(pairs[:batch_size]) + 2 * n <= batch_size
+    done = 0
+    for first in range(0, len(pairs), batch_size):
+        if should_stop():
+            if not ends:
+                endpoint_scores()
+            yield Progress(done, len(pairs), result(done, "stopped"), done=True)
+            return
+        if not ends and not with_endpoints:
+            endpoint_scores()
+        chunk = pairs[first:first + batch_size]
+        rows = [i for i, _ in chunk]
+        ks = [k for _, k in chunk]
+        a = alphas[ks].to(x.device, x.dtype).view(-1, 1, 1, 1)
+        if n == 1:  # one image: the points broadcast, nothing to gather
+            points = start + a * (x - start)
+        else:
+            which = torch.tensor(rows, device=x.device)
+            begin = start[which]
+            points = begin + a * (x[which] - begin)
+        extra = not ends
+        if extra:
+            points, rows = torch.cat([points, x, start]), rows + list(range(n)) * 2
+        # The guard is held for one batch, never across a yield: a paused run holds no state.
+        with net.guard(), torch.enable_grad():
+            z = net.gradient_input(points)
+            s = score(net, z, per_image(rows))
+            (grad,) = torch.autograd.grad(s[:len(chunk)].sum(), z)
+        if extra:
+            both = s[len(chunk):].detach().double().cpu()
+            ends["image"], ends["baseline"], grad = both[:n], both[n:], grad[:len(chunk)]
+        weighted = grad * weights[ks].to(x.device, x.dtype).view(-1, 1, 1, 1)
+        if n == 1:
+            total += weighted.sum(dim=0, keepdim=True)
+        else:
+            total.index_add_(0, which, weighted)
+        done += len(chunk)
+        if done < len(pairs):
+            yield Progress(done, len(pairs), result(done, ""))
+    yield Progress(done, len(pairs), result(done, "done"), done=True)
 
 
 def integrated_gradients(net: Network, image, target: Any, *, baseline: Any = "black", steps: int = 32,

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from typing import Iterator, Sequence
 
-import numpy as np
 import torch
+
+from . import checks
 
 __all__ = ["METRICS", "all_nearest_neighbors", "nearest_neighbors", "neighbor_agreement", "pairwise_distances"]
 
@@ -23,9 +24,7 @@ METRICS = ("cosine", "l2")
 
 
 def _check_metric(metric: str) -> str:
-    if metric not in METRICS:
-        raise ValueError(f"metric must be 'cosine' or 'l2', not {metric!r}")
-    return metric
+    return checks.choice(metric, "metric", METRICS)
 
 
 # Rows converted to float64 at a time: exact orderings without a float64 copy of a whole
@@ -34,7 +33,7 @@ _CHUNK_BYTES = 16 * 2**20
 
 
 def _as_matrix(features) -> torch.Tensor:
-    f = torch.as_tensor(features)
+    f = torch.as_tensor(getattr(features, "vectors", features))  # `features.Features` or a matrix
     if f.dim() != 2 or f.shape[0] == 0:
         raise ValueError(f"features must be an N x D matrix with N >= 1, got shape {tuple(f.shape)}")
     return f
@@ -74,14 +73,6 @@ def pairwise_distances(a: torch.Tensor, b: torch.Tensor, metric: str = "cosine")
     return out.clamp_min_(0) if metric == "cosine" else out
 
 
-def _is_index(query) -> bool:
-    if isinstance(query, bool):
-        return False
-    if isinstance(query, (int, np.integer)):
-        return True
-    return isinstance(query, torch.Tensor) and query.dim() == 0 and not query.is_floating_point()
-
-
 def nearest_neighbors(features, query, k: int = 5, metric: str = "cosine",
                       exclude: int | Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The `k` rows of `features` closest to `query`: ``(indices, distances)``, nearest first.
@@ -94,10 +85,8 @@ def nearest_neighbors(features, query, k: int = 5, metric: str = "cosine",
     f = _as_matrix(features)
     n, d = f.shape
     skip: set[int] = set()
-    if _is_index(query):
-        index = int(query)
-        if not 0 <= index < n:
-            raise ValueError(f"query index {index} is out of range: the set has items 0..{n - 1}")
+    if checks.is_integer(query):
+        index = checks.index(query, "query index", n, "the set has items")
         q = f[index:index + 1]
         skip.add(index)
     else:
@@ -106,13 +95,10 @@ def nearest_neighbors(features, query, k: int = 5, metric: str = "cosine",
             raise ValueError(f"the query has {q.shape[1]} features but the set has {d} per item: "
                              "describe it at the same layer")
     if exclude is not None:
-        for i in ([exclude] if isinstance(exclude, int) else exclude):
-            if not 0 <= int(i) < n:
-                raise ValueError(f"exclude index {int(i)} is out of range: the set has items 0..{n - 1}")
-            skip.add(int(i))
+        for i in ([exclude] if checks.is_integer(exclude) else exclude):
+            skip.add(checks.index(i, "exclude index", n, "the set has items"))
     available = n - len(skip)
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= available:
-        raise ValueError(f"k must be an integer from 1 to {available} (the items left to compare), not {k!r}")
+    k = checks.integer(k, "k", low=1, high=available)
     dist = pairwise_distances(q, f, _check_metric(metric))[0]
     if skip:
         dist[list(skip)] = float("inf")
@@ -124,8 +110,7 @@ def all_nearest_neighbors(features, k: int = 5, metric: str = "cosine") -> torch
     """``N x k`` indices: every row's `k` nearest other rows, nearest first (one distance
     matrix instead of N queries; same tie rule as `nearest_neighbors`)."""
     f = _as_matrix(features)
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < f.shape[0]:
-        raise ValueError(f"k must be an integer from 1 to {f.shape[0] - 1}, not {k!r}")
+    k = checks.integer(k, "k", low=1, high=f.shape[0] - 1)
     dist = pairwise_distances(f, f, metric)
     dist.fill_diagonal_(float("inf"))
     # Stable sort on each row, not topk: ties fall to the lower index.

@@ -17,20 +17,22 @@ from __future__ import annotations
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterator, Union
+from typing import Iterator, Union
 
 import numpy as np
 import torch
 
-from .models import Network, ReceptiveField
+from . import checks
+from .network import Network
+from .progress import Progress, StopCheck, run_to_end
+from .receptive_field import ReceptiveField
 
 __all__ = [
     "PatchScan",
-    "ScanProgress",
     "crop_patch",
     "crop_pixels",
     "max_activating_patches",
-    "scan_max_activating_iter",
+    "max_activating_patches_iter",
     "cached_scan",
     "centre_object_share",
     "clear_scan_cache",
@@ -41,22 +43,19 @@ __all__ = [
 PAD_VALUE = 128
 
 
-@dataclass(frozen=True)
-class ScanProgress:
-    """`step` images of `total` scanned so far."""
-
-    step: int
-    total: int
-
-
 @dataclass(frozen=True, eq=False)
 class PatchScan:
     """The k strongest activations of every channel of `layer` over a dataset.
 
+    `model` and `dataset` name what was scanned; `rf` is the layer's receptive field,
+    which turns a (row, col) into the input patch its unit sees.
+
     `values`, `image`, `row`, `col` are ``C x k`` tensors, each row sorted from the
     strongest down; (image[c, j], row[c, j], col[c, j]) is where channel c reached
     values[c, j]. For global layers (fc) row = col = 0. Only these k per channel are
-    kept; the activations themselves are never stored.
+    kept; the activations themselves are never stored. `n_images`: how many images the
+    scan covered; `ended`: ``"done"``, ``""`` for a preview while scanning, ``"stopped"``
+    for a scan stopped early (then only the first `n_images` were seen).
     """
 
     model: str
@@ -68,7 +67,7 @@ class PatchScan:
     col: torch.Tensor
     rf: ReceptiveField
     n_images: int
-    complete: bool = True
+    ended: str = "done"
     net: Network | None = field(default=None, repr=False)
 
     @property
@@ -79,43 +78,33 @@ class PatchScan:
     def channels(self) -> int:
         return int(self.values.shape[0])
 
-    # A finished scan reads as 100% progress, so a Runner can show it like any step.
     @property
-    def step(self) -> int:
-        return self.n_images
-
-    @property
-    def total(self) -> int:
-        return self.n_images
+    def complete(self) -> bool:
+        """Whether every image of the dataset was scanned."""
+        return self.ended == "done"
 
     def check_channel(self, channel: int) -> int:
-        if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)):
-            raise ValueError(f"channel must be an integer, not {channel!r}")
-        if not 0 <= int(channel) < self.channels:
-            raise ValueError(
-                f"channel {int(channel)} is out of range: {self.layer} has channels 0..{self.channels - 1}."
-            )
-        return int(channel)
+        return checks.channel(None, self.layer, channel, channels=self.channels)
 
-    def top(self, channel: int, k: int | None = None) -> list[tuple[float, int, int, int]]:
-        """(value, image index, row, col) of the channel's top-k, strongest first."""
+    def top(self, channel: int, k: int | None = None) -> list[tuple[int, int, int, float]]:
+        """(image index, row, col, value) of the channel's top-k, strongest first."""
         c = self.check_channel(channel)
-        k = self.k if k is None else min(int(k), self.k)
-        return [(float(self.values[c, j]), int(self.image[c, j]), int(self.row[c, j]), int(self.col[c, j]))
+        k = self.k if k is None else min(checks.integer(k, "k", low=1), self.k)
+        return [(int(self.image[c, j]), int(self.row[c, j]), int(self.col[c, j]), float(self.values[c, j]))
                 for j in range(k)]
 
     def patches(self, channel: int, dataset, k: int | None = None) -> list[np.ndarray]:
         """The channel's top-k receptive-field crops (uint8, all rf.size square)."""
         if self.net is None:
             raise ValueError("this scan has no network attached; use crop_patch(net, ...) directly")
-        return [crop_patch(self.net, dataset[i].image, self.rf, r, c) for _v, i, r, c in self.top(channel, k)]
+        return [crop_patch(self.net, dataset[i].image, self.rf, r, c) for i, r, c, _v in self.top(channel, k)]
 
     def mask_patches(self, channel: int, dataset, k: int | None = None) -> list[np.ndarray]:
         """The same crops of the dataset's object masks (bool; outside the image is False)."""
         if self.net is None:
             raise ValueError("this scan has no network attached")
         out = []
-        for _v, i, r, c in self.top(channel, k):
+        for i, r, c, _v in self.top(channel, k):
             mask = dataset[i].mask
             if mask is None:
                 raise ValueError(f"dataset {self.dataset!r} has no object masks")
@@ -141,16 +130,15 @@ def crop_pixels(a: np.ndarray, rf: ReceptiveField, row: int, col: int, fill=np.u
 def crop_patch(net: Network, image, rf: Union[ReceptiveField, str], row: int, col: int) -> np.ndarray:
     """The input patch unit (row, col) sees: uint8 ``size x size x 3``.
 
-    `image` is a PIL image, uint8 array or [0, 1] tensor (preprocessed by `net` unless
-    it already is a 1x3xSxS input); `rf` a ReceptiveField or a layer name. Where the
+    `image` is anything `Network.as_batch` takes (one image; PIL images and arrays are
+    preprocessed, tensors used as they are); `rf` a ReceptiveField or a layer name. Where the
     field leaves the image the patch is grey (`PAD_VALUE`), so every patch of a layer
     has the field's full size and the unit's centre is always the patch's centre. For
     global layers (fc) the patch is the whole image.
     """
     if isinstance(rf, str):
         rf = net.receptive_field(rf)
-    x = image if isinstance(image, torch.Tensor) and image.dim() == 3 else net.preprocess(image)
-    pixels = net.deprocess(x)
+    pixels = net.deprocess(net.as_batch(image, single=True, what="crop_patch"))
     return crop_pixels(pixels, rf, int(row), int(col), fill=np.uint8(PAD_VALUE))
 
 
@@ -177,7 +165,7 @@ def _first_k(scan: PatchScan, k: int) -> PatchScan:
     if scan.k <= k:
         return scan
     return PatchScan(scan.model, scan.dataset, scan.layer, scan.values[:, :k].clone(), scan.image[:, :k].clone(),
-                     scan.row[:, :k].clone(), scan.col[:, :k].clone(), scan.rf, scan.n_images, scan.complete, scan.net)
+                     scan.row[:, :k].clone(), scan.col[:, :k].clone(), scan.rf, scan.n_images, scan.ended, scan.net)
 
 
 def _store(net: Network, dataset, scan: PatchScan) -> None:
@@ -188,14 +176,13 @@ def _store(net: Network, dataset, scan: PatchScan) -> None:
         entries.popitem(last=False)
 
 
-def _check_settings(net: Network, dataset, layer: str, k, batch_size) -> None:
-    net.check_layer(layer)
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k (patches per channel) must be a positive integer, not {k!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, not {batch_size!r}")
+def _check_settings(net: Network, dataset, layer: str, k, batch_size) -> tuple[str, int, int]:
+    layer = checks.layer(net, layer)
+    k = checks.integer(k, "k", low=1)
+    batch_size = checks.integer(batch_size, "batch_size", low=1)
     if len(dataset) == 0:
         raise ValueError(f"dataset {getattr(dataset, 'name', dataset)!r} is empty: nothing to scan")
+    return layer, k, batch_size
 
 
 def _batch(net: Network, dataset, start: int, stop: int) -> torch.Tensor:
@@ -220,34 +207,36 @@ def _arrays_are_inputs(net: Network, dataset) -> bool:
     return (callable(getattr(dataset, "arrays", None)) and size == net.input_size == net.resize_size)
 
 
-def scan_max_activating_iter(
-    net: Network,
-    dataset,
-    layer: str,
-    k: int = 9,
-    batch_size: int = 64,
-    should_stop: Callable[[], bool] | None = None,
-    cache: bool = True,
-) -> Iterator[Union[ScanProgress, PatchScan]]:
-    """Scan `dataset` once up to `layer`, keeping each channel's k strongest units.
+def max_activating_patches_iter(net: Network, dataset, layer: str, *, k: int = 9, batch_size: int = 64,
+                                cache: bool = True, should_stop: StopCheck = None) -> Iterator[Progress[PatchScan]]:
+    """Scan `dataset` once up to `layer`, keeping each channel's k strongest units;
+    yield `Progress` after each batch, whose result is the scan so far (a `PatchScan`
+    of the images seen). `should_stop()` is asked after each batch; when true the scan
+    ends there with ``ended="stopped"`` (never cached). A cached scan is yielded at
+    once. Checks its settings at the call."""
+    layer, k, batch_size = _check_settings(net, dataset, layer, k, batch_size)
+    return _scan(net, dataset, layer, k, batch_size, cache, should_stop)
 
-    Yields a `ScanProgress(step, total)` after each batch and finally the `PatchScan`.
-    `should_stop()` is asked after each batch; when true the scan ends there and yields
-    a partial scan (``complete=False``, never cached). A cached scan is yielded at once.
-    """
-    _check_settings(net, dataset, layer, k, batch_size)
-    k, batch_size = int(k), int(batch_size)
+
+def _scan(net, dataset, layer, k, batch_size, cache, should_stop) -> Iterator[Progress[PatchScan]]:
+    n = len(dataset)
     if cache:
         hit = cached_scan(net, dataset, layer, k)
         if hit is not None:
-            yield hit
+            yield Progress(n, n, hit, done=True)
             return
     rf = net.receptive_field(layer)
-    n = len(dataset)
     best_values: torch.Tensor | None = None  # C x k', strongest first
     best_where: torch.Tensor | None = None  # C x k' flat positions in the (N, H, W) grid
     grid = (1, 1)
-    done, stopped = 0, False
+
+    def scan_so_far(done: int, ended: str) -> PatchScan:
+        h, w = grid
+        where = best_where.cpu()
+        return PatchScan(model=net.name, dataset=dataset.name, layer=layer, values=best_values.cpu(),
+                         image=where // (h * w), row=(where % (h * w)) // w, col=where % w,
+                         rf=rf, n_images=done, ended=ended, net=net)
+
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
         # Guarded per batch, never across a yield: between steps the caller gets its own
@@ -271,33 +260,22 @@ def scan_max_activating_iter(
                 values, pick = values.topk(min(k, values.shape[1]), dim=1)
                 where = where.gather(1, pick)
             best_values, best_where = values, where
-        done = stop
-        # Asked before reporting progress, so that a caller which stops at its next
-        # item (like the app's Runner) receives the partial scan rather than a count.
-        if done < n and should_stop is not None and should_stop():
-            stopped = True
+        if stop == n:
             break
-        yield ScanProgress(done, n)
-    h, w = grid
-    best_where = best_where.cpu()
-    scan = PatchScan(
-        model=net.name, dataset=dataset.name, layer=layer, values=best_values.cpu(),
-        image=best_where // (h * w), row=(best_where % (h * w)) // w, col=best_where % w,
-        rf=rf, n_images=done, complete=not stopped, net=net,
-    )
-    if cache and scan.complete:
+        if should_stop is not None and should_stop():
+            yield Progress(stop, n, scan_so_far(stop, "stopped"), done=True)
+            return
+        yield Progress(stop, n, scan_so_far(stop, ""))
+    scan = scan_so_far(n, "done")
+    if cache:
         _store(net, dataset, scan)
-    yield scan
+    yield Progress(n, n, scan, done=True)
 
 
-def max_activating_patches(net: Network, dataset, layer: str, k: int = 9, batch_size: int = 64,
+def max_activating_patches(net: Network, dataset, layer: str, *, k: int = 9, batch_size: int = 64,
                            cache: bool = True) -> PatchScan:
-    """Run `scan_max_activating_iter` to the end and return its `PatchScan`."""
-    last = None
-    for last in scan_max_activating_iter(net, dataset, layer, k=k, batch_size=batch_size, cache=cache):
-        pass
-    assert isinstance(last, PatchScan)
-    return last
+    """`max_activating_patches_iter` run to the end: the `PatchScan`."""
+    return run_to_end(max_activating_patches_iter(net, dataset, layer, k=k, batch_size=batch_size, cache=cache))
 
 
 # --- ground truth ----------------------------------------------------------------------
@@ -328,5 +306,5 @@ def centre_object_share(scan: PatchScan, dataset) -> tuple[np.ndarray, float]:
     baseline = float(np.mean([crop_pixels(m, core, r, c, fill=False).mean()
                               for m in masks for r in range(h) for c in range(w)]))
     per_channel = np.array([np.mean([crop_pixels(masks[i], core, r, c, fill=False).mean()
-                                     for _v, i, r, c in scan.top(ch)]) for ch in range(scan.channels)])
+                                     for i, r, c, _v in scan.top(ch)]) for ch in range(scan.channels)])
     return per_channel, baseline

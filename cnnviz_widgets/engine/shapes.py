@@ -28,6 +28,8 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
+from . import checks
+
 __all__ = ["SHAPE_CLASSES", "render_shape", "ShapesDataset", "Item"]
 
 SHAPE_CLASSES: list[str] = [
@@ -196,10 +198,8 @@ def render_shape(
     two renderings differ only inside the mask.  Useful as a background-only baseline and
     to check the masks.
     """
-    if not 0 <= label < len(SHAPE_CLASSES):
-        raise ValueError(f"label must be in 0..{len(SHAPE_CLASSES) - 1}, got {label}")
-    if size < 16:
-        raise ValueError(f"size must be at least 16, got {size}")
+    label = checks.index(label, "label", len(SHAPE_CLASSES), "the shapes have labels")
+    size = checks.integer(size, "size", low=16)
     S = float(size)
     x, y = _grid(size)
     c = x[0]  # pixel-centre coordinates along one axis
@@ -270,11 +270,9 @@ class ShapesDataset:
     """
 
     def __init__(self, n: int, seed: int = 0, size: int = 64):
-        if n < 0:
-            raise ValueError(f"n must be >= 0, got {n}")
-        self.n = int(n)
-        self.seed = int(seed)
-        self.size = int(size)
+        self.n = checks.integer(n, "n", low=0)
+        self.seed = checks.integer(seed, "seed")
+        self.size = checks.integer(size, "size", low=16)
         self.classes: list[str] = list(SHAPE_CLASSES)
         self.name = f"shapes-seed{self.seed}-n{self.n}-{self.size}px"
         self._arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
@@ -294,9 +292,7 @@ class ShapesDataset:
         return self._render(int(i), with_object=False)[0]
 
     def __getitem__(self, i: int) -> Item:
-        if not isinstance(i, (int, np.integer)):
-            raise TypeError(f"index must be an int, got {type(i).__name__}")
-        i = int(i)
+        i = checks.integer(i, "index")
         if i < 0:
             i += self.n
         if not 0 <= i < self.n:

@@ -260,8 +260,8 @@ class FilterTiles(NumericChecker):
         flat[2] = 0.3
         offset = torch.randn(6, 3, 7, 7, generator=g) * 0.5 + 2.0
         cases = [
-            Case("the shapes net's conv1 filters (32 x 3 x 9 x 9)", (first_layer_filters(_shapes_net()),)),
-            Case("EfficientNet-Lite0's stem filters (32 x 3 x 3 x 3)", (first_layer_filters(_effnet()),)),
+            Case("the shapes net's conv1 filters (32 x 3 x 9 x 9)", (first_layer_filters(_shapes_net()).weights,)),
+            Case("EfficientNet-Lite0's stem filters (32 x 3 x 3 x 3)", (first_layer_filters(_effnet()).weights,)),
             Case("random filters 6 x 3 x 7 x 7, all weights positive", (offset,)),
             Case("random filters 5 x 3 x 4 x 4, filter 2 flat (all weights 0.3)", (flat,)),
             Case("one random 1 x 1 filter (1 x 3 x 1 x 1)", (torch.randn(1, 3, 1, 1, generator=g),)),

@@ -46,7 +46,7 @@ def _tiles(weights) -> np.ndarray:
         return a
     raise ValueError(
         f"filter_grid draws N x 3 x k x k RGB filters or N x k x k grey kernels, not shape {tuple(a.shape)}; "
-        "for a deeper convolution take one filter with deeper_filters(net, layer, out_channel)."
+        "for a deeper convolution take one filter with deeper_filters(net, layer, channel)."
     )
 
 

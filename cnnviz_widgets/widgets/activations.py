@@ -73,7 +73,7 @@ class ActivationsApp(App):
 
         def forward():
             x = net.preprocess(picture)
-            self._cache[key] = (net.deprocess(x), A.all_activations(net, x))
+            self._cache[key] = (net.deprocess(x), {l: a.maps for l, a in A.all_activations(net, x).items()})
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
 

@@ -84,7 +84,7 @@ class EmbeddingApp(App):
                 return
             feats = None
             for p in F.extract_features_iter(net, data, layer):
-                feats = p.features
+                feats = p.result.vectors
                 yield 0.8 * p.step / p.total  # the embedding itself reports no progress
                 if should_stop():
                     return

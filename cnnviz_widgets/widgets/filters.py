@@ -106,7 +106,7 @@ class FiltersApp(App):
         if self._snapshots:
             step, weights = self._snapshots[self.snapshot.value]
             return weights, f"training step {step} of {self._snapshots[-1][0]}"
-        return F.first_layer_filters(net), "trained weights"
+        return F.first_layer_filters(net).weights, "trained weights"
 
     def _show_first(self, net: Network) -> None:
         weights, when = self._first_weights(net)
@@ -131,7 +131,7 @@ class FiltersApp(App):
         conv = dict(net.model.named_modules())[path]
         self._set_filter_count(conv.out_channels)
         i = self.filter.value
-        kernels = F.deeper_filters(net, self.conv.value, i)
+        kernels = F.deeper_filters(net, self.conv.value, i).weights
         cin, k = kernels.shape[0], kernels.shape[-1]
         ncols = int(np.ceil(np.sqrt(cin)))
         scale = max(2, min(36 // k, 720 // (ncols * k)))  # ~36 px tiles, at most ~720 px wide

@@ -93,8 +93,8 @@ class NeighborsApp(App):
         def steps(should_stop):
             for i, space in enumerate(spaces):
                 for p in F.extract_features_iter(net, data, space):
-                    if p.features is not None:
-                        self._features[(id(net), id(data), space)] = p.features
+                    if p.done and p.result.ended == "done":
+                        self._features[(id(net), id(data), space)] = p.result.vectors
                     yield (i + p.step / p.total) / max(1, len(spaces))
                     if should_stop():
                         return
@@ -115,7 +115,7 @@ class NeighborsApp(App):
         # the worker's own result is kept for it.
         key = (id(self.net), id(self.dataset), space)
         if F.is_cached(self.net, self.dataset, space) or key not in self._features:
-            self._features[key] = F.extract_features(self.net, self.dataset, space)
+            self._features[key] = F.extract_features(self.net, self.dataset, space).vectors
         return self._features[key]
 
     # -- compute and draw

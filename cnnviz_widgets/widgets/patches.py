@@ -102,12 +102,12 @@ class PatchesApp(App):
         net, data, layer, key = self.net, self.dataset, self.layer.value, self._key()
 
         def steps(should_stop):
-            return engine.scan_max_activating_iter(net, data, layer, k=self.k,
-                                                   batch_size=self.batch_size, should_stop=should_stop)
+            return engine.max_activating_patches_iter(net, data, layer, k=self.k,
+                                                      batch_size=self.batch_size, should_stop=should_stop)
 
         def done(last, stopped):
-            if isinstance(last, engine.PatchScan):
-                self._scans[key] = last
+            if last is not None and last.result is not None:  # the scan, or as far as it got
+                self._scans[key] = last.result
                 self.guarded(self.draw)()
             elif stopped:
                 self.show_text("The scan was stopped before it found anything: press <b>Scan</b> to run it again.")
@@ -124,7 +124,7 @@ class PatchesApp(App):
         channels = list(range(first, min(scan.channels, first + self.rows.value)))
         tiles, labels = [], []
         for c in channels:
-            for j, (value, i, r, col) in enumerate(scan.top(c)):
+            for j, (i, r, col, value) in enumerate(scan.top(c)):
                 tiles.append(render.fit_tile(engine.crop_pixels(self.pixels(i), scan.rf, r, col), TILE))
                 labels.append(f"#{c} {value:.3g}" if j == 0 else f"{value:.3g}")
         self.grid = render.tile_grid(tiles, ncols=scan.k, normalize_mode="none", labels=labels)

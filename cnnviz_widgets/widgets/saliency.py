@@ -16,6 +16,7 @@ import torch
 from .. import quick_mode, render
 from ..engine.adversarial import predicted_class
 from ..engine.images import sample_images
+from ..engine.attribution import smoothgrad
 from ..engine.saliency import saliency
 from .base import App, single_step
 
@@ -26,7 +27,8 @@ _WIDE = {"description_width": "70px"}
 
 def _saliency_maps(net, x, target, options: dict) -> np.ndarray:
     """N x H x W saliency (or SmoothGrad) maps of `target` for the images `x`."""
-    return saliency(net, x, target, **options).cpu().numpy()
+    result = smoothgrad(saliency, net, x, target, **options) if options else saliency(net, x, target)
+    return result.map.numpy()
 
 
 class SaliencyApp(App):
@@ -62,7 +64,7 @@ class SaliencyApp(App):
     def _options(self) -> dict:
         if self.method.value == "raw":
             return {}
-        return dict(smooth=self.samples.value, noise=self.noise.value)
+        return dict(samples=self.samples.value, noise=self.noise.value)
 
     def _key(self) -> tuple:
         options = tuple(sorted(self._options().items()))
