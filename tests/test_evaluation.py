@@ -107,6 +107,26 @@ def test_curves_take_a_layer_map_and_check_their_arguments(shapes_net, shapes_se
         E.deletion_auc(shapes_net, x[0], labels[0], masks[0], fill=torch.zeros(3, 8, 8))
 
 
+def test_auc_scores_of_many_maps_equal_one_map_at_a_time(shapes_net, shapes_set):
+    """The batched scorer gives each map what deletion_auc / insertion_auc give it: a mask
+    (large ties), a random map, a 6x6 layer map (upsampled), with a black and a blur fill."""
+    x, labels, masks, _ = shapes_set
+    coarse = torch.rand(6, 6, generator=torch.Generator().manual_seed(2)).double()
+    maps = [masks[1].astype(float), E.random_map(64, seed=4), coarse]
+    for fill in ("blur", "black"):
+        table = E.auc_scores(shapes_net, x[1], labels[1], maps, steps=6, fill=fill, batch_size=5)
+        assert set(table) == {"deletion", "insertion"} and table["deletion"].shape == (3,)
+        for k, m in enumerate(maps):
+            one = E.deletion_auc(shapes_net, x[1], labels[1], m, steps=6, fill=fill)
+            assert table["deletion"][k] == pytest.approx(one, rel=1e-5)
+            one = E.insertion_auc(shapes_net, x[1], labels[1], m, steps=6, fill=fill)
+            assert table["insertion"][k] == pytest.approx(one, rel=1e-5)
+    only = E.auc_scores(shapes_net, x[1], labels[1], np.stack(maps[:2]), kinds=["insertion"], steps=6)
+    assert set(only) == {"insertion"} and only["insertion"].shape == (2,)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        E.auc_scores(shapes_net, x[1], labels[1], maps, kinds=["erasure"])
+
+
 # --- scores that can fail -------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
