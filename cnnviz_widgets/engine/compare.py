@@ -31,6 +31,7 @@ import torch
 
 from . import checks
 from .attribution import Attribution, smoothgrad
+from .blur import blurred_copy
 from .evaluation import Scores, curve_iter, mask_mass, pointing_game, random_map
 from .gradcam import grad_cam, guided_grad_cam
 from .integrated_gradients import integrated_gradients
@@ -162,9 +163,11 @@ def compare_iter(net: Network, image, target: Any, methods: Sequence[str] = tupl
     total = len(methods) * (2 if curves else 1) + (1 if reference and curves else 0)
     done = 0
 
+    fill = blurred_copy(x)  # the curves' default fill, made once for every map
+
     def curves_of(heat) -> Iterator[Progress]:
         for kind in ("deletion", "insertion"):
-            for p in curve_iter(kind, net, x, cls, heat, steps=steps,
+            for p in curve_iter(kind, net, x, cls, heat, steps=steps, fill=fill,
                                  batch_size=None, seed=seed, should_stop=should_stop):
                 if p.done:
                     yield p.result.auc
