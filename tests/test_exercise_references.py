@@ -24,7 +24,7 @@ def _shape(net, i: int = 3):
     return net.preprocess(item.image), item.label
 
 
-def _close(a, b, rtol):
+def tensors_close(a, b, rtol):
     a, b = torch.as_tensor(a).double(), torch.as_tensor(b).double()
     assert a.shape == b.shape, (a.shape, b.shape)
     scale = float(b.abs().max())
@@ -37,7 +37,7 @@ def test_filter_tiles_is_the_renderers_per_tile_scaling(shapes_net):
 
     w = first_layer_filters(shapes_net).weights
     w[5] = 0.25  # a flat filter: both give zeros
-    _close(S.filter_tiles(w), normalize(w, "per_tile"), 1e-5)
+    tensors_close(S.filter_tiles(w), normalize(w, "per_tile"), 1e-5)
     assert float(S.filter_tiles(w)[5].abs().max()) == 0
 
 
@@ -59,7 +59,7 @@ def test_pca_2d_agrees_with_the_engines_pca_up_to_the_sign_of_each_axis(shapes_n
     mine = S.pca_2d(feats.double()).numpy()
     theirs = embed(feats, "pca").coords.astype(np.float64)
     signs = np.sign((mine * theirs).sum(0))
-    _close(mine * signs, theirs, 1e-3)
+    tensors_close(mine * signs, theirs, 1e-3)
 
 
 def test_top_channels_agrees_with_the_engine(effnet, shapes_net):
@@ -101,16 +101,16 @@ def test_occlusion_map_agrees_with_the_engine_where_the_positions_are_the_same(s
     for patch, stride in ((16, 8), (20, 11)):   # (64 - patch) is a multiple of the stride
         # A class index means its probability, as in the exercise.
         heat = occlusion(shapes_net, x, label, patch=patch, stride=stride, fill="grey", method=method).heat
-        _close(S.occlusion_map(shapes_net, x, label, patch, stride), heat, 1e-4)
+        tensors_close(S.occlusion_map(shapes_net, x, label, patch, stride), heat, 1e-4)
 
 
 def test_saliency_agrees_with_the_engine(shapes_net, effnet):
     from cnnviz_widgets.engine.saliency import saliency
 
     x, label = _shape(shapes_net)
-    _close(S.saliency(shapes_net, x, label), saliency(shapes_net, x, label).map[0], 1e-3)
+    tensors_close(S.saliency(shapes_net, x, label), saliency(shapes_net, x, label).map[0], 1e-3)
     photo = _image(5, 96, 80)
-    _close(S.saliency(effnet, photo, 281), saliency(effnet, photo, 281).map[0], 1e-3)
+    tensors_close(S.saliency(effnet, photo, 281), saliency(effnet, photo, 281).map[0], 1e-3)
 
 
 class _ReferenceRule(torch.autograd.Function):
@@ -140,7 +140,7 @@ def test_guided_relu_backward_in_every_relu_gives_the_engines_guided_backprop(sh
     finally:
         for h in handles:
             h.remove()
-    _close(xr.grad, guided_backprop(shapes_net, x, label, rule="guided").per_channel, 1e-4)
+    tensors_close(xr.grad, guided_backprop(shapes_net, x, label, rule="guided").per_channel, 1e-4)
 
 
 def test_ascent_step_is_one_sgd_step_of_the_engines_loop(shapes_net):
@@ -152,7 +152,7 @@ def test_ascent_step_is_one_sgd_step_of_the_engines_loop(shapes_net):
                     regularizers=[L2(weight)])
     # The loop's L2 is weight * mean((x - 0.5)^2), the exercise's l2 * sum(...): the same with l2 = weight / numel.
     mine = S.ascent_step(shapes_net, x, 4, lr, weight / x.numel()).clamp(0, 1)
-    _close(last.image - x.cpu(), mine.cpu() - x.cpu(), 1e-3)
+    tensors_close(last.image - x.cpu(), mine.cpu() - x.cpu(), 1e-3)
 
 
 def test_fgsm_agrees_with_the_engines_targeted_fgsm(shapes_net, effnet):
@@ -172,7 +172,7 @@ def test_dream_step_is_one_step_of_the_engines_deepdream(effnet):
 
     x = _image(3, 64, 80)
     last = deepdream(effnet, x, "stage3", octaves=1, steps=1, step_size=0.02, jitter=0)
-    _close(last.image - x.cpu(), S.dream_step(effnet, x, "stage3", 0.02).clamp(0, 1).cpu() - x.cpu(), 1e-3)
+    tensors_close(last.image - x.cpu(), S.dream_step(effnet, x, "stage3", 0.02).clamp(0, 1).cpu() - x.cpu(), 1e-3)
 
 
 def test_total_variation_is_the_engines_tv_penalty():

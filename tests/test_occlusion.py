@@ -74,12 +74,12 @@ def test_progress_then_map_and_grad_mode_is_left_alone(random_alexnet, method):
     assert all(isinstance(p, Progress) for p in steps)
     assert [p.done for p in steps] == [False] * (len(steps) - 1) + [True]
     final = steps[-1].result
-    assert isinstance(final, occ.OcclusionMap) and final.ended == "finished" and not np.isnan(final.heat).any()
+    assert isinstance(final, occ.OcclusionMap) and final.ended == "done" and not np.isnan(final.heat).any()
     progress = steps[:-1]
     if method == "naive":  # one report per batch, the map so far as the result
         assert final.extra["method"] == "naive"
         assert [p.step for p in progress] == [4, 8, 9] and all(p.total == 9 for p in progress)
-        assert np.isnan(progress[0].result.heat).sum() == 5 and progress[0].result.ended == "running"
+        assert np.isnan(progress[0].result.heat).sum() == 5 and progress[0].result.ended == ""
     else:  # incremental: whole groups of at least 64 positions per report, so its grouping pays off
         assert final.extra["method"] == "incremental"
         sizes = np.diff([0] + [p.step for p in progress])
@@ -188,6 +188,18 @@ def test_bad_settings_name_the_problem(random_alexnet, kwargs, error, words):
         occ.occlusion(random_alexnet, x, target, **args)
 
 
+def test_the_iter_twin_checks_its_settings_when_called(random_alexnet):
+    """A bad setting raises at the call, before the generator is started (an app checks in
+    its own thread, then hands the generator to its worker)."""
+    x = torch.rand(1, 3, 64, 64)
+    with pytest.raises(ValueError, match="patch 0 is out of range"):
+        occ.occlusion_iter(random_alexnet, x, 0, patch=0)
+    with pytest.raises(ValueError, match="fill must be"):
+        occ.occlusion_iter(random_alexnet, x, 0, patch=16, fill="purple")
+    steps = occ.occlusion_iter(random_alexnet, x, 0, patch=32, stride=32)
+    assert [p.done for p in steps] == [False, True]
+
+
 def test_numpy_integers_are_settings_too(random_alexnet):
     x = torch.rand(1, 3, 64, 64)
     a = occ.occlusion(random_alexnet, x, np.int64(3), patch=np.int32(32), stride=np.int64(16), batch_size=np.int16(4))
@@ -265,7 +277,7 @@ def test_lowest_position_is_on_the_object(shapes_net, shapes_data):
     images, labels, masks = shapes_data.arrays()
     n, hits = 30, 0
     for i in range(n):
-        x = torch.from_numpy(images[i]).permute(2, 0, 1)[None].float() / 255
+        x = torch.as_tensor(np.array(images[i])).permute(2, 0, 1)[None].float() / 255
         m = occ.occlusion(shapes_net, x, int(labels[i]), patch=16, stride=4)
         top, left, bottom, right = m.box(*m.lowest())
         hits += bool(masks[i][top:bottom, left:right].mean() > 0.25) or bool(masks[i][(top + bottom) // 2, (left + right) // 2])

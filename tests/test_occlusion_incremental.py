@@ -393,3 +393,22 @@ def test_work_fraction_counts_the_changed_regions(effnet):
     assert measured_any
     fraction = program.work_fraction(np.array([box]))
     assert 0 < fraction < 1
+
+
+@pytest.mark.parametrize("act", [nn.ReLU(), nn.ReLU6(), None])
+def test_fused_convolution_and_activation_equal_the_plain_ops(act):
+    """`conv_act` runs ReLU/ReLU6 inside oneDNN's convolution where it can (channels-last
+    CPU tensors) and falls back to conv2d + activation elsewhere: the same values."""
+    from cnnviz_widgets.engine.occlusion.ops import conv_act
+
+    g = torch.Generator().manual_seed(23)
+    x = torch.randn(3, 8, 9, 11, generator=g) * 4
+    for groups, w_shape in ((8, (8, 1, 3, 3)), (1, (5, 8, 1, 1)), (2, (6, 4, 5, 5))):
+        w = torch.randn(*w_shape, generator=g)
+        b = torch.randn(w_shape[0], generator=g)
+        expected = nn.functional.conv2d(x, w, b, 2, 1, 1, groups)
+        expected = act(expected) if act is not None else expected
+        for layout in (torch.channels_last, torch.contiguous_format):
+            got = conv_act(x.contiguous(memory_format=layout), (w.contiguous(memory_format=layout), b), (2, 2),
+                           (1, 1), (1, 1), groups, act)
+            assert torch.allclose(got, expected, rtol=1e-5, atol=1e-5 * float(expected.abs().max())), (groups, layout)

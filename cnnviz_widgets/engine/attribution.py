@@ -151,9 +151,8 @@ def _smooth(method, net, x, target, samples, noise, seed, batch_size, should_sto
     n = x.shape[0]
     generator = torch.Generator(device=x.device).manual_seed(seed)
     spread = (x.amax(dim=(1, 2, 3)) - x.amin(dim=(1, 2, 3))).view(-1, 1, 1, 1) * noise
-    copies = x.repeat_interleave(samples, dim=0)
-    copy_spread = spread.repeat_interleave(samples, dim=0)
     copy_target = _repeat_target(target, samples)
+    # Each batch's noisy copies are made when it runs (all at once would hold n x samples images).
     owner = torch.arange(n).repeat_interleave(samples)
     total_map = per_channel = None
     counts = torch.zeros(n)
@@ -169,13 +168,14 @@ def _smooth(method, net, x, target, samples, noise, seed, batch_size, should_sto
             method=f"smoothgrad({first.method or name})",
             extra={"samples": samples, "noise": noise, "seed": seed, **first.extra}, ended=ended)
 
-    total = copies.shape[0]
+    total = owner.numel()
     for start in range(0, total, batch_size):
         if start and should_stop is not None and should_stop():
             yield Progress(start, total, average("stopped"), done=True)
             return
         part = slice(start, start + batch_size)
-        noisy = copies[part] + torch.randn(copies[part].shape, generator=generator, device=x.device) * copy_spread[part]
+        images = owner[part].to(x.device)
+        noisy = x[images] + torch.randn((len(images), *x.shape[1:]), generator=generator, device=x.device) * spread[images]
         result = method(net, noisy, target_for_images(copy_target, part), **settings)
         first = first or result
         if total_map is None:

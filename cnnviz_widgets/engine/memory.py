@@ -4,10 +4,12 @@ A learner on Binder has 1-2 GB, and the imports and a model already hold most of
 (the CUDA build of torch alone takes about 0.65 GB, EfficientNet-Lite0 and timm another
 0.25 GB). So a technique that batches images asks how many fit in a *working budget*:
 what one image costs it, measured once per network, input size and kind of pass, into
-the budget (default 192 MiB; ``$CNNVIZ_MEMORY_BUDGET``, e.g. ``512MB`` or ``1GB``).
-Why 192 MiB: a lesson's kernel holds about 0.95 GB before any technique runs, and the
+the budget (default 128 MiB; ``$CNNVIZ_MEMORY_BUDGET``, e.g. ``512MB`` or ``1GB``).
+Why 128 MiB: a lesson's kernel holds about 0.95 GB before any technique runs, and the
 course promises a peak of at most 1.3 GB; the rest of the 350 MB goes to the lesson's
-pictures, an app's caches and the allocator's slack.
+pictures, an app computing in its thread at the same time, and the allocator's slack
+(freed memory that is not handed back: a kernel's peak creeps up by tens of MB a cell).
+Measured with 192 MiB, lesson 07 peaked at 1.30 GB; with 128 MiB, 1.25 GB.
 
     batch_size(net, backward=True)            # images per forward+backward at the net's size
     batch_size_for(bytes_per_image, budget)   # the arithmetic alone
@@ -38,7 +40,7 @@ import torch
 
 __all__ = ["DEFAULT_BUDGET", "memory_budget", "parse_bytes", "batch_size_for", "image_cost", "batch_size"]
 
-DEFAULT_BUDGET = 192 * 2**20
+DEFAULT_BUDGET = 128 * 2**20
 BACKWARD_OVERHEAD = 1.25  # gradients alive during the backward, over the saved tensors
 FORWARD_OVERHEAD = 1.5  # a forward's live tensors over its four largest layer outputs
 _UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "kib": 2**10, "m": 2**20, "mb": 2**20, "mib": 2**20,
@@ -62,7 +64,7 @@ def parse_bytes(text: str | int) -> int:
 
 
 def memory_budget() -> int:
-    """The working budget in bytes: ``$CNNVIZ_MEMORY_BUDGET`` if set, else 192 MiB."""
+    """The working budget in bytes: ``$CNNVIZ_MEMORY_BUDGET`` if set, else 128 MiB."""
     text = os.environ.get("CNNVIZ_MEMORY_BUDGET", "").strip()
     if not text:
         return DEFAULT_BUDGET

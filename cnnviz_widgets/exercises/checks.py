@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from . import solutions as S
-from .harness import (Case, Checker, Mistake, fail, tensors_close, as_array, check_finite, check_shape,
+from .harness import (Case, Checker, Mistake, failure, tensors_close, as_array, check_finite, check_shape,
                       generic_numeric, relative_difference)
 
 __all__ = ["CHECKERS", "checker"]
@@ -148,25 +148,25 @@ class IndexChecker(Checker):
 
     def convert(self, output, case, given):
         if isinstance(output, tuple) and len(output) == 2 and all(hasattr(o, "__len__") for o in output):
-            raise fail("pair", "the result is a pair",
+            raise failure("pair", "the result is a pair",
                         "Your function returns two things (indices and values?); return only the indices.")
         try:
             t = torch.as_tensor(output.detach().cpu() if isinstance(output, torch.Tensor) else np.asarray(output))
         except (TypeError, ValueError):
-            raise fail("type", "the result is not a list of indices",
+            raise failure("type", "the result is not a list of indices",
                         f"Your function returned a {type(output).__name__}; return the {self.what} as a "
                         "tensor (or a list) of whole numbers.") from None
         if t.dim() != 1:
-            raise fail("shape", "the result is not a flat list of indices",
+            raise failure("shape", "the result is not a flat list of indices",
                         f"Your result has shape {tuple(t.shape)}; return a 1-D tensor of {self.what}.")
         if t.is_floating_point():
             if not torch.isfinite(t).all() or not torch.equal(t, t.round()):
-                raise fail("values_not_indices", f"the result holds values, not {self.what}",
+                raise failure("values_not_indices", f"the result holds values, not {self.what}",
                             f"Your result holds fractional numbers ({_few(t)}): those look like the scores "
                             f"themselves. Return their positions: `argsort` (or `topk(...).indices`) gives "
                             "indices, `sort` gives values.")
         elif t.dtype == torch.bool or t.is_complex():
-            raise fail("type", "the result is not a list of indices", f"Return the {self.what} as whole numbers.")
+            raise failure("type", "the result is not a list of indices", f"Return the {self.what} as whole numbers.")
         return [int(v) for v in t.tolist()]
 
     def compare(self, value, expected, case):
@@ -191,11 +191,11 @@ class IndexChecker(Checker):
         k = len(case.expected)
         if len(value) != k:
             key = "off_by_one" if abs(len(value) - k) == 1 else "count"
-            raise fail(key, f"{len(value)} {self.what} instead of {k}",
+            raise failure(key, f"{len(value)} {self.what} instead of {k}",
                         f"You returned {len(value)} {self.what}; the exercise asks for exactly k = {k}. "
                         + ("An off-by-one in a slice? `[:k]` takes k items." if key == "off_by_one" else ""))
         if set(value) == set(case.expected) and value != list(case.expected):
-            raise fail("order", f"the right {self.what} in the wrong order",
+            raise failure("order", f"the right {self.what} in the wrong order",
                         f"You found the right {self.what} but in a different order: {value} instead of "
                         f"{list(case.expected)}. The best goes first (sort in descending order).")
         return None
@@ -543,18 +543,18 @@ class ReceptiveField(Checker):
 
     def convert(self, output, case, given):
         if isinstance(output, (int, np.integer)) or (isinstance(output, torch.Tensor) and output.numel() == 1):
-            raise fail("one_number", "one number instead of two",
+            raise failure("one_number", "one number instead of two",
                         "Your function returns one number; return the pair `(size, stride)`.")
         try:
             values = [v.item() if hasattr(v, "item") else v for v in output]
         except TypeError:
-            raise fail("type", "the result is not a pair",
+            raise failure("type", "the result is not a pair",
                         f"Your function returned a {type(output).__name__}; return the pair `(size, stride)`.") from None
         if len(values) != 2:
-            raise fail("type", "the result is not a pair", f"Your function returned {len(values)} values; return "
+            raise failure("type", "the result is not a pair", f"Your function returned {len(values)} values; return "
                         "the pair `(size, stride)`.")
         if not all(isinstance(v, (int, float, np.number)) and float(v) == int(v) for v in values):
-            raise fail("type", "the result is not two whole numbers", f"Your function returned {values!r}; both "
+            raise failure("type", "the result is not two whole numbers", f"Your function returned {values!r}; both "
                         "the size and the stride are whole numbers of pixels.")
         return tuple(int(v) for v in values)
 
@@ -1148,12 +1148,12 @@ class TotalVariation(NumericChecker):
     def convert(self, output, case, given):
         if case.extra.get("needs_grad"):
             if not isinstance(output, torch.Tensor):
-                raise fail("no_gradient", "the result is not a tensor, so no gradient flows",
+                raise failure("no_gradient", "the result is not a tensor, so no gradient flows",
                             f"Your function returns a {type(output).__name__}. Total variation is used as a loss "
                             "(lesson 12 minimises it), so it must be a torch tensor that autograd can "
                             "differentiate: avoid .item(), float(...) and numpy.")
             if output.grad_fn is None and not output.requires_grad:
-                raise fail("no_gradient", "no gradient flows through the result",
+                raise failure("no_gradient", "no gradient flows through the result",
                             "Your result does not depend on the image in a way autograd can follow (was "
                             "something detached, or computed with numpy?). It is used as a loss, so it must "
                             "be differentiable: use torch operations on the image itself.")
@@ -1162,7 +1162,7 @@ class TotalVariation(NumericChecker):
                 if gradient is None or not tensors_close(gradient.double(), case.extra["gradient"].double(), 1e-4):
                     value = as_array(output)
                     if value.numel() == 1 and tensors_close(value.reshape(()), case.expected, self.rtol):
-                        raise fail("gradient", "the value is right but its gradient is not",
+                        raise failure("gradient", "the value is right but its gradient is not",
                                     "Your total variation has the right value, but its gradient with respect "
                                     "to the image differs from the reference's: was part of the computation "
                                     "detached?")
@@ -1170,7 +1170,7 @@ class TotalVariation(NumericChecker):
 
     def generic(self, value, case):
         if value.dim() > 0 and value.numel() == 1:
-            raise fail("not_scalar", "a 1-element tensor, not a scalar",
+            raise failure("not_scalar", "a 1-element tensor, not a scalar",
                         f"Your result has shape {tuple(value.shape)}; return a 0-dimensional tensor (plain "
                         "`.mean()` over everything, no dim or keepdim), so that `.backward()` works on it.")
         return super().generic(value, case)

@@ -122,7 +122,7 @@ class _Candidates(Exception):
         self.keys = keys
 
 
-def fail(key: str, title: str, message: str) -> _Stop:
+def failure(key: str, title: str, message: str) -> _Stop:
     return _Stop(FAILED, key, title, message)
 
 
@@ -412,7 +412,7 @@ class Checker:
     """One exercise's checker. Subclasses set `name`, `arg_names`, and implement
     `cases()` (built once, cached), `compare(output, case)` (None when right, else a
     short description of the difference), `mistakes`, and optionally `convert` (turn
-    the learner's return value into what `compare` takes, or raise `fail`) and
+    the learner's return value into what `compare` takes, or raise `failure`) and
     `properties` (checks that name a problem without an exact mistake to match)."""
 
     name = ""
@@ -479,16 +479,16 @@ class Checker:
                 raise _Stop(NOT_DONE, "not_done", "not done yet", self.not_done_message())
             also = ("\n\nIt had also " + "; it had ".join(changes) + " (the checker put the model back)."
                     if changes else "")
-            raise fail("raised", "your function raised an error",
+            raise failure("raised", "your function raised an error",
                         _describe_exception(error, fn, self.name) + also)
         if changes:
-            raise fail("changed_model", "your function leaves the model changed",
+            raise failure("changed_model", "your function leaves the model changed",
                         "Your function " + "; it ".join(changes) + ".\n\nThe checker has put the model back "
                         "as it was; the rest of the notebook is unaffected. A function that explains a "
                         "model must leave it as it found it.")
         for arg_name, original, passed_in in zip(self.arg_names, case.args, given):
             if not _same_arg(original, passed_in):
-                raise fail("changed_input", f"your function changes its argument `{arg_name}`",
+                raise failure("changed_input", f"your function changes its argument `{arg_name}`",
                             f"After the call, `{arg_name}` holds different values: your function changed it "
                             "in place (`x -= ...`, `x[...] = ...`, `x.clamp_(...)`, or an in-place method "
                             "ending in `_`). The caller still needs it: work on a copy, `x = "
@@ -515,7 +515,7 @@ class Checker:
                 output, given = self.call(fn, case)
                 self.after_call(case, given, notes)
                 if output is None:
-                    raise fail("returned_none", "your function returned None",
+                    raise failure("returned_none", "your function returned None",
                                 "Your function returned None: is its `return` missing?")
                 value = self.convert(output, case, given)
                 self.judge(value, case)
@@ -558,8 +558,8 @@ class Checker:
             raise _Candidates(keys)
         found = self.properties(value, case) or self.generic(value, case)
         if found is not None:
-            raise fail(*found)
-        raise fail("wrong", "the answer differs from the reference", difference)
+            raise failure(*found)
+        raise failure("wrong", "the answer differs from the reference", difference)
 
     def matching_mistakes(self, value, case: Case, keys: list[str]) -> list[str]:
         """Those of the mistake `keys` whose answer (any of its variants) equals `value` on `case`."""
@@ -602,38 +602,38 @@ class Checker:
 # --- converting and comparing numbers ---------------------------------------------------------
 
 def as_array(output, what: str = "your function's result") -> torch.Tensor:
-    """A tensor, numpy array or nested list of numbers -> float64 CPU tensor, or `fail`."""
+    """A tensor, numpy array or nested list of numbers -> float64 CPU tensor, or `failure`."""
     if isinstance(output, torch.Tensor):
         t = output.detach()
     elif isinstance(output, np.ndarray) or isinstance(output, (list, tuple, int, float, np.number)):
         try:
             t = torch.as_tensor(np.asarray(output, dtype=np.float64))
         except (TypeError, ValueError):
-            raise fail("type", "the result is not an array of numbers",
+            raise failure("type", "the result is not an array of numbers",
                         f"{what} is a {type(output).__name__} that does not convert to an array of numbers; "
                         "return a torch tensor.") from None
     else:
-        raise fail("type", "the result is not a tensor",
+        raise failure("type", "the result is not a tensor",
                     f"{what} is a {type(output).__name__}; return a torch tensor.")
     if t.is_complex():
-        raise fail("type", "the result is complex", f"{what} holds complex numbers; return real values.")
+        raise failure("type", "the result is complex", f"{what} holds complex numbers; return real values.")
     return t.to("cpu", torch.float64)
 
 
 def check_shape(value: torch.Tensor, expected: torch.Tensor, wanted: str) -> None:
-    """`fail` with a named slip when the shapes differ."""
+    """`failure` with a named slip when the shapes differ."""
     if tuple(value.shape) == tuple(expected.shape):
         return
     got, want = tuple(value.shape), tuple(expected.shape)
     if value.dim() == 2 and value.T.shape == expected.shape and tensors_close(value.T, expected):
-        raise fail("transposed", "rows and columns are swapped",
+        raise failure("transposed", "rows and columns are swapped",
                     f"Your result is the right answer transposed: shape {_shape(got)} instead of {_shape(want)}. "
                     "Rows go down the image (height), columns across (width).")
     if value.numel() == expected.numel() and value.squeeze().shape == expected.squeeze().shape:
-        raise fail("extra_dims", "the result has extra dimensions of size 1",
+        raise failure("extra_dims", "the result has extra dimensions of size 1",
                     f"Your result has shape {_shape(got)}; the exercise asks for {wanted}, shape {_shape(want)}. "
                     "Drop the batch (or channel) dimension, e.g. with `[0]` or `.squeeze(0)`.")
-    raise fail("shape", "the result has the wrong shape",
+    raise failure("shape", "the result has the wrong shape",
                 f"Your result has shape {_shape(got)}; the exercise asks for {wanted}, which here is {_shape(want)}.")
 
 
@@ -646,7 +646,7 @@ def check_finite(value: torch.Tensor) -> None:
     if bad.any():
         nan, inf = int(torch.isnan(value).sum()), int(torch.isinf(value).sum())
         parts = ([f"{nan} NaN"] if nan else []) + ([f"{inf} infinite"] if inf else [])
-        raise fail("not_finite", "the result has NaN or infinite values",
+        raise failure("not_finite", "the result has NaN or infinite values",
                     f"Your result has {' and '.join(parts)} value(s) out of {value.numel()}. A 0/0 or x/0 "
                     "somewhere? Look for a division by something that can be zero, or a log of 0.")
 

@@ -122,7 +122,7 @@ class OcclusionApp(App):
             self.guarded(self.draw)()
 
     def _finish(self, last, stopped: bool) -> None:
-        if last is not None and last.done and last.result.ended == "finished":
+        if last is not None and last.done and last.result.ended == "done":
             self.omap = last.result
             rows, cols = self.omap.heat.shape
             r, c = self.omap.lowest()

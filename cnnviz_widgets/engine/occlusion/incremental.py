@@ -432,7 +432,10 @@ class Run:
         for pw in shortcut:
             short = pw(short, self.params.get(pw))
         # The shortcut's changed region lies inside the branch's (checked by Program).
-        return Windows(win.values + short, win.start, union(win.changed, s_changed), win.size, win.full)
+        # In place where the branch ends in a fresh tensor (a convolution), which nothing else holds.
+        fresh = win.values.data_ptr() not in (saved.values.data_ptr(), short.data_ptr())
+        values = win.values.add_(short) if fresh else win.values + short
+        return Windows(values, win.start, union(win.changed, s_changed), win.size, win.full)
 
 
 def _check(net: Network, x: torch.Tensor, fill_image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

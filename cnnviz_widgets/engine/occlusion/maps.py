@@ -41,7 +41,10 @@ class OcclusionMap:
         (NaN where not scored yet: in a preview or a stopped map);
     boxes: rows x cols x 4 pixel boxes (top, left, bottom, right) of the positions;
     clean: the same score without any patch; target: the `Target` scored;
-    ended: "running" (a preview), "finished" or "stopped";
+    patch: the patch's side and stride: the step between positions, in pixels;
+    fill: what the patch showed ("grey", "mean", "blur" or a grey level);
+    image_size: (height, width) of the image in pixels;
+    ended: "" in a preview, then "done" or "stopped";
     extra: "method" ("incremental" or "naive"), and for coarse-to-fine maps
         "approximate", "coarse_to_fine", "scored", "positions".
     Positions are (row, col) in the map.
@@ -55,7 +58,7 @@ class OcclusionMap:
     stride: int
     fill: str | float
     image_size: tuple[int, int]
-    ended: str = "finished"
+    ended: str = "done"
     extra: dict = field(default_factory=dict)
 
     @property
@@ -145,6 +148,14 @@ def occlusion_iter(net: Network, image, target: Any, *, patch: int = 16, stride:
         batch_size = (memory.batch_size_for(plan.bytes_per_box(), most=INCREMENTAL_REPORT) if incremental
                       else memory.batch_size(net, size=max(h, w)))
     size = max(batch_size, INCREMENTAL_REPORT) if incremental else batch_size
+    # Settings are checked above, when called; the work starts at the first next().
+    return _steps(net, x, target, fill, plan, incremental, batch_size, size, coarse_to_fine, should_stop)
+
+
+def _steps(net: Network, x: torch.Tensor, target: Target, fill, plan: OcclusionPlan, incremental: bool,
+           batch_size: int, size: int, coarse_to_fine: float | None,
+           should_stop) -> Iterator[Progress[OcclusionMap]]:
+    h, w = plan.image_size
     filler = fill_image(x, fill, plan.patch)
     with net.guard(), torch.no_grad():
         logits = net(x)
@@ -159,7 +170,7 @@ def occlusion_iter(net: Network, image, target: Any, *, patch: int = 16, stride:
     extra: dict = {"method": "incremental" if incremental else "naive"}
 
     def result(ended: str) -> OcclusionMap:
-        return OcclusionMap(heat=heat.copy() if ended == "running" else heat, boxes=plan.boxes, clean=clean,
+        return OcclusionMap(heat=heat.copy() if ended == "" else heat, boxes=plan.boxes, clean=clean,
                             target=target, patch=plan.patch, stride=plan.stride, fill=fill,
                             image_size=(h, w), ended=ended, extra=dict(extra))
 
@@ -178,7 +189,7 @@ def occlusion_iter(net: Network, image, target: Any, *, patch: int = 16, stride:
                     values = target(net(batch) if target.layer is None else net.forward_to(batch, target.layer))
             heat[piece[:, 0], piece[:, 1]] = values.float().cpu().numpy()
             done += len(piece)
-            yield Progress(done, total, result("running"))
+            yield Progress(done, total, result(""))
 
     grid = np.argwhere(np.ones(plan.shape, dtype=bool))
     if coarse_to_fine is None:
@@ -200,7 +211,7 @@ def occlusion_iter(net: Network, image, target: Any, *, patch: int = 16, stride:
                       "positions": int(heat.size)})
     stopped = bool(extra.pop("stopped", False))
     done = int((~np.isnan(heat)).sum())
-    yield Progress(done if stopped else heat.size, heat.size, result("stopped" if stopped else "finished"), done=True)
+    yield Progress(done if stopped else heat.size, heat.size, result("stopped" if stopped else "done"), done=True)
 
 
 def occlusion(net: Network, image, target: Any, *, patch: int = 16, stride: int = 8, fill: str | float = "grey",

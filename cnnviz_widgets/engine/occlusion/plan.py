@@ -111,6 +111,8 @@ class OcclusionPlan:
         boxes with changed regions of about the same size, at least `size` per piece.
         Each piece comes with its group per cell (None when naive)."""
         cells = np.asarray(cells, dtype=np.int64).reshape(-1, 2)
+        if len(cells) == 0:
+            return []
         key = (cells.tobytes(), int(size), bool(incremental))
         with self._lock:
             if key in self._chunks:
