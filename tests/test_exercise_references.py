@@ -193,5 +193,5 @@ def test_deletion_curve_is_the_engines_deletion_to_black(shapes_net):
     heat = torch.rand(64, 64, generator=torch.Generator().manual_seed(13))
     mine = S.deletion_curve(shapes_net, x, label, heat, 8)
     theirs = deletion_curve(shapes_net, x, label, heat, steps=8, fill="black")
-    _close(mine, torch.from_numpy(theirs.probabilities), 1e-4)
+    tensors_close(mine, torch.from_numpy(theirs.probabilities), 1e-4)
     assert float(mine[0]) > float(mine[-1])  # all black: the shape is gone
