@@ -30,7 +30,8 @@ ROOT = HERE.parent
 RESULTS = HERE / "results"
 # The colleagues' benchmarks: each exposes run() -> dict; run in a subprocess each, so
 # one that crashes or hangs costs a row, not the suite.
-PEERS = ("bench_shapes_generation", "bench_activations_app", "bench_patch_scan", "bench_optimize")
+PEERS = ("bench_shapes_generation", "bench_activations_app", "bench_patch_scan", "bench_optimize",
+         "bench_recognisability")
 PEER_TIMEOUT_S = 1800
 
 
@@ -212,8 +213,23 @@ def to_markdown(report: dict) -> str:
         "models included (`benchmarks/bench_lessons.py`). Run-all seconds depend on the machine's load (the "
         "load average is per lesson); the kernel's CPU seconds much less (on a quiet 2-core machine run-all "
         "is about CPU s / 1-2). The budget is 60 s and 1.3 GB per lesson.")
+    lines += _section(
+        "Recognisability: class visualisations made on Lite0, judged by Lite2",
+        ["device", "maker", "config", "classes", "mean judged p", "classes >= 0.5", "own p", "s/image",
+         "CPU s/image", "s/image at 65 ms per fwd+bwd", "target", "met", "settings"],
+        rows("recognisability"),
+        lambda r: [r["device"], r["maker"], r["config"], r["classes"], f"**{r['mean_judged_probability']}**",
+                   r["classes_above_half"], r["mean_own_probability"], f"**{r['seconds_per_image']}**",
+                   r.get("cpu_seconds_per_image", "-"), r.get("seconds_per_image_nominal", "-"), r["target"],
+                   "yes" if r["meets_target"] else "no",
+                   ", ".join(f"{k}={v}" for k, v in r["settings"].items())], 2,
+        "Judged p: EfficientNet-Lite2's mean probability of the target class over random crops "
+        "(0.6-1 of the side, resized to 260 px) of the picture `visualize_class` made on Lite0; own p: "
+        "Lite0's probability of its own picture. Same classes (fixed before tuning), one process; "
+        "seconds per image depend on the machine's load (`benchmarks/bench_recognisability.py`).")
     rest = [r for r in report["rows"] if r.get("benchmark") not in ("occlusion", "attribution", "occlusion_coarse_to_fine",
-                                                                       "lessons", "attribution_compare")]
+                                                                       "lessons", "recognisability",
+                                                                       "attribution_compare")]
     if rest:
         lines += ["## The colleagues' benchmarks and the notebook suite", "", "| benchmark | result |", "|---|---|"]
         for r in rest:
@@ -227,8 +243,8 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="fewer repeats, smaller inputs, no notebook run")
     p.add_argument("--only", nargs="*", default=None,
-                   help="run only these: occlusion attribution attribution_compare shapes_generation activations_app "
-                        "patch_scan optimize notebooks lessons")
+                   help="run only these: occlusion attribution shapes_generation activations_app patch_scan optimize "
+                        "recognisability attribution_compare notebooks lessons")
     p.add_argument("--device", default=None, help="cpu or cuda (default: CPU, and CUDA when there is one)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: min(2, cores), as the tests)")
     p.add_argument("--out", default=str(RESULTS), help="folder for latest.md / latest.json")

@@ -460,7 +460,7 @@ def ascent_in_place_on_leaf(net, image, target, lr, l2):
     return x
 
 
-# --- 10 fgsm
+# --- 10 pgd_step
 def _ce_grad(net, image, target):
     x = image.clone().requires_grad_(True)
     loss = F.cross_entropy(net(x), torch.tensor([target], device=x.device))
@@ -468,93 +468,134 @@ def _ce_grad(net, image, target):
     return x, x.grad
 
 
-@wrong("fgsm", "away_from_target")
-def fgsm_away(net, image, target, eps):
+def _box(x, original, eps):
+    return torch.max(torch.min(x, original + eps), original - eps)
+
+
+@wrong("pgd_step", "away_from_target")
+def pgd_away(net, image, original, target, eps, alpha):
     x, g = _ce_grad(net, image, target)
-    return (x + eps * g.sign()).clamp(0, 1).detach()
+    return _box(x + alpha * g.sign(), original, eps).clamp(0, 1).detach()
 
 
-@wrong("fgsm", "no_clamp")
-def fgsm_no_clamp(net, image, target, eps):
+@wrong("pgd_step", "no_projection")
+def pgd_no_projection(net, image, original, target, eps, alpha):
     x, g = _ce_grad(net, image, target)
-    return (x - eps * g.sign()).detach()
+    return (x - alpha * g.sign()).clamp(0, 1).detach()
 
 
-@wrong("fgsm", "step_too_large")
-def fgsm_levels(net, image, target, eps):
+@wrong("pgd_step", "no_projection")
+def pgd_box_around_the_current_image(net, image, original, target, eps, alpha):
     x, g = _ce_grad(net, image, target)
-    return (x - eps * 255 / 8 * g.sign()).clamp(0, 1).detach()
+    return _box(x - alpha * g.sign(), image, eps).clamp(0, 1).detach()
 
 
-@wrong("fgsm", "no_sign")
-def fgsm_raw_gradient(net, image, target, eps):
+@wrong("pgd_step", "no_clamp")
+def pgd_no_clamp(net, image, original, target, eps, alpha):
     x, g = _ce_grad(net, image, target)
-    return (x - eps * g).clamp(0, 1).detach()
+    return _box(x - alpha * g.sign(), original, eps).detach()
 
 
-@wrong("fgsm", "logit")
-def fgsm_logit(net, image, target, eps):
+@wrong("pgd_step", "eps_step")
+def pgd_fgsm_step(net, image, original, target, eps, alpha):
+    x, g = _ce_grad(net, image, target)
+    return _box(x - eps * g.sign(), original, eps).clamp(0, 1).detach()
+
+
+@wrong("pgd_step", "step_too_large")
+def pgd_levels(net, image, original, target, eps, alpha):
+    x, g = _ce_grad(net, image, target)
+    return (x - alpha * 255 * g.sign()).clamp(0, 1).detach()
+
+
+@wrong("pgd_step", "no_sign")
+def pgd_raw_gradient(net, image, original, target, eps, alpha):
+    x, g = _ce_grad(net, image, target)
+    return _box(x - alpha * g, original, eps).clamp(0, 1).detach()
+
+
+@wrong("pgd_step", "logit")
+def pgd_logit(net, image, original, target, eps, alpha):
     x = image.clone().requires_grad_(True)
     net(x)[0, target].backward()
-    return (x + eps * x.grad.sign()).clamp(0, 1).detach()
+    return _box(x + alpha * x.grad.sign(), original, eps).clamp(0, 1).detach()
 
 
-@wrong("fgsm", "untargeted")
-def fgsm_untargeted(net, image, target, eps):
+@wrong("pgd_step", "untargeted")
+def pgd_untargeted(net, image, original, target, eps, alpha):
     x = image.clone().requires_grad_(True)
     out = net(x)
     F.cross_entropy(out, out.argmax(1)).backward()
-    return (x + eps * x.grad.sign()).clamp(0, 1).detach()
+    return _box(x + alpha * x.grad.sign(), original, eps).clamp(0, 1).detach()
 
 
-# --- 11 dream_step
-def _dream_grad(net, image, layer, objective=lambda a: (a ** 2).sum() / 2):
+# --- 11 guided_dream_step
+def _guided_grad(net, image, guide, layer, wanted=None):
+    if wanted is None:
+        with torch.no_grad():
+            wanted = net.forward_to(guide, layer).mean(dim=(2, 3), keepdim=True)
     x = image.clone().requires_grad_(True)
-    objective(net.forward_to(x, layer)).backward()
+    (net.forward_to(x, layer) * wanted).sum().backward()
     return x, x.grad
 
 
-@wrong("dream_step", "not_normalised")
-def dream_raw(net, image, layer, lr):
-    x, g = _dream_grad(net, image, layer)
+@wrong("guided_dream_step", "plain_dream")
+def guided_plain(net, image, guide, layer, lr):
+    x = image.clone().requires_grad_(True)
+    (net.forward_to(x, layer).pow(2).sum() / 2).backward()
+    return (x + lr * x.grad / x.grad.abs().mean()).detach()
+
+
+@wrong("guided_dream_step", "own_features")
+def guided_by_itself(net, image, guide, layer, lr):
+    with torch.no_grad():
+        wanted = net.forward_to(image, layer).mean(dim=(2, 3), keepdim=True)
+    x, g = _guided_grad(net, image, guide, layer, wanted)
+    return (x + lr * g / g.abs().mean()).detach()
+
+
+@wrong("guided_dream_step", "position_by_position")
+def guided_positions(net, image, guide, layer, lr):
+    x = image.clone().requires_grad_(True)
+    (net.forward_to(x, layer) * net.forward_to(guide, layer).detach()).sum().backward()
+    return (x + lr * x.grad / x.grad.abs().mean()).detach()
+
+
+@wrong("guided_dream_step", "not_normalised")
+def guided_raw(net, image, guide, layer, lr):
+    x, g = _guided_grad(net, image, guide, layer)
     return (x + lr * g).detach()
 
 
-@wrong("dream_step", "max_normalised")
-def dream_max(net, image, layer, lr):
-    x, g = _dream_grad(net, image, layer)
+@wrong("guided_dream_step", "max_normalised")
+def guided_max(net, image, guide, layer, lr):
+    x, g = _guided_grad(net, image, guide, layer)
     return (x + lr * g / g.abs().max()).detach()
 
 
-@wrong("dream_step", "descent")
-def dream_descent(net, image, layer, lr):
-    x, g = _dream_grad(net, image, layer)
+@wrong("guided_dream_step", "l2_normalised")
+def guided_l2(net, image, guide, layer, lr):
+    x, g = _guided_grad(net, image, guide, layer)
+    return (x + lr * g / g.norm()).detach()
+
+
+@wrong("guided_dream_step", "descent")
+def guided_descent(net, image, guide, layer, lr):
+    x, g = _guided_grad(net, image, guide, layer)
     return (x - lr * g / g.abs().mean()).detach()
 
 
-@wrong("dream_step", "sum_not_square")
-def dream_sum(net, image, layer, lr):
-    x, g = _dream_grad(net, image, layer, objective=lambda a: a.sum())
-    return (x + lr * g / g.abs().mean()).detach()
-
-
-@wrong("dream_step", "whole_network")
-def dream_logits(net, image, layer, lr):
-    x = image.clone().requires_grad_(True)
-    (net(x) ** 2).sum().backward()
-    g = x.grad
-    return (x + lr * g / g.abs().mean()).detach()
-
-
-@wrong("dream_step", "changed_model")
-def dream_leaves_hook(net, image, layer, lr):
+@wrong("guided_dream_step", "changed_model")
+def guided_leaves_hook(net, image, guide, layer, lr):
     store = {}
-    net.module(layer).register_forward_hook(lambda m, i, o: store.setdefault("a", o))
+    net.module(layer).register_forward_hook(lambda m, i, o: store.__setitem__("a", o))
+    with torch.no_grad():
+        net(guide)
+        wanted = store["a"].mean(dim=(2, 3), keepdim=True)
     x = image.clone().requires_grad_(True)
     net(x)
-    ((store["a"] ** 2).sum() / 2).backward()
-    g = x.grad
-    return (x + lr * g / g.abs().mean()).detach()
+    (store["a"] * wanted).sum().backward()
+    return (x + lr * x.grad / x.grad.abs().mean()).detach()
 
 
 # --- 12 total_variation
@@ -689,24 +730,6 @@ def sal_norm(net, image, target):
 @wrong("guided_relu_backward", "abs")
 def guided_abs(grad_output, relu_input):
     return grad_output.abs() * (relu_input > 0)
-
-
-@wrong("fgsm", "no_sign_no_clamp")
-def fgsm_raw_no_clamp(net, image, target, eps):
-    x, g = _ce_grad(net, image, target)
-    return (x - eps * g).detach()
-
-
-@wrong("dream_step", "signed_mean")
-def dream_signed_mean(net, image, layer, lr):
-    x, g = _dream_grad(net, image, layer)
-    return (x + lr * g / g.mean()).detach()
-
-
-@wrong("dream_step", "l2_normalised")
-def dream_l2(net, image, layer, lr):
-    x, g = _dream_grad(net, image, layer)
-    return (x + lr * g / g.norm()).detach()
 
 
 @wrong("total_variation", "right_only")

@@ -48,6 +48,27 @@ def test_fool_reaches_the_target_under_8_levels(effnet, photos, name):
         assert torch.equal(r.original, x) and torch.equal(r.difference, r.image - x)
 
 
+def test_fool_with_confidence_goes_on_past_the_first_win(effnet, photos):
+    # Without confidence, fool stops at the first step where the target is the top class;
+    # with it, it goes on until the target's probability reaches the threshold.
+    x, idx = photos["coffee"], effnet.class_index("volcano")
+
+    def p_target(image):
+        with torch.no_grad():
+            return float(effnet(image).softmax(-1)[0, idx])
+
+    first = adversarial.fool(effnet, x, "volcano", eps=8 / 255, steps=60)
+    with assert_restored(effnet):
+        sure = adversarial.fool(effnet, x, "volcano", eps=8 / 255, steps=60, confidence=0.9)
+    assert first.success and sure.success and sure.ended == "reached"
+    assert p_target(sure.image) >= 0.9 and sure.linf <= (8 / 255) * (1 + 1e-5)
+    assert sure.steps_taken > first.steps_taken and p_target(sure.image) > p_target(first.image)
+    with pytest.raises(ValueError, match="confidence 1.5 is out of range"):
+        adversarial.fool(effnet, x, "volcano", confidence=1.5)
+    with pytest.raises(ValueError, match="targeted attack must reach"):
+        adversarial.pgd(effnet, x, confidence=0.9, stop_when_reached=True)
+
+
 def test_fgsm_is_one_signed_step_that_raises_the_loss(effnet, photos):
     x = photos["coffee"]
     label = adversarial.predicted_class(effnet, x)
@@ -119,6 +140,24 @@ def test_app_fools_and_shows_three_pictures(effnet):
     assert "original: espresso" in app.info.value
     pic = png_to_array(app.view.value)
     assert pic.shape[0] > app.display_height and pic.shape[1] > 3 * app.display_height  # three side by side
+
+
+def test_app_confidence_and_targeted_fgsm(effnet):
+    # The confidence slider makes fool go on to a sure win; FGSM towards the target is one step.
+    from cnnviz_widgets.widgets import FoolingApp
+
+    app = FoolingApp(model=effnet, image="coffee", target="volcano", budget=8, steps=60, confidence=0.9)
+    app.run()
+    app.runner.wait()
+    assert app.error == "" and app.last.result.ended == "reached"
+    with torch.no_grad():
+        p = float(effnet(app.last.result.image).softmax(-1)[0, effnet.class_index("volcano")])
+    assert p >= 0.9 and f"P(volcano) = {p:.3f}" in app.info.value
+    app.method.value = "fgsm_target"
+    app.run()
+    app.runner.wait()
+    assert app.error == "" and app.last.result.steps_taken == 1
+    assert app.last.result.linf == pytest.approx(8 / 255, rel=1e-4)
 
 
 def test_app_bad_target_then_works(effnet):

@@ -117,3 +117,28 @@ def test_app_shows_bad_settings_and_keeps_working(effnet):
     app.run()
     app.runner.wait()
     assert app.error == "" and app.last.result.ended == "done"
+
+
+def test_app_offers_yosinskis_clipping_and_it_greys_out_pixels(effnet):
+    # The two clipping regularisers are app controls: with 50% norm clipping, at least
+    # half of the final image's pixels are grey (0.5 in every colour), as the engine sets them.
+    from cnnviz_widgets.widgets import AscentApp
+
+    app = AscentApp(model=effnet, size=64, steps=4)
+    app.class_picker.value = "goldfish"
+    app.clip_norm.value = 50
+    app.run()
+    app.runner.wait()
+    assert app.error == ""
+    grey = (app.last.result.image - 0.5).abs().amax(dim=1) == 0
+    assert float(grey.float().mean()) >= 0.45
+    app.clip_norm.value, app.clip_contribution.value = 0, 30
+    app.run()
+    app.runner.wait()
+    assert app.error == "" and app.last.result.ended == "done"
+    # The Fourier image has no pixels of its own to blur or clip: the controls say so.
+    app.param.value = "fourier"
+    assert app.clip_norm.disabled and app.clip_contribution.disabled and app.blur.disabled
+    assert app.clip_contribution.value == 0 and app.blur.value == 0
+    app.param.value = "pixel"
+    assert not app.clip_norm.disabled and app.blur.value > 0

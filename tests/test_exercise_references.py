@@ -155,24 +155,33 @@ def test_ascent_step_is_one_sgd_step_of_the_engines_loop(shapes_net):
     tensors_close(last.image - x.cpu(), mine.cpu() - x.cpu(), 1e-3)
 
 
-def test_fgsm_agrees_with_the_engines_targeted_fgsm(shapes_net, effnet):
+def test_pgd_step_twice_is_two_steps_of_the_engines_pgd(shapes_net, effnet):
     from cnnviz_widgets.engine import adversarial
 
-    for net, x, target, eps in ((shapes_net, _shape(shapes_net)[0], 7, 0.03), (effnet, _image(9), 1, 8 / 255)):
-        theirs = adversarial.fgsm(net, x, target, eps=eps).image.to(x.device)
-        mine = S.fgsm(net, x, target, eps)
+    for net, x, target, eps, alpha in ((shapes_net, _shape(shapes_net)[0], 7, 0.03, 0.02),
+                                       (effnet, _image(9), 1, 8 / 255, 6 / 255)):
+        theirs = adversarial.pgd(net, x, target, eps=eps, step_size=alpha, steps=2).image.to(x.device)
+        mine = S.pgd_step(net, S.pgd_step(net, x, x, target, eps, alpha), x, target, eps, alpha)
         # Signs of gradients within rounding of 0 may differ between two summation orders.
         agree = float(((mine - theirs).abs() < 1e-6).double().mean())
         assert agree > 0.999, agree
-        assert float((mine - x).abs().max()) <= eps * (1 + 1e-5)
+        # Two steps of alpha > eps / 2 reach the box's edge: the projection was needed.
+        assert float((mine - x).abs().max()) == pytest.approx(eps, rel=1e-5)
 
 
-def test_dream_step_is_one_step_of_the_engines_deepdream(effnet):
-    from cnnviz_widgets.engine.deepdream import deepdream
+def test_guided_dream_step_is_one_normalised_step_of_the_engines_loop_on_the_guided_objective(effnet):
+    from cnnviz_widgets.engine.optimize import PixelParam, objectives, optimize
 
-    x = _image(3, 64, 80)
-    last = deepdream(effnet, x, "stage3", octaves=1, steps=1, step_size=0.02, jitter=0)
-    tensors_close(last.image - x.cpu(), S.dream_step(effnet, x, "stage3", 0.02).clamp(0, 1).cpu() - x.cpu(), 1e-3)
+    x, guide = _image(3, 64, 80), _image(4, 96, 72)
+    with torch.no_grad():
+        means = effnet.forward_to(guide, "stage3").mean(dim=(2, 3), keepdim=True)
+    guided = objectives.Objective.term("guided", lambda out: -(out["stage3"] * means).sum(), ("stage3",))
+    last = optimize(effnet, guided, PixelParam(x), steps=1, step_size=0.02, optimizer="normalized")
+    mine = S.guided_dream_step(effnet, x, guide, "stage3", 0.02).clamp(0, 1)
+    tensors_close(last.image - x.cpu(), mine.cpu() - x.cpu(), 1e-3)
+    # The guide matters: another guide gives another step.
+    other = S.guided_dream_step(effnet, x, _image(5, 96, 72).flip(-1) ** 3, "stage3", 0.02)
+    assert float((other - mine).abs().max()) > 0.1 * float((mine - x).abs().max())
 
 
 def test_total_variation_is_the_engines_tv_penalty():

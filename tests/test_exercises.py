@@ -14,8 +14,8 @@ from .exercise_mistakes import WRONG
 from .helpers import assert_restored, model_state
 
 EXERCISES = ["filter_tiles", "nearest_neighbors", "pca_2d", "top_channels", "receptive_field", "occlusion_map",
-             "saliency", "guided_relu_backward", "ascent_step", "fgsm", "dream_step", "total_variation",
-             "deletion_curve"]
+             "saliency", "guided_relu_backward", "ascent_step", "pgd_step", "guided_dream_step",
+          "total_variation", "deletion_curve"]
 
 
 def test_names_lists_the_exercises_in_lesson_order():
@@ -59,7 +59,7 @@ def test_every_named_mistake_has_a_wrong_answer_that_shows_it(name):
 
 def test_the_issues_listed_mistakes_are_among_the_named_ones():
     listed = {"saliency": {"no_abs", "mean_over_channels", "probability"},
-              "fgsm": {"away_from_target", "no_clamp", "step_too_large"},
+              "pgd_step": {"away_from_target", "no_clamp", "step_too_large", "no_projection"},
               "pca_2d": {"no_centring"}}
     for name, keys in listed.items():
         tested = {d for d, _ in WRONG[name]}

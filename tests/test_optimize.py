@@ -146,8 +146,8 @@ def test_unknown_layer_and_bad_regularisers(effnet):
         TotalVariation(-1)
     with pytest.raises(ValueError, match="PixelParam"):
         run(effnet, param=FourierParam(S), regularizers=[Blur(1, 1.0)])
-    with pytest.raises(ValueError, match="1x3xHxW"):
-        PixelParam(torch.zeros(2, 3, 8, 8))
+    with pytest.raises(ValueError, match=r"Nx3xHxW \(or 3xHxW\), not \(2, 4, 8, 8\)"):
+        PixelParam(torch.zeros(2, 4, 8, 8))
     with pytest.raises(ValueError, match=r"pixels in \[0, 1\]"):
         PixelParam(torch.full((1, 3, 8, 8), 2.0))
 

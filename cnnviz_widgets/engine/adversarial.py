@@ -8,7 +8,7 @@ takes one step of size eps along the sign of the gradient; PGD (Madry et al. 201
 takes many small sign steps and projects back into the L-inf ball of radius eps
 after each. All three are the shared loop with the ``"sign"`` optimiser and a
 `LinfBall` regulariser; `fool` is targeted PGD that stops as soon as the model
-predicts the target.
+predicts the target (with `confidence`: once the target's probability reaches it).
 
 One meaning of the class arguments everywhere:
 
@@ -98,11 +98,15 @@ def _start(net, image) -> torch.Tensor:
 
 
 def pgd_iter(net, image, target: Any = None, *, label: Any = None, eps: float = 8 / 255,
-             step_size: float = 1 / 255, steps: int = 20, stop_when_reached: bool = False, every: int = 5,
+             step_size: float = 1 / 255, steps: int = 20, stop_when_reached: bool = False,
+             confidence: float | None = None, every: int = 5,
              should_stop: StopCheck = None) -> Iterator[Progress[FoolResult]]:
     """Projected gradient descent in the L-inf ball of radius `eps`, `steps` sign steps
     of `step_size`: towards `target` if given, otherwise away from `label` (see the
-    module's docstring). `stop_when_reached` ends the run as soon as the goal is met.
+    module's docstring). `stop_when_reached` ends the run as soon as the goal is met:
+    for a targeted attack, the target is the top class and, if `confidence` (0..1) is
+    given, its probability is at least that. Without `confidence` the first winning
+    step ends the run, which may be a narrow win.
     Each `Progress` (every `every` steps, and the last) carries a `FoolResult`."""
     x = _start(net, image)
     eps = checks.number(eps, "eps", low=0.0, low_open=True, high=1.0, unit=_PIXELS)
@@ -111,12 +115,19 @@ def pgd_iter(net, image, target: Any = None, *, label: Any = None, eps: float = 
         raise ValueError("give a target (a targeted attack) or a label (an untargeted one), not both")
     original_class = predicted_class(net, x)
     targeted = target is not None
+    if confidence is not None:
+        if not targeted:
+            raise ValueError("confidence is the probability a targeted attack must reach: give a target")
+        confidence = checks.number(confidence, "confidence", low=0.0, high=1.0)
     goal = net.class_index(target) if targeted else (original_class if label is None else net.class_index(label))
     ce = O.target_cross_entropy(goal)
 
     def reached(outputs) -> bool:
-        pred = int(outputs[O.LOGITS].argmax(-1)[0])
-        return pred == goal if targeted else pred != goal
+        probs = outputs[O.LOGITS].softmax(-1)[0]
+        pred = int(probs.argmax())
+        if not targeted:
+            return pred != goal
+        return pred == goal and (confidence is None or float(probs[goal]) >= confidence)
 
     loop = optimize_iter(net, ce if targeted else -ce, PixelParam(x), steps=steps, step_size=step_size,
                          optimizer="sign", regularizers=[LinfBall(x, eps)], every=every, should_stop=should_stop,
@@ -149,12 +160,15 @@ def fgsm(net, image, target: Any = None, *, label: Any = None, eps: float = 2 / 
 
 
 def fool_iter(net, image, target: Any, *, eps: float = 8 / 255, step_size: float = 1 / 255, steps: int = 60,
-              every: int = 5, should_stop: StopCheck = None) -> Iterator[Progress[FoolResult]]:
-    """Targeted PGD that stops as soon as the model predicts `target` (at most `steps` steps)."""
+              confidence: float | None = None, every: int = 5,
+              should_stop: StopCheck = None) -> Iterator[Progress[FoolResult]]:
+    """Targeted PGD that stops as soon as the model predicts `target` (at most `steps`
+    steps) with at least `confidence` probability (0..1; None: at the first step where
+    `target` is the top class, however narrowly)."""
     if target is None:
         raise ValueError("fool needs a target class to reach")
     return pgd_iter(net, image, target, eps=eps, step_size=step_size, steps=steps, stop_when_reached=True,
-                    every=every, should_stop=should_stop)
+                    confidence=confidence, every=every, should_stop=should_stop)
 
 
 def fool(net, image, target: Any, **settings) -> FoolResult:

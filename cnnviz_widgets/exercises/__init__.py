@@ -42,8 +42,8 @@ LESSONS = {
     "saliency": "07_saliency_maps",
     "guided_relu_backward": "08_guided_backprop",
     "ascent_step": "09_gradient_ascent",
-    "fgsm": "10_fooling_images",
-    "dream_step": "11_deepdream",
+    "pgd_step": "10_fooling_images",
+    "guided_dream_step": "11_deepdream",
     "total_variation": "12_feature_inversion",
     "deletion_curve": "13_comparing_attributions",
 }

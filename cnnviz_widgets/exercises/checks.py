@@ -890,7 +890,7 @@ class AscentStep(StepChecker):
         return cases
 
 
-# --- 10 fgsm -------------------------------------------------------------------------------------
+# --- 10 pgd_step ---------------------------------------------------------------------------------
 
 def _ce(target):
     def loss(logits, x):
@@ -898,48 +898,65 @@ def _ce(target):
     return loss
 
 
-def _fgsm(net, image, target, eps, direction=-1.0, clamp=True, score="ce", use_sign=True):
+def _pgd(net, image, original, target, eps, alpha, direction=-1.0, clamp=True, project=True, score="ce",
+         use_sign=True, step=None):
     if score == "ce":
         g = _grad(net, image, _ce(target))
     else:  # the target's logit: a step *up*
         g = -_grad(net, image, lambda logits, x: logits[0, target])
-    step = g.sign() if use_sign else g
-    x = image + direction * eps * step
+    x = image + direction * (alpha if step is None else step) * (g.sign() if use_sign else g)
+    if project:
+        x = torch.min(torch.max(x, original - eps), original + eps)
     return x.clamp(0, 1) if clamp else x
 
 
-class Fgsm(StepChecker):
-    name = "fgsm"
+def _in_box(original, eps, seed, share_on_edge=0.5):
+    """A point inside the box |x - original| <= eps (within [0, 1]), about half of its
+    pixels on the box's edge, where the projection decides."""
+    g = _gen(seed)
+    offset = eps * (2 * torch.rand(original.shape, generator=g) - 1)
+    edge = torch.rand(original.shape, generator=g) < share_on_edge
+    offset = torch.where(edge, eps * offset.sign(), offset).to(original.device)
+    return (original + offset).clamp(0, 1)
+
+
+class PgdStep(StepChecker):
+    name = "pgd_step"
     models = ("shapes", "efficientnet_lite0")
-    arg_names = ("net", "image", "target", "eps")
+    arg_names = ("net", "image", "original", "target", "eps", "alpha")
     rtol = 1e-4
     mistakes = (
         Mistake("away_from_target", "a step away from the target",
-                "Your step goes *up* the cross-entropy to the target, making the target less likely (that "
-                "is untargeted FGSM with the target as the true label). Targeted FGSM steps *down* the loss: "
-                "`image - eps * grad.sign()`.",
-                lambda c: _fgsm(*c.args, direction=1.0)),
+                "Your step goes *up* the cross-entropy to the target, making the target less likely. "
+                "Targeted PGD steps *down* the loss: `image - alpha * grad.sign()`.",
+                lambda c: _pgd(*c.args, direction=1.0)),
+        Mistake("no_projection", "no projection back into the box around the original",
+                "Some of your pixels are more than eps away from the *original* photo: after the step, project "
+                "back into the box around `original` (not around the current `image`): "
+                "`torch.min(torch.max(x, original - eps), original + eps)`.",
+                lambda c: _pgd(*c.args, project=False)),
         Mistake("no_clamp", "the result is not clamped to [0, 1]",
-                "Some of your pixels leave [0, 1]: clamp the new image, `.clamp(0, 1)`, so it is still an "
-                "image.",
-                lambda c: _fgsm(*c.args, clamp=False)),
+                "Some of your pixels leave [0, 1]: after the projection, clamp the new image, `.clamp(0, 1)`, so "
+                "it is still an image.",
+                lambda c: _pgd(*c.args, clamp=False)),
+        Mistake("eps_step", "a step of eps instead of alpha",
+                "You stepped by eps, the whole budget (that is FGSM). PGD takes a small step of `alpha` and "
+                "re-reads the gradient at the next step; eps only bounds how far the image may go.",
+                lambda c: _pgd(*c.args, step=c.args[4])),
         Mistake("no_sign", "the raw gradient instead of its sign",
-                "You stepped along the gradient itself. FGSM moves every pixel by exactly eps, in the "
-                "direction of the gradient's *sign*: `eps * grad.sign()`.",
-                lambda c: _fgsm(*c.args, use_sign=False)),
-        Mistake("no_sign_no_clamp", "the raw gradient instead of its sign, and no clamp",
-                "You stepped along the gradient itself and did not clamp. FGSM moves every pixel by exactly "
-                "eps along the gradient's sign, then clamps to [0, 1].",
-                lambda c: _fgsm(*c.args, use_sign=False, clamp=False)),
+                "You stepped along the gradient itself. PGD moves every pixel by alpha in the direction of "
+                "the gradient's *sign*: `alpha * grad.sign()`.",
+                lambda c: _pgd(*c.args, use_sign=False)),
         Mistake("logit", "the target's logit instead of the cross-entropy",
-                "You stepped up the target's logit. Targeted FGSM steps down the cross-entropy against the "
+                "You stepped up the target's logit. Targeted PGD steps down the cross-entropy against the "
                 "target (`F.cross_entropy(net(x), torch.tensor([target]))`), which also pushes the other "
                 "classes down.",
-                lambda c: _fgsm(*c.args, score="logit")),
+                lambda c: _pgd(*c.args, score="logit")),
         Mistake("untargeted", "away from the predicted class instead of towards the target",
-                "You pushed the image away from the class the network predicts (untargeted FGSM). This "
+                "You pushed the image away from the class the network predicts (untargeted PGD). This "
                 "exercise is targeted: step down the cross-entropy against `target`.",
-                lambda c: _fgsm(c.args[0], c.args[1], c.extra["predicted"], c.args[3], direction=1.0)),
+                lambda c: _pgd(c.args[0], c.args[1], c.args[2], c.extra["predicted"], *c.args[4:],
+                               direction=1.0)),
     )
 
     def build_cases(self):
@@ -949,20 +966,25 @@ class Fgsm(StepChecker):
         g = _gen(1010)
         saturated = (torch.rand(1, 3, 64, 64, generator=g) > 0.5).float()
         saturated[:, :, 20:44, 20:44] = 0.5 + 0.4 * torch.rand(1, 3, 24, 24, generator=g)
+        saturated = saturated.to(shapes.device)
         photo = _photo("astronaut", 64, 64, eff.device)
+        cat = _photo("cat", 48, 80, eff.device)
         cases = [
-            Case(f"the shapes net, a {name_a}, target {_class(shapes, target_a)}, eps 0.03",
-                 (shapes, a, target_a, 0.03)),
-            Case(f"the shapes net, an image of black and white pixels around a grey square, target "
-                 f"{_class(shapes, 2)}, eps 0.1", (shapes, saturated.to(shapes.device), 2, 0.1)),
-            Case("EfficientNet-Lite0, the astronaut photo at 64 x 64, target 1 ('goldfish'), eps 8/255",
-                 (eff, photo, 1, 8 / 255)),
+            Case(f"the shapes net, a {name_a} moved within its box, target {_class(shapes, target_a)}, eps 0.03, "
+                 "alpha 0.01", (shapes, _in_box(a, 0.03, 1011), a, target_a, 0.03, 0.01)),
+            Case(f"the shapes net, black and white pixels around a grey square, moved within the box, target "
+                 f"{_class(shapes, 2)}, eps 0.1, alpha 0.04",
+                 (shapes, _in_box(saturated, 0.1, 1012), saturated, 2, 0.1, 0.04)),
+            Case("EfficientNet-Lite0, the astronaut photo at 64 x 64 moved within its box, target 1 ('goldfish'), "
+                 "eps 8/255, alpha 2/255", (eff, _in_box(photo, 8 / 255, 1013), photo, 1, 8 / 255, 2 / 255)),
+            Case("EfficientNet-Lite0, the cat photo at 48 x 80, the first step (image == original), target 1 "
+                 "('goldfish'), eps 8/255, alpha 1/255", (eff, cat, cat, 1, 8 / 255, 1 / 255)),
         ]
         for c in cases:
             c.networks = (c.args[0],)
             c.extra["predicted"] = _predicted(c.args[0], c.args[1])[0]
-            c.expected = S.fgsm(*c.args).double().cpu()
-            gradient = _grad(c.args[0], c.args[1], _ce(c.args[2])).double().cpu()
+            c.expected = S.pgd_step(*c.args).double().cpu()
+            gradient = _grad(c.args[0], c.args[1], _ce(c.args[3])).double().cpu()
             # Where the gradient is within rounding of 0 its sign is a coin toss: not compared.
             c.extra["decisive"] = gradient.abs() > 1e-4 * gradient.abs().max()
         return cases
@@ -975,83 +997,101 @@ class Fgsm(StepChecker):
 
     def properties(self, value, case):
         image = case.args[1].detach().double().cpu()
-        eps = case.args[3]
+        original = case.args[2].detach().double().cpu()
+        eps, alpha = case.args[4], case.args[5]
         if value.shape == image.shape and torch.isfinite(value).all():
             largest = float((value - image).abs().max())
-            if largest > eps * (1 + 1e-3):
-                return ("step_too_large", "a step larger than eps",
-                        f"Your image changes some pixel by {largest:.4g}, more than eps = {eps:.4g}. FGSM moves "
-                        "each pixel by at most eps: `eps * grad.sign()` (sign is -1, 0 or +1).")
+            if largest > alpha * (1 + 1e-3):
+                return ("step_too_large", "a step larger than alpha",
+                        f"Your image changes some pixel by {largest:.4g}, more than alpha = {alpha:.4g}. One PGD "
+                        "step moves each pixel by at most alpha (`alpha * grad.sign()`; the projection and the "
+                        "clamp only shorten it).")
+            outside = float((value - original).abs().max())
+            if outside > eps * (1 + 1e-3):
+                return ("no_projection", "no projection back into the box around the original",
+                        f"Some pixel is {outside:.4g} away from the original photo, more than eps = {eps:.4g}: "
+                        "project into the box around `original`, "
+                        "`torch.min(torch.max(x, original - eps), original + eps)`.")
             if value.min() < 0 or value.max() > 1:
                 return ("no_clamp", "the result is not clamped to [0, 1]",
                         "Some of your pixels leave [0, 1]: clamp the new image, `.clamp(0, 1)`.")
         return super().properties(value, case)
 
 
-# --- 11 dream_step ------------------------------------------------------------------------------------
+# --- 11 guided_dream_step -------------------------------------------------------------------------------
 
-def _dream(net, image, layer, lr, objective="square", norm="mean_abs", direction=1.0):
-    def obj(a):
-        return {"square": a.pow(2).sum() / 2, "sum": a.sum(), "logits": None}[objective]
-
-    if objective == "logits":
-        g = _grad(net, image, lambda logits, x: logits.pow(2).sum() / 2)
-    else:
-        g = _layer_grad(net, image, layer, obj)
-    scale = {"mean_abs": g.abs().mean(), "max_abs": g.abs().max(), "mean": g.mean(), "l2": g.norm(),
+def _guided_dream(net, image, guide, layer, lr, wanted="guide", objective="guided", norm="mean_abs",
+                  direction=1.0):
+    with torch.no_grad():
+        reference = net.forward_to(guide if wanted == "guide" else image, layer)
+    means = reference.mean(dim=(2, 3), keepdim=True)
+    objectives = {"guided": lambda a: (a * means).sum(),
+                  "positions": lambda a: (a * reference).sum(),  # raises when the sizes differ
+                  "square": lambda a: a.pow(2).sum() / 2}
+    g = _layer_grad(net, image, layer, objectives[objective])
+    scale = {"mean_abs": g.abs().mean(), "max_abs": g.abs().max(), "l2": g.norm(),
              "none": torch.tensor(1.0, device=g.device)}[norm]
     return image + direction * lr * g / scale
 
 
-class DreamStep(StepChecker):
-    name = "dream_step"
+class GuidedDreamStep(StepChecker):
+    name = "guided_dream_step"
     models = ("shapes", "efficientnet_lite0")
-    arg_names = ("net", "image", "layer", "lr")
+    arg_names = ("net", "image", "guide", "layer", "lr")
     mistakes = (
+        Mistake("plain_dream", "the plain dream: sum(a^2) / 2, the guide ignored",
+                "You climbed the layer's own energy, sum(a^2) / 2: that is the lesson's DeepDream step, which "
+                "amplifies what *this* image already shows. The guided dream climbs sum(a * m), with m the "
+                "guide's activations averaged over positions.",
+                lambda c: _guided_dream(*c.args, objective="square")),
+        Mistake("own_features", "the image's own activations instead of the guide's",
+                "Your m comes from the image itself. Take it from the guide: "
+                "`net.forward_to(guide, layer).mean(dim=(2, 3), keepdim=True)`.",
+                lambda c: _guided_dream(*c.args, wanted="image")),
+        Mistake("position_by_position", "the guide's activations position by position, not averaged",
+                "You multiplied by the guide's activations at each position, which asks for the guide's "
+                "layout and only works when both images have the same size. Average the guide's activations "
+                "over positions first (one number per channel): `.mean(dim=(2, 3), keepdim=True)`.",
+                lambda c: _guided_dream(*c.args, objective="positions")),
         Mistake("not_normalised", "the gradient was not normalised",
-                "You stepped along the raw gradient. DeepDream divides it by its mean absolute value, so "
-                "the step size `lr` means the same at every layer and every scale: "
-                "`g / g.abs().mean()`.",
-                lambda c: _dream(*c.args, norm="none")),
+                "You stepped along the raw gradient. DeepDream divides it by its mean absolute value, so the "
+                "step size `lr` means the same at every layer: `g / g.abs().mean()`.",
+                lambda c: _guided_dream(*c.args, norm="none")),
         Mistake("max_normalised", "divided by the largest |gradient|, not the mean",
                 "You divided by the largest |g|; DeepDream divides by the mean |g|.",
-                lambda c: _dream(*c.args, norm="max_abs")),
-        Mistake("signed_mean", "divided by the mean gradient, not the mean |gradient|",
-                "You divided by g.mean(), which can be tiny or negative since gradients have both signs. "
-                "Divide by the mean of the absolute values, `g.abs().mean()`.",
-                lambda c: _dream(*c.args, norm="mean")),
+                lambda c: _guided_dream(*c.args, norm="max_abs")),
         Mistake("l2_normalised", "divided by the gradient's L2 norm, not its mean |value|",
-                "You divided by the gradient's length (L2 norm); DeepDream divides by the mean absolute "
-                "value, `g.abs().mean()`.",
-                lambda c: _dream(*c.args, norm="l2")),
+                "You divided by the gradient's length (L2 norm); DeepDream divides by the mean absolute value, "
+                "`g.abs().mean()`.",
+                lambda c: _guided_dream(*c.args, norm="l2")),
         Mistake("descent", "a step down instead of up",
-                "Your step makes the layer's activations *smaller*. DeepDream climbs: "
+                "Your step makes the image *less* like the guide for the layer. The dream climbs: "
                 "`image + lr * g / g.abs().mean()`.",
-                lambda c: _dream(*c.args, direction=-1.0)),
-        Mistake("sum_not_square", "the objective is sum(a), not sum(a^2) / 2",
-                "You climbed the plain sum of the activations. DeepDream climbs their squared norm, "
-                "sum(a^2) / 2, so that whatever is already active (either sign) grows.",
-                lambda c: _dream(*c.args, objective="sum")),
-        Mistake("whole_network", "the logits instead of the layer",
-                "You ran the whole network and used its output (the logits). Use the layer's activations: "
-                "`a = net.forward_to(x, layer)`.",
-                lambda c: _dream(*c.args, objective="logits")),
+                lambda c: _guided_dream(*c.args, direction=-1.0)),
     )
 
     def build_cases(self):
         shapes, eff = _shapes_net(), _effnet()
-        a, _, name_a = _shape_image(9, shapes.device)
+        a, label_a, name_a = _shape_image(9, shapes.device)
+        b, _, name_b = next((_shape_image(i, shapes.device) for i in range(20)
+                             if _shape_image(i, shapes.device)[1] != label_a))
         noise = torch.rand(1, 3, 48, 80, generator=_gen(1111)).to(eff.device)
         cases = [
-            Case(f"the shapes net, a {name_a}, layer 'conv3', lr 0.01", (shapes, a, "conv3", 0.01)),
-            Case("EfficientNet-Lite0, the cat photo at 64 x 64, layer 'stage4', lr 0.02",
-                 (eff, _photo("cat", 64, 64, eff.device), "stage4", 0.02)),
-            Case("EfficientNet-Lite0, random noise 48 x 80, layer 'stage2', lr 0.05", (eff, noise, "stage2", 0.05)),
+            Case(f"the shapes net, a {name_a} guided by a {name_b} (both 64 x 64), layer 'conv3', lr 0.01",
+                 (shapes, a, b, "conv3", 0.01)),
+            Case("EfficientNet-Lite0, the cat photo at 64 x 64 guided by the astronaut at 80 x 96, layer 'stage4', "
+                 "lr 0.02", (eff, _photo("cat", 64, 64, eff.device), _photo("astronaut", 80, 96, eff.device),
+                             "stage4", 0.02)),
+            Case("EfficientNet-Lite0, random noise 48 x 80 guided by the coffee photo at 64 x 64, layer 'stage2', "
+                 "lr 0.05", (eff, noise, _photo("coffee", 64, 64, eff.device), "stage2", 0.05)),
         ]
         for c in cases:
             c.networks = (c.args[0],)
-            c.expected = S.dream_step(*c.args).double().cpu()
-            c.extra["gradient"] = _layer_grad(c.args[0], c.args[1], c.args[2], lambda a: a.pow(2).sum() / 2)
+            c.expected = S.guided_dream_step(*c.args).double().cpu()
+            net, image, guide, layer, _ = c.args
+            with torch.no_grad():
+                means = net.forward_to(guide, layer).mean(dim=(2, 3), keepdim=True)
+            c.extra["gradient"] = _layer_grad(net, image, layer, lambda act: (act * means).sum())
         return cases
 
 
@@ -1268,7 +1308,7 @@ class DeletionCurve(NumericChecker):
 
 CHECKERS: dict[str, type[Checker]] = {c.name: c for c in (
     FilterTiles, NearestNeighbors, Pca2d, TopChannels, ReceptiveField, OcclusionMap, Saliency,
-    GuidedReluBackward, AscentStep, Fgsm, DreamStep, TotalVariation, DeletionCurve)}
+    GuidedReluBackward, AscentStep, PgdStep, GuidedDreamStep, TotalVariation, DeletionCurve)}
 
 _INSTANCES: dict[str, Checker] = {}
 

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["filter_tiles", "nearest_neighbors", "pca_2d", "top_channels", "receptive_field", "occlusion_map",
-           "saliency", "guided_relu_backward", "ascent_step", "fgsm", "dream_step", "total_variation",
-           "deletion_curve"]
+           "saliency", "guided_relu_backward", "ascent_step", "pgd_step", "guided_dream_step",
+           "total_variation", "deletion_curve"]
 
 
 def filter_tiles(weights):
@@ -128,24 +128,28 @@ def ascent_step(net, image, target, lr, l2):
     ### END SOLUTION
 
 
-def fgsm(net, image, target, eps):
-    """Targeted FGSM: one step of size eps down the sign of the gradient of the
-    cross-entropy of the logits against class `target`, then clamped to [0, 1]."""
+def pgd_step(net, image, original, target, eps, alpha):
+    """One step of targeted PGD: a step of size alpha down the sign of the gradient of
+    the cross-entropy of the logits against class `target`, then projected back into
+    the box |x - original| <= eps around the original photo, then clamped to [0, 1]."""
     ### BEGIN SOLUTION
     x = image.clone().requires_grad_(True)
     loss = F.cross_entropy(net(x), torch.tensor([target], device=x.device))
     loss.backward()
-    return (x - eps * x.grad.sign()).clamp(0, 1).detach()
+    stepped = x - alpha * x.grad.sign()
+    return torch.min(torch.max(stepped, original - eps), original + eps).clamp(0, 1).detach()
     ### END SOLUTION
 
 
-def dream_step(net, image, layer, lr):
-    """One DeepDream step: image + lr * g / mean(|g|), where g is the gradient of
-    sum(a^2) / 2 over the activations a = net.forward_to(image, layer)."""
+def guided_dream_step(net, image, guide, layer, lr):
+    """One guided DeepDream step: image + lr * g / mean(|g|), where g is the gradient of
+    sum(a * m) over the activations a = net.forward_to(image, layer), and m is the
+    guide's activations at that layer averaged over positions (one number per channel)."""
     ### BEGIN SOLUTION
+    with torch.no_grad():
+        wanted = net.forward_to(guide, layer).mean(dim=(2, 3), keepdim=True)
     x = image.clone().requires_grad_(True)
-    a = net.forward_to(x, layer)
-    (a.pow(2).sum() / 2).backward()
+    (net.forward_to(x, layer) * wanted).sum().backward()
     g = x.grad
     return (x + lr * g / g.abs().mean()).detach()
     ### END SOLUTION

@@ -7,6 +7,7 @@ import html
 import ipywidgets as W
 
 from ..engine import ascent
+from .compat import set_tooltip
 from .controls import ChannelSlider, LayerPicker
 from .optimize_app import OptimizeApp
 
@@ -17,7 +18,8 @@ _STYLE = {"description_width": "90px"}
 
 class AscentApp(OptimizeApp):
     """Pick a class (or a layer and channel), the steps, step size, regularisers
-    and parametrisation; Run shows the image growing, Stop keeps it."""
+    (L2 decay, total variation, blur, Yosinski et al.'s two clippings, jitter) and
+    parametrisation; Run shows the image growing, Stop keeps it."""
 
     title = "Gradient ascent: what does the network imagine?"
 
@@ -41,14 +43,24 @@ class AscentApp(OptimizeApp):
                                 continuous_update=False)
         self.blur = W.FloatSlider(value=ascent.DEFAULTS[param]["blur_sigma"], min=0, max=2, step=0.1,
                                   description="blur sigma", style=_STYLE, continuous_update=False)
+        self.clip_norm = W.FloatSlider(value=0.0, min=0, max=95, step=5, description="clip norm %",
+                                       style=_STYLE, continuous_update=False)
+        set_tooltip(self.clip_norm, "after each step, grey out the pixels whose colour is nearest grey: "
+                                    "this percentile of them (Yosinski et al. 2015; 0 = off)")
+        self.clip_contribution = W.FloatSlider(value=0.0, min=0, max=95, step=5, description="clip contrib. %",
+                                               style=_STYLE, continuous_update=False)
+        set_tooltip(self.clip_contribution, "after each step, grey out the pixels that contribute least to the "
+                                            "objective: this percentile of them (Yosinski et al. 2015; 0 = off)")
         self.jitter = W.IntSlider(value=2, min=0, max=16, description="jitter px", style=_STYLE,
                                   continuous_update=False)
         self.seed = W.IntText(value=0, description="seed", style=_STYLE, layout=W.Layout(width="160px"))
         controls = [W.HBox([self.what, self.class_picker]), W.HBox([self.layer, self.channel]),
                     W.HBox([self.param, self.size]), W.HBox([self.n_steps, self.step_size]),
-                    W.HBox([self.l2, self.tv]), W.HBox([self.blur, self.jitter, self.seed])]
+                    W.HBox([self.l2, self.tv]), W.HBox([self.blur, self.jitter, self.seed]),
+                    W.HBox([self.clip_norm, self.clip_contribution])]
         self.class_picker.value = target or self.net.classes[min(1, len(self.net.classes) - 1)]
         self.on_model(self.net)
+        self._param_defaults()
         self.watch([self.param], self._param_defaults)
         self.watch([self.layer], self._layer_changed)
         self.show_note("Press Run: the picture updates as the image is optimised; Stop keeps it.")
@@ -66,11 +78,18 @@ class AscentApp(OptimizeApp):
         # The two parametrisations want different step sizes and regularisers.
         d = ascent.DEFAULTS[self.param.value]
         self.step_size.value, self.l2.value, self.blur.value = d["step_size"], d["l2"], d["blur_sigma"]
+        # Blur and clipping change pixels; the Fourier image has none of its own to change.
+        fourier = self.param.value == "fourier"
+        for control in (self.blur, self.clip_norm, self.clip_contribution):
+            if fourier:
+                control.value = 0.0
+            control.disabled = fourier
 
     def prepare(self):
         kw = dict(size=self.size.value, steps=self.n_steps.value, param=self.param.value, step_size=self.step_size.value,
                   l2=self.l2.value, tv=self.tv.value, blur_sigma=self.blur.value,
-                  blur_every=4 if self.blur.value > 0 else 0, jitter=self.jitter.value,
+                  blur_every=4 if self.blur.value > 0 else 0, clip_norm_percentile=self.clip_norm.value,
+                  clip_contribution_percentile=self.clip_contribution.value, jitter=self.jitter.value,
                   seed=self.seed.value, every=max(1, self.n_steps.value // 20))
         net = self.net
         if self.what.value == "class":

@@ -46,6 +46,11 @@ __all__ = ["Program", "Run", "Unsupported", "supports_incremental", "occluded_lo
 Box = tuple[int, int, int, int]  # (top, left, bottom, right), bottom/right exclusive
 
 MAX_DP_PROFILES = 48
+# Live float32 maps of one box's widest window during a batch: inputs, outputs, a saved
+# residual branch, the gathered and padded copies. Measured on EfficientNet-Lite0 at 224 px,
+# 32/8: about 6 MB a box in batches of 16-64, where 3 maps predicted 1.5 MB and lesson 06's
+# kernel went past its 1.3 GB.
+MAPS_ALIVE = 12
 
 
 def supports_incremental(net: Network) -> bool:
@@ -262,13 +267,13 @@ class Program:
 
     def bytes_per_box(self, boxes) -> int:
         """Memory one box's windows take at the widest point of the network (the largest
-        window times its most channels, a few such maps alive at once): what a batch
+        window times its most channels, `MAPS_ALIVE` such maps at once): what a batch
         size for a memory budget divides by."""
         boxes = clip_boxes(boxes, self.size)
         rows = self.axis_profiles(boxes[:, 0], boxes[:, 2], 0)[:, 1:].max(axis=0)
         cols = self.axis_profiles(boxes[:, 1], boxes[:, 3], 1)[:, 1:].max(axis=0)
         widest = float((np.maximum(rows, 1) * np.maximum(cols, 1) * np.array(self.widest)).max())
-        return int(3 * 4 * widest)
+        return int(MAPS_ALIVE * 4 * widest)
 
     def groups(self, boxes) -> np.ndarray:
         """A group index per box; each group runs as batches of equal-sized windows.

@@ -1,9 +1,12 @@
 """Image optimisation, in Lucent's pieces (lessons 09-12).
 
 =================  ==========================================================
-`param`            what is optimised: `PixelParam`, `FourierParam`
-`transforms`       random changes before each forward: `Jitter`, `RandomScale`, `RandomRotate`
-`objectives`       what is minimised: `class_score`, `channel`, `maximise(target)`, ...
+`param`            what is optimised: `PixelParam`, `FourierParam` (batches; colours
+                   optionally decorrelated: `decorrelated_to_rgb`)
+`transforms`       random changes before each forward: `Pad`, `Jitter`, `RandomScale`,
+                   `RandomRotate`; Lucid's stack `standard_transforms()`
+`objectives`       what is minimised: `class_score`, `channel`, `maximise(target)`,
+                   `diversity(layer)`, ...
 `regularizers`     loss terms and pixel operators: `L2`, `TotalVariation`, `AlphaNorm`,
                    `Blur`, `Clip`, `LinfBall`, `ClipNorm`, `ClipContribution`
 `loop`             `optimize_iter` / `optimize`: the one loop, yielding `Progress`
@@ -16,14 +19,16 @@ with a different start image, objective and constraint.
 
 from . import objectives
 from .loop import OPTIMIZERS, SCHEDULES, Diverged, OptimizeResult, optimize, optimize_iter
-from .param import PARAMETRISATIONS, FourierParam, PixelParam, make_param
+from .param import (COLOR_CORRELATION_SQRT, PARAMETRISATIONS, FourierParam, PixelParam, decorrelated_to_rgb,
+                    make_param, rgb_to_decorrelated)
 from .regularizers import (AlphaNorm, Blur, Clip, ClipContribution, ClipNorm, L2, LinfBall, Regularizer,
                            TotalVariation)
-from .transforms import Jitter, RandomRotate, RandomScale
+from .transforms import Jitter, Pad, RandomRotate, RandomScale, standard_transforms
 
 __all__ = [
     "objectives", "OPTIMIZERS", "SCHEDULES", "Diverged", "OptimizeResult", "optimize", "optimize_iter",
     "PARAMETRISATIONS", "FourierParam", "PixelParam", "make_param",
+    "COLOR_CORRELATION_SQRT", "decorrelated_to_rgb", "rgb_to_decorrelated",
     "Regularizer", "L2", "TotalVariation", "AlphaNorm", "Blur", "Clip", "LinfBall", "ClipNorm", "ClipContribution",
-    "Jitter", "RandomScale", "RandomRotate",
+    "Pad", "Jitter", "RandomScale", "RandomRotate", "standard_transforms",
 ]

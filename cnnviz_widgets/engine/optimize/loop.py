@@ -40,7 +40,8 @@ class Diverged(RuntimeError):
 class OptimizeResult:
     """An optimised image and how it got there.
 
-    image: 1 x 3 x H x W in [0, 1], on the CPU, detached.
+    image: N x 3 x H x W in [0, 1] (N: the parametrisation's batch, usually 1), on the
+        CPU, detached.
     losses: the named loss terms of the last step taken, and their ``"total"``.
     steps_taken: the number of steps that changed the image.
     ended: ``""`` while running, then ``"done"`` (all steps), ``"stopped"``

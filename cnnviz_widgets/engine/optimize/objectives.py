@@ -34,6 +34,8 @@ __all__ = [
     "feature_match",
     "relative_error",
     "target_cross_entropy",
+    "gram_similarity",
+    "diversity",
 ]
 
 LOGITS = "logits"  # the key under which the loop stores the network's output
@@ -176,3 +178,26 @@ def target_cross_entropy(target: int) -> Objective:
         return F.cross_entropy(logits, labels)
 
     return Objective.term(f"CE to {target}", fn, (LOGITS,))
+
+
+def gram_similarity(a: torch.Tensor) -> torch.Tensor:
+    """The mean cosine similarity of the Gram matrices of a batch's activations
+    (N x C x H x W), over all pairs of different images: 1 when the images excite the
+    layer's channels together in the same way, lower the more their styles differ.
+    A batch of one has no pair: 0."""
+    n, c = a.shape[:2]
+    if n < 2:
+        return a.sum() * 0.0
+    flat = a.reshape(n, c, -1)
+    grams = torch.bmm(flat, flat.transpose(1, 2)).reshape(n, -1)
+    grams = F.normalize(grams, dim=1, eps=1e-10)
+    cosines = grams @ grams.T
+    return (cosines.sum() - cosines.diagonal().sum()) / (n * (n - 1))
+
+
+def diversity(layer: str) -> Objective:
+    """Olah, Mordvintsev & Schubert 2017's diversity term: optimise a batch of images
+    at once and penalise them for being alike, as the similarity (`gram_similarity`)
+    of their Gram matrices at `layer` (a loss: lower = more diverse). Weigh it against
+    the unit, e.g. ``channel("stage5", 3) + 0.5 * diversity("stage4")``."""
+    return Objective.term(f"{layer} diversity", lambda out: gram_similarity(_activation(out, layer)), (layer,))

@@ -7,8 +7,9 @@ image that stays good when shifted, scaled and turned a little cannot be made of
 single-pixel tricks: the transforms regularise without a penalty term.
 
 `Jitter` comes from DeepDream (Mordvintsev, Olah & Tyka 2015, "Inceptionism: Going
-Deeper into Neural Networks"); `RandomScale` and `RandomRotate` from Lucid
-(Olah, Mordvintsev & Schubert 2017, "Feature Visualization", Distill).
+Deeper into Neural Networks"); `Pad`, `RandomScale`, `RandomRotate` and the stack of
+`standard_transforms` from Lucid (Olah, Mordvintsev & Schubert 2017, "Feature
+Visualization", Distill, https://distill.pub/2017/feature-visualization/).
 """
 
 from __future__ import annotations
@@ -21,19 +22,41 @@ import torch.nn.functional as F
 
 from .. import checks
 
-__all__ = ["Jitter", "RandomScale", "RandomRotate"]
+__all__ = ["Pad", "Jitter", "RandomScale", "RandomRotate", "standard_transforms"]
 
 
-class Jitter:
-    """Shift the image by up to `pixels` in each direction (a circular roll, as the
-    original DeepDream does: no border to learn from)."""
+class Pad:
+    """Pad every side with `pixels` of a constant grey (Lucid pads before jittering, so
+    the image's own border moves about inside the frame and is not a fixed edge)."""
 
-    def __init__(self, pixels: int = 4):
-        self.pixels = checks.integer(pixels, "jitter", low=0)
+    def __init__(self, pixels: int = 12, value: float = 0.5):
+        self.pixels = checks.integer(pixels, "pad", low=0)
+        self.value = checks.fraction(value, "pad value")
 
     def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         if self.pixels == 0:
             return x
+        return F.pad(x, (self.pixels,) * 4, mode="constant", value=self.value)
+
+
+class Jitter:
+    """Shift the image by up to `pixels` in each direction. ``mode="roll"``: a circular
+    roll, as the original DeepDream does (no border to learn from; same size);
+    ``mode="crop"``: Lucid's jitter, a random crop `pixels` smaller in each dimension."""
+
+    def __init__(self, pixels: int = 4, mode: str = "roll"):
+        self.pixels = checks.integer(pixels, "jitter", low=0)
+        self.mode = checks.choice(mode, "jitter mode", ("roll", "crop"))
+
+    def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        if self.pixels == 0:
+            return x
+        if self.mode == "crop":
+            h, w = x.shape[-2:]
+            if min(h, w) <= self.pixels:
+                raise ValueError(f"jitter {self.pixels} crops away all of a {h}x{w} image")
+            dy, dx = torch.randint(0, self.pixels + 1, (2,), generator=gen).tolist()
+            return x[..., dy:dy + h - self.pixels, dx:dx + w - self.pixels]
         dy, dx = (torch.randint(-self.pixels, self.pixels + 1, (2,), generator=gen)).tolist()
         return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
 
@@ -65,6 +88,21 @@ class RandomRotate:
             return x
         a = math.radians(self.degrees * (2 * float(torch.rand((), generator=gen)) - 1))
         theta = torch.tensor([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0]],
-                             dtype=x.dtype, device=x.device)[None]
+                             dtype=x.dtype, device=x.device)[None].expand(x.shape[0], -1, -1)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def standard_transforms(pad: int = 12, jitter: int = 8, scale: float = 0.1, rotate: float = 10.0,
+                        final_jitter: int = 4) -> list:
+    """Lucid's transformation-robustness stack: pad with grey, jitter, scale by up to
+    +-`scale`, rotate by up to +-`rotate` degrees, jitter again (Lucid uses pad 12,
+    jitter 8, scale 0.9-1.1, rotate +-10, jitter 4). An image that still excites the
+    unit after all of these cannot rely on single-pixel patterns."""
+    stack = [Pad(pad), Jitter(jitter, mode="crop")]
+    if checks.number(scale, "scale", low=0.0, high=0.9):
+        stack.append(RandomScale((1 - scale, 1 + scale)))
+    if checks.number(rotate, "rotate"):
+        stack.append(RandomRotate(rotate))
+    stack.append(Jitter(final_jitter, mode="crop"))
+    return stack
