@@ -182,6 +182,24 @@ def to_markdown(report: dict) -> str:
         lambda r: [r["device"], r["model"], r["method"], f"{r['input']} x {r['batch']}", r["ours_s"], r["captum_s"],
                    r["fwd_bwd_s"], f"**{r['vs_captum']}**", f"**{r['vs_fwd_bwd']}**"], 2,
         "Targets: fwd+bwd/ours >= 0.9 (within 10% of one forward+backward), Captum/ours >= 1.0.")
+    compare_rows = rows("attribution_compare")
+    lines += _section(
+        "Grad-CAM and Integrated Gradients vs their peers and one forward+backward (lesson 13)",
+        ["device", "model", "method", "input x batch", "ours s", "peer s", "fwd+bwd s", "peer/ours", "fwd+bwd/ours"],
+        [r for r in compare_rows if "seconds" not in r],
+        lambda r: [r["device"], r["model"], r["method"], f"{r['input']} x {r['batch']}", r["ours_s"],
+                   f"{r['peer_s']} ({r['peer']})", r.get("fwd_bwd_s", "-"), f"**{r['vs_peer']}**",
+                   f"**{r['vs_fwd_bwd']}**" if "vs_fwd_bwd" in r else "-"], 2,
+        "Targets: Grad-CAM within 1.1x of one forward+backward (fwd+bwd/ours >= 0.91) and not slower than "
+        "pytorch-grad-cam; Integrated Gradients not slower than Captum at equal steps (peer/ours >= 1.0).")
+    lines += _section(
+        "The app's full comparison: seven methods on one photo, each scored (lesson 13)",
+        ["device", "model", "input", "curve steps", "seconds", "per method (s)"],
+        [r for r in compare_rows if "seconds" in r],
+        lambda r: [r["device"], r["model"], r["input"], r["curve_steps"], f"**{r['seconds']}**",
+                   ", ".join(f"{k} {v}" for k, v in r["per_method_s"].items())], 2,
+        "Reported, not targeted: the seconds a learner waits for the app's first full comparison (CPU threads "
+        "as the run; per-method times include each map's deletion and insertion curves).")
     lines += _section(
         "Lessons: run all in a fresh kernel, full mode, offline",
         ["lesson", "run-all s", "kernel CPU s", "kernel peak MB", "within 60 s", "within 1.3 GB", "load average at start",
@@ -210,7 +228,8 @@ def to_markdown(report: dict) -> str:
         "Lite0's probability of its own picture. Same classes (fixed before tuning), one process; "
         "seconds per image depend on the machine's load (`benchmarks/bench_recognisability.py`).")
     rest = [r for r in report["rows"] if r.get("benchmark") not in ("occlusion", "attribution", "occlusion_coarse_to_fine",
-                                                                       "lessons", "recognisability")]
+                                                                       "lessons", "recognisability",
+                                                                       "attribution_compare")]
     if rest:
         lines += ["## The colleagues' benchmarks and the notebook suite", "", "| benchmark | result |", "|---|---|"]
         for r in rest:
@@ -225,7 +244,7 @@ def main(argv=None) -> dict:
     p.add_argument("--quick", action="store_true", help="fewer repeats, smaller inputs, no notebook run")
     p.add_argument("--only", nargs="*", default=None,
                    help="run only these: occlusion attribution shapes_generation activations_app patch_scan optimize "
-                        "recognisability notebooks lessons")
+                        "recognisability attribution_compare notebooks lessons")
     p.add_argument("--device", default=None, help="cpu or cuda (default: CPU, and CUDA when there is one)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: min(2, cores), as the tests)")
     p.add_argument("--out", default=str(RESULTS), help="folder for latest.md / latest.json")
@@ -259,7 +278,7 @@ def main(argv=None) -> dict:
                 report["kept_from"] = old.get("date")
         except (OSError, ValueError):
             pass
-    for key in ("occlusion", "attribution"):
+    for key in ("occlusion", "attribution", "attribution_compare"):
         if want(key):
             print(f"[benchmarks] {key}...", flush=True)
             report["rows"] += _ours(f"bench_{key}", a.quick, a.device)

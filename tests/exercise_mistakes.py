@@ -1,4 +1,4 @@
-"""Deliberately wrong answers to the twelve exercises, written the way a learner would
+"""Deliberately wrong answers to the exercises, written the way a learner would
 get them wrong (independently of the checkers' own models of each mistake), each with
 the diagnosis `check` must name. Used by tests/test_exercises.py."""
 
@@ -735,3 +735,88 @@ def guided_abs(grad_output, relu_input):
 @wrong("total_variation", "right_only")
 def tv_right(image):
     return ((image[..., :, 1:] - image[..., :, :-1]) ** 2).mean()
+
+
+# --- 13 deletion_curve
+def _curve(net, image, target, heat, steps, *, descending=True, read=lambda logits: logits.softmax(dim=1),
+           delete=None, cumulative=True):
+    rows, cols = heat.shape
+    n = rows * cols
+    order = heat.flatten().argsort(descending=descending)
+    out = []
+    for k in range(steps + 1):
+        gone = order[: k * n // steps] if cumulative else order[max(0, (k - 1) * n // steps): k * n // steps]
+        x = image.clone()
+        if delete is None:
+            x[0, :, gone // cols, gone % cols] = 0.0
+        else:
+            delete(x, gone, rows, cols)
+        with torch.no_grad():
+            out.append(read(net(x))[0, target])
+    return torch.stack(out)
+
+
+@wrong("deletion_curve", "least_first")
+def deletion_ascending(net, image, target, heat, steps):
+    return _curve(net, image, target, heat, steps, descending=False)
+
+
+@wrong("deletion_curve", "logit")
+def deletion_logit(net, image, target, heat, steps):
+    return _curve(net, image, target, heat, steps, read=lambda logits: logits)
+
+
+@wrong("deletion_curve", "log_prob")
+def deletion_log_softmax(net, image, target, heat, steps):
+    return _curve(net, image, target, heat, steps, read=lambda logits: F.log_softmax(logits, dim=1))
+
+
+@wrong("deletion_curve", "one_channel")
+def deletion_red_only(net, image, target, heat, steps):
+    def delete(x, gone, rows, cols):
+        x[0, 0, gone // cols, gone % cols] = 0.0
+    return _curve(net, image, target, heat, steps, delete=delete)
+
+
+@wrong("deletion_curve", "grey")
+def deletion_grey(net, image, target, heat, steps):
+    def delete(x, gone, rows, cols):
+        x[0, :, gone // cols, gone % cols] = 0.5
+    return _curve(net, image, target, heat, steps, delete=delete)
+
+
+@wrong("deletion_curve", "not_cumulative")
+def deletion_one_slice_at_a_time(net, image, target, heat, steps):
+    return _curve(net, image, target, heat, steps, cumulative=False)
+
+
+@wrong("deletion_curve", "swapped")
+def deletion_swapped(net, image, target, heat, steps):
+    def delete(x, gone, rows, cols):
+        x[0, :, gone % cols, gone // cols] = 0.0
+    return _curve(net, image, target, heat, steps, delete=delete)
+
+
+@wrong("deletion_curve", "predicted_class")
+def deletion_predicted(net, image, target, heat, steps):
+    with torch.no_grad():
+        predicted = int(net(image).argmax())
+    return _curve(net, image, predicted, heat, steps)
+
+
+@wrong("deletion_curve", "shape")
+def deletion_without_the_start(net, image, target, heat, steps):
+    return _curve(net, image, target, heat, steps)[1:]
+
+
+@wrong("deletion_curve", "changed_input")
+def deletion_in_place(net, image, target, heat, steps):
+    rows, cols = heat.shape
+    order = heat.flatten().argsort(descending=True)
+    out = []
+    for k in range(steps + 1):
+        gone = order[: k * rows * cols // steps]
+        image[0, :, gone // cols, gone % cols] = 0.0   # the caller's image
+        with torch.no_grad():
+            out.append(net(image).softmax(dim=1)[0, target])
+    return torch.stack(out)

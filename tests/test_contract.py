@@ -77,6 +77,12 @@ RECIPES: dict[str, Recipe] = {
                  settings={"octave_scale": 1.4}, bad={"octaves": 0}),
     "12": Recipe(args=lambda net, d: (_image(d), "tiny_b"), ints={"size": 32, "steps": 4, "seed": 2, "every": 2},
                  bad={"steps": -1}),
+    "13a": Recipe(args=lambda net, d: (d["images"], [0, 2, 1]), ints={"batch_size": 1},
+                  settings={"layer": "tiny_a"}, bad={"layer": "tiny_fc"}),
+    "13b": Recipe(args=lambda net, d: (d["images"], Neuron("tiny_fc", 2)), ints={"batch_size": 2},
+                  bad={"batch_size": 0}),
+    "13c": Recipe(args=lambda net, d: (d["images"], [1, 0, 2]), ints={"steps": 4, "batch_size": 3, "seed": 2},
+                  settings={"baseline": "noise"}, bad={"steps": 0}),
 }
 
 CHECKS = ("image argument", "iter twin", "numpy integers", "documented result", "state restored")
@@ -136,9 +142,11 @@ def same(a, b) -> bool:
 
 
 def test_every_lesson_has_a_technique_and_a_recipe():
-    assert sorted(TECHNIQUES) == [f"{i:02d}" for i in range(1, 13)]
+    assert sorted({t.lesson for t in TECHNIQUES.values()}) == [f"{i:02d}" for i in range(1, 14)]
+    assert sorted(k for k in TECHNIQUES if k.startswith("13")) == ["13a", "13b", "13c"]
     assert set(RECIPES) == set(TECHNIQUES), "give every technique a recipe in tests/test_contract.py"
-    for t in TECHNIQUES.values():
+    for key, t in TECHNIQUES.items():
+        assert key == t.key
         assert t.verb_iter is not None or t.no_iter, f"{t.name}: say why it has no _iter twin"
 
 
@@ -199,7 +207,7 @@ def test_numpy_integers_are_accepted_alike(lesson, net, data):
     plain = call(lesson, net, data)
     with_numpy = call(lesson, net, data, numpy_ints=True)
     assert same(main_tensor(with_numpy), main_tensor(plain))
-    if lesson in ("07", "10"):  # the class too may come from an argmax: numpy, or an array of them
+    if lesson in ("07", "10", "13a", "13c"):  # the class too may come from an argmax: numpy, or an array of them
         args = list(recipe.args(net, data))
         target = np.array(args[1]) if isinstance(args[1], list) else np.int64(args[1])
         again = TECHNIQUES[lesson].verb(net, args[0], target, **{**recipe.settings, **recipe.ints})

@@ -1,4 +1,4 @@
-"""The "Your turn" sections of lessons 01-12: where they sit, what they hold, and the two
+"""The "Your turn" sections of lessons 01-13: where they sit, what they hold, and the two
 versions an instructor can hand out. The stored (student) notebooks themselves run under
 nbval with the stubs unfilled (testpaths); here the *solved* exercise cells run in a real
 kernel, in grading mode, so a check that does not pass fails the test."""
@@ -98,7 +98,7 @@ def test_the_command_writes_both_versions(tmp_path):
     solved, handout = tmp_path / "solved", tmp_path / "handout"
     done = run("solution", "notebooks", str(solved))
     assert done.returncode == 0, done.stderr
-    assert "13 notebook(s)" in done.stdout  # lesson 00 has no exercise and is copied as it is
+    assert "14 notebook(s)" in done.stdout  # lesson 00 has no exercise and is copied as it is
     assert run("student", str(solved), str(handout)).returncode == 0
     for name, path in LESSONS.items():
         assert BEGIN in (solved / path.name).read_text()
@@ -122,7 +122,7 @@ def test_the_solved_exercise_cells_pass_every_check_in_a_kernel(monkeypatch):
         cells += [solved.cells[parts["stub"]], solved.cells[parts["check"]]]
     cells.append(nbformat.v4.new_code_cell(
         "from cnnviz_widgets.exercises import names\n"
-        "assert all(check(n, globals()[n]).passed for n in names())\nprint('all twelve pass')"))
+        "assert all(check(n, globals()[n]).passed for n in names())\nprint('all pass')"))
     nb = nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                                         "language": "python"}})
     monkeypatch.setenv("CNNVIZ_GRADING", "1")
@@ -130,5 +130,5 @@ def test_the_solved_exercise_cells_pass_every_check_in_a_kernel(monkeypatch):
     outputs = [o for c in nb.cells for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
     results = [o for o in outputs if o.output_type == "execute_result"]
-    assert len(results) == 12 and all("✓" in o.data["text/plain"] for o in results)
-    assert "all twelve pass" in "".join(o.get("text", "") for o in outputs)
+    assert len(results) == len(names()) and all("✓" in o.data["text/plain"] for o in results)
+    assert "all pass" in "".join(o.get("text", "") for o in outputs)

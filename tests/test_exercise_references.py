@@ -191,3 +191,16 @@ def test_total_variation_is_the_engines_tv_penalty():
         # The engine adds 1e-8 inside (dx^2 + dy^2 + 1e-8)^(beta / 2) so beta < 2 stays differentiable.
         expected = float(S.total_variation(x))
         assert abs(float(TotalVariation(1.0).penalty(x)) - 1e-8 - expected) <= 1e-5 * expected  # float32 vs float64
+
+
+def test_deletion_curve_is_the_engines_deletion_to_black(shapes_net):
+    """The exercise's curve equals `evaluation.deletion_curve(fill="black")` where the two
+    take the same pixels: a map without ties, and steps that divide the pixels."""
+    from cnnviz_widgets.engine.evaluation import deletion_curve
+
+    x, label = _shape(shapes_net)
+    heat = torch.rand(64, 64, generator=torch.Generator().manual_seed(13))
+    mine = S.deletion_curve(shapes_net, x, label, heat, 8)
+    theirs = deletion_curve(shapes_net, x, label, heat, steps=8, fill="black")
+    tensors_close(mine, torch.from_numpy(theirs.probabilities), 1e-4)
+    assert float(mine[0]) > float(mine[-1])  # all black: the shape is gone

@@ -13,17 +13,17 @@ from cnnviz_widgets.exercises.checks import CHECKERS, checker
 from .exercise_mistakes import WRONG
 from .helpers import assert_restored, model_state
 
-TWELVE = ["filter_tiles", "nearest_neighbors", "pca_2d", "top_channels", "receptive_field", "occlusion_map",
-          "saliency", "guided_relu_backward", "ascent_step", "pgd_step", "guided_dream_step",
-          "total_variation"]
+EXERCISES = ["filter_tiles", "nearest_neighbors", "pca_2d", "top_channels", "receptive_field", "occlusion_map",
+             "saliency", "guided_relu_backward", "ascent_step", "pgd_step", "guided_dream_step",
+             "total_variation", "deletion_curve"]
 
 
-def test_names_lists_the_twelve_exercises_in_lesson_order():
-    assert names() == TWELVE
-    assert list(CHECKERS) == TWELVE
+def test_names_lists_the_exercises_in_lesson_order():
+    assert names() == EXERCISES
+    assert list(CHECKERS) == EXERCISES
 
 
-@pytest.mark.parametrize("name", TWELVE)
+@pytest.mark.parametrize("name", EXERCISES)
 def test_every_model_solution_passes_its_checker(name):
     result = check(name, getattr(solutions, name))
     assert result.passed, str(result)
@@ -31,7 +31,7 @@ def test_every_model_solution_passes_its_checker(name):
     assert f"all {len(checker(name).cases())} inputs" in result.message
 
 
-@pytest.mark.parametrize("name", TWELVE)
+@pytest.mark.parametrize("name", EXERCISES)
 def test_each_checker_tries_several_inputs_and_names_at_least_three_mistakes(name):
     c = checker(name)
     assert len(c.cases()) >= 3
@@ -50,7 +50,7 @@ def test_a_wrong_answer_is_diagnosed_by_name(exercise, diagnosis, fn):
     assert result.title and result.message and result.case
 
 
-@pytest.mark.parametrize("name", TWELVE)
+@pytest.mark.parametrize("name", EXERCISES)
 def test_every_named_mistake_has_a_wrong_answer_that_shows_it(name):
     tested = {d for d, _ in WRONG.get(name, [])}
     declared = {m.key for m in checker(name).mistakes}
@@ -218,7 +218,7 @@ def test_a_result_shows_itself_as_escaped_html_and_as_text():
 
 def test_the_checker_never_changes_the_embedded_models(shapes_net, effnet):
     states = (model_state(shapes_net), model_state(effnet))
-    for name in TWELVE:
+    for name in EXERCISES:
         check(name, getattr(solutions, name))
     assert (model_state(shapes_net), model_state(effnet)) == states
 

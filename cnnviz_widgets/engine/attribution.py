@@ -92,22 +92,38 @@ def batched_iter(explain: Callable[..., Attribution], net, image, target: Any, *
     return _batches(explain, net, x, target, batch_size, should_stop, settings)
 
 
+def _joined_extra(extras: list[dict], sizes: list[int]) -> dict:
+    """The batches' `extra`s as one: a tensor holding one row per image of its batch
+    (Grad-CAM's layer maps, a per-image gap) is joined image by image; anything else is
+    the first batch's."""
+    out = dict(extras[0])
+    for key, value in extras[0].items():
+        parts = [e.get(key) for e in extras]
+        if all(isinstance(p, torch.Tensor) and p.dim() and p.shape[0] == k for p, k in zip(parts, sizes)):
+            out[key] = torch.cat([p.cpu() for p in parts])
+    return out
+
+
 def _batches(explain, net, x, target, batch_size, should_stop, settings) -> Iterator[Progress[Attribution]]:
     n = x.shape[0]
-    maps, channels, first = [], [], None
+    maps, channels, extras, sizes, first = [], [], [], [], None
+
+    def joined(ended: str) -> Attribution:
+        return Attribution(_cat(maps), _cat(channels), first.method, _joined_extra(extras, sizes), ended)
+
     for start in range(0, n, batch_size):
         if start and should_stop is not None and should_stop():
-            yield Progress(start, n, Attribution(_cat(maps), _cat(channels), first.method, first.extra, "stopped"),
-                           done=True)
+            yield Progress(start, n, joined("stopped"), done=True)
             return
         part = slice(start, min(n, start + batch_size))
         result = explain(net, x[part], target_for_images(target, part), **settings)
         first = first or result
         maps.append(result.map.cpu())
         channels.append(None if result.per_channel is None else result.per_channel.cpu())
+        extras.append(result.extra)
+        sizes.append(part.stop - part.start)
         done = part.stop == n
-        yield Progress(part.stop, n, Attribution(_cat(maps), _cat(channels), first.method, first.extra,
-                                                 "done" if done else ""), done=done)
+        yield Progress(part.stop, n, joined("done" if done else ""), done=done)
 
 
 def _repeat_target(target: Target, samples: int) -> Target:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from . import checks
 
-__all__ = ["gaussian_blur", "gaussian_kernel"]
+__all__ = ["gaussian_blur", "gaussian_kernel", "blurred_copy"]
 
 
 def gaussian_kernel(sigma: float, radius: int, dtype=torch.float32, device=None) -> torch.Tensor:
@@ -44,3 +44,11 @@ def gaussian_blur(x: torch.Tensor, sigma: float, radius: int | None = None) -> t
     padded = F.pad(x, (radius, radius, radius, radius), mode="reflect")
     y = F.conv2d(padded, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
     return F.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def blurred_copy(x: torch.Tensor) -> torch.Tensor:
+    """The images with little detail left and their colours kept: a Gaussian of sigma 1/16
+    of the longer side, radius 3 sigma. Integrated Gradients' "blur" baseline and the
+    fill of deletion and insertion (lesson 13; RISE starts insertion from a blurred copy)."""
+    sigma = max(x.shape[-2], x.shape[-1]) / 16
+    return gaussian_blur(x, sigma, radius=int(round(3 * sigma)))

@@ -1,7 +1,9 @@
 """The registry of the course's techniques: one entry per lesson, its verb and its
 ``_iter`` twin.
 
-`TECHNIQUES` maps a lesson number (``"07"``) to a `Technique`. It is what the contract
+`TECHNIQUES` maps a lesson number (``"07"``) to a `Technique`; a lesson with several
+techniques has one entry each, lettered (``"13a"`` Grad-CAM, ``"13b"`` Guided Grad-CAM,
+``"13c"`` Integrated Gradients). It is what the contract
 test (``tests/test_contract.py``) walks: every technique is called in the one dialect
 of ``docs/ARCHITECTURE.md`` (the `image` argument, an ``_iter`` twin with
 `should_stop` for anything that can take long, numpy integers accepted, a dataclass
@@ -15,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from . import (activations, adversarial, ascent, deepdream, embedding, features, filters, guided, inversion,
-               occlusion, patches, saliency)
+from . import (activations, adversarial, ascent, deepdream, embedding, features, filters, gradcam, guided,
+               integrated_gradients, inversion, occlusion, patches, saliency)
 
 __all__ = ["Technique", "TECHNIQUES", "SUBJECTS"]
 
@@ -28,7 +30,8 @@ SUBJECTS = ("image", "dataset", "features", "network")
 class Technique:
     """One lesson's technique.
 
-    lesson: its number (``"07"``); notebook: its notebook's name; name: what it is called;
+    lesson: its number (``"07"``); part: a letter where a lesson has several techniques
+    (``"a"``), the registry's key being lesson + part; notebook: its notebook's name; name: what it is called;
     verb: the call that computes it; verb_iter: its twin yielding `Progress` (None when
     the technique is one quick step, `no_iter` says why); subject: what the verb takes
     after the network (`SUBJECTS`; ``"features"`` verbs take no network); paper: where
@@ -43,9 +46,14 @@ class Technique:
     subject: str
     paper: str
     no_iter: str = ""
+    part: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.lesson + self.part
 
 
-TECHNIQUES: dict[str, Technique] = {t.lesson: t for t in [
+TECHNIQUES: dict[str, Technique] = {t.key: t for t in [
     Technique("01", "01_first_layer_filters", "first-layer filters", filters.first_layer_filters, None, "network",
               "Krizhevsky, Sutskever & Hinton 2012, ImageNet Classification with Deep Convolutional Neural Networks",
               no_iter="reads weights: no forward pass"),
@@ -79,4 +87,12 @@ TECHNIQUES: dict[str, Technique] = {t.lesson: t for t in [
     Technique("12", "12_feature_inversion", "feature inversion", inversion.invert_features,
               inversion.invert_features_iter, "image",
               "Mahendran & Vedaldi 2015, Understanding Deep Image Representations by Inverting Them"),
+    Technique("13", "13_comparing_attributions", "Grad-CAM", gradcam.grad_cam, gradcam.grad_cam_iter, "image",
+              "Selvaraju, Cogswell, Das, Vedantam, Parikh & Batra 2017, Grad-CAM: Visual Explanations from Deep "
+              "Networks via Gradient-based Localization", part="a"),
+    Technique("13", "13_comparing_attributions", "Guided Grad-CAM", gradcam.guided_grad_cam,
+              gradcam.guided_grad_cam_iter, "image", "Selvaraju et al. 2017 (section 3.1)", part="b"),
+    Technique("13", "13_comparing_attributions", "Integrated Gradients", integrated_gradients.integrated_gradients,
+              integrated_gradients.integrated_gradients_iter, "image",
+              "Sundararajan, Taly & Yan 2017, Axiomatic Attribution for Deep Networks", part="c"),
 ]}

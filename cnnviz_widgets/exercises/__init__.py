@@ -1,6 +1,6 @@
 """Exercise checkers: the learner writes each technique, and `check` says what is wrong.
 
-Every lesson 01-12 ends with a "Your turn" section: a function to write, and one line
+Every lesson 01-13 ends with a "Your turn" section: a function to write, and one line
 that checks it::
 
     from cnnviz_widgets.exercises import check
@@ -45,11 +45,12 @@ LESSONS = {
     "pgd_step": "10_fooling_images",
     "guided_dream_step": "11_deepdream",
     "total_variation": "12_feature_inversion",
+    "deletion_curve": "13_comparing_attributions",
 }
 
 
 def names() -> list[str]:
-    """The twelve exercises, in lesson order (01 to 12)."""
+    """The exercises, one per lesson, in lesson order (01 to 13)."""
     return list(LESSONS)
 
 

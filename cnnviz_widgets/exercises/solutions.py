@@ -1,4 +1,4 @@
-"""Model solutions of the twelve "Your turn" exercises. SPOILERS: write your own first.
+"""Model solutions of the "Your turn" exercises (lessons 01-13). SPOILERS: write your own first.
 
 These are the answers: each lesson's exercise cell holds the same function with its
 body cleared. They live here, inside the package, because the checkers compare a
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 __all__ = ["filter_tiles", "nearest_neighbors", "pca_2d", "top_channels", "receptive_field", "occlusion_map",
            "saliency", "guided_relu_backward", "ascent_step", "pgd_step", "guided_dream_step",
-           "total_variation"]
+           "total_variation", "deletion_curve"]
 
 
 def filter_tiles(weights):
@@ -163,4 +163,22 @@ def total_variation(image):
     down = image[:, :, 1:, :-1] - image[:, :, :-1, :-1]
     right = image[:, :, :-1, 1:] - image[:, :, :-1, :-1]
     return (down ** 2 + right ** 2).mean()
+    ### END SOLUTION
+
+
+def deletion_curve(net, image, target, heat, steps):
+    """steps + 1 numbers: the softmax probability of class `target` after the
+    k * n // steps pixels with the largest `heat` (H x W) are made black (0 in all three
+    colour channels), for k = 0, 1, ..., steps (n = H * W pixels)."""
+    ### BEGIN SOLUTION
+    rows, cols = heat.shape
+    order = heat.flatten().argsort(descending=True)      # the most important pixel first
+    probabilities = []
+    for k in range(steps + 1):
+        gone = order[: k * rows * cols // steps]
+        x = image.clone()
+        x[0, :, gone // cols, gone % cols] = 0.0          # black, in all three colour channels
+        with torch.no_grad():
+            probabilities.append(net(x).softmax(dim=1)[0, target])
+    return torch.stack(probabilities)
     ### END SOLUTION

@@ -29,6 +29,7 @@ _APPS: dict[str, str] = {
     "FoolingApp": "adversarial",
     "DeepDreamApp": "deepdream",
     "InversionApp": "inversion",
+    "CompareApp": "compare",
 }
 
 __all__ = sorted(_APPS) + ["App", "Runner", "ChannelSlider", "ClassPicker", "ImagePicker", "ImageUpload",

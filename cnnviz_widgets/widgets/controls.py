@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Any, Callable
 
 import ipywidgets as W
+import numpy as np
 from PIL import Image
 
 from ..engine import models
@@ -144,12 +145,13 @@ class ImageUpload(W.FileUpload):
 
 
 @lru_cache(maxsize=1)
-def _shape_examples(count: int = 4) -> dict[str, Image.Image]:
-    """A few synthetic shapes (what the ``shapes`` model knows), offered beside the photos."""
+def _shape_examples(count: int = 4) -> dict[str, tuple[Image.Image, np.ndarray]]:
+    """A few synthetic shapes (what the ``shapes`` model knows), offered beside the
+    photos, each with its ground-truth object mask (lesson 13 scores maps against it)."""
     from ..engine.shapes import ShapesDataset
 
     data = ShapesDataset(count, seed=404)
-    return {f"shape: {data.classes[item.label]}": item.image for item in data}
+    return {f"shape: {data.classes[item.label]}": (item.image, item.mask) for item in data}
 
 
 class ImagePicker(W.HBox):
@@ -164,7 +166,9 @@ class ImagePicker(W.HBox):
 
     def __init__(self, allow_upload: bool = True, description: str = "image"):
         self._images: dict[str, Image.Image | None] = dict.fromkeys(sample_names())  # loaded on first use
-        self._images.update(_shape_examples())
+        examples = _shape_examples()
+        self._images.update({name: image for name, (image, _mask) in examples.items()})
+        self._masks: dict[str, np.ndarray] = {name: mask for name, (_image, mask) in examples.items()}
         self.dropdown = W.Dropdown(options=list(self._images), description=description, style=_WIDE)
         self.upload = ImageUpload()
         self.on_error: Callable[[BaseException], None] = lambda e: None
@@ -189,11 +193,27 @@ class ImagePicker(W.HBox):
             self._images[name] = sample_image(name)
         return self._images[name]
 
-    def add_image(self, name: str, image: Image.Image, select: bool = True) -> str:
+    @property
+    def mask(self) -> np.ndarray | None:
+        """The chosen image's ground-truth object mask (H x W bool, at the image's size)
+        where one is known (the synthetic shapes, or given to `add_image`), else None."""
+        mask = self._masks.get(self.dropdown.value)
+        return None if mask is None else mask.copy()
+
+    def add_image(self, name: str, image: Image.Image, select: bool = True, mask: np.ndarray | None = None) -> str:
+        """List `image` under `name` (made unique) and select it; `mask`: its object's
+        ground-truth mask, if known (H x W, the image's size)."""
+        if mask is not None:
+            mask = np.asarray(mask, dtype=bool)
+            if mask.shape != (image.height, image.width):
+                raise ValueError(f"the mask is {'x'.join(map(str, mask.shape))} but the image is "
+                                 f"{image.height}x{image.width}")
         base, k = name, 2
         while name in self._images and self._images[name] is not image:
             name, k = f"{base} ({k})", k + 1
         self._images[name] = image
+        if mask is not None:
+            self._masks[name] = mask
         self.dropdown.options = list(self._images)
         if select:
             self.dropdown.value = name

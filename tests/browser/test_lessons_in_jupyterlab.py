@@ -37,6 +37,8 @@ OVERRIDES: dict[str, list[tuple[str, str, str]]] = {
     "02_nearest_neighbors": [("select", "layer", "")],
     "03_dimensionality_reduction": [("select", "layer", "")],
     "05_max_activating_patches": [("select", "layer", "")],
+    # the Compare button redraws the cached maps (same picture); a new image computes anew
+    "13_comparing_attributions": [("select", "image", "")],
 }
 
 # Cells tagged like this are meant to raise; JupyterLab runs on past them.
