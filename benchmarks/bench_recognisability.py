@@ -38,25 +38,6 @@ NEW = dict(param="fourier", size=224, steps=200, pad=12, jitter=8, scale=0.1, ro
 QUICK = dict(size=64, steps=4)  # smoke run: the same settings, shrunk
 TARGET_PROBABILITY = 0.5
 TARGET_SECONDS = 30.0
-# docs/DESIGN.md's budget: one forward+backward of Lite0 at 224 px takes about 65 ms on
-# 2 idle cores. Seconds per image are also reported scaled to it, since the machine
-# this runs on is often shared (the raw seconds are then an upper bound).
-NOMINAL_FORWARD_BACKWARD_S = 0.065
-
-
-def forward_backward_seconds(net, size: int = 224, repeats: int = 3) -> float:
-    """Median seconds of one forward+backward of one image (the unit of an optimisation step)."""
-    x = torch.full((1, 3, size, size), 0.5, device=net.device)
-    times = []
-    with net.guard(), torch.enable_grad():
-        for _ in range(repeats + 1):
-            xi = x.clone().requires_grad_(True)
-            t = time.perf_counter()
-            torch.autograd.grad(net(xi)[0, 0], xi)
-            times.append(time.perf_counter() - t)
-    return statistics.median(times[1:])  # the first one warms up
-
-
 def random_crops(image: torch.Tensor, n: int, size: int, gen: torch.Generator, smallest: float = 0.6) -> torch.Tensor:
     """`n` square crops of a 1 x 3 x H x W image, each a side of `smallest`..1 of the
     image's at a random place, resized to `size`: n x 3 x size x size."""
@@ -125,18 +106,12 @@ def run(quick: bool = False, classes=None, configs: dict | None = None, crops: i
     maker = load_model("efficientnet_lite0")
     judge = load_model("efficientnet_lite2")  # the independent network: loaded here only
     rows = []
-    reference = [forward_backward_seconds(maker)]
     for label, settings in configs.items():
         settings = {**settings, **QUICK} if quick else dict(settings)
         print(f"[recognisability] {label}: {settings}", file=sys.stderr, flush=True)
         row = {"benchmark": "recognisability", "config": label, "maker": maker.name, "judge": judge.name,
                "device": str(maker.device), "threads": torch.get_num_threads(), "crops": crops,
                "classes": len(classes), **measure(maker, judge, settings, classes, crops, seed)}
-        reference.append(forward_backward_seconds(maker))
-        unit = statistics.median(reference)  # measured around every configuration: the load of the moment
-        row["forward_backward_ms"] = round(1000 * unit, 1)
-        row["passes_per_image"] = round(row["seconds_per_image"] / unit)
-        row["seconds_per_image_nominal"] = round(row["passes_per_image"] * NOMINAL_FORWARD_BACKWARD_S, 1)
         row["target"] = f">= {TARGET_PROBABILITY} judged at <= {TARGET_SECONDS:g} s/image"
         row["meets_target"] = (row["mean_judged_probability"] >= TARGET_PROBABILITY
                                and row["seconds_per_image"] <= TARGET_SECONDS)
