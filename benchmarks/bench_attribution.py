@@ -18,19 +18,11 @@ import json
 
 import torch
 
-from benchmarks.common import devices, interleaved, load, ratio
+from benchmarks.common import devices, forward_backward, interleaved, load, ratio
 from cnnviz_widgets.engine.guided import guided_backprop
 from cnnviz_widgets.engine.saliency import saliency
 
 TARGET = 1
-
-
-def _bare(net, x):
-    def go():
-        z = x.detach().clone().requires_grad_(True)
-        net(z)[:, TARGET].sum().backward()
-        return z.grad
-    return go
 
 
 def bench(name: str, device, size: int, batch: int, repeats: int) -> list[dict]:
@@ -48,7 +40,7 @@ def bench(name: str, device, size: int, batch: int, repeats: int) -> list[dict]:
     if name == "efficientnet_lite0":
         methods.pop("guided backprop")
     for method, (ours, captum) in methods.items():
-        t = interleaved({"ours": ours, "captum": captum, "fwd+bwd": _bare(net, x)}, repeats, device)
+        t = interleaved({"ours": ours, "captum": captum, "fwd+bwd": forward_backward(net, x, TARGET)}, repeats, device)
         o, c, b = (t[k]["median_s"] for k in ("ours", "captum", "fwd+bwd"))
         rows.append({
             "benchmark": "attribution", "device": str(device), "model": name, "method": method,

@@ -25,20 +25,12 @@ import time
 
 import torch
 
-from benchmarks.common import devices, interleaved, load, ratio
+from benchmarks.common import devices, forward_backward, interleaved, load, ratio
 from cnnviz_widgets.engine.gradcam import grad_cam, last_spatial_layer
 from cnnviz_widgets.engine import memory
 from cnnviz_widgets.engine.integrated_gradients import integrated_gradients
 
 TARGET = 1
-
-
-def _bare(net, x):
-    def go():
-        z = x.detach().clone().requires_grad_(True)
-        net(z)[:, TARGET].sum().backward()
-        return z.grad
-    return go
 
 
 def bench_grad_cam(name: str, device, size: int, batch: int, repeats: int) -> dict:
@@ -54,7 +46,7 @@ def bench_grad_cam(name: str, device, size: int, batch: int, repeats: int) -> di
     try:
         t = interleaved({"ours": lambda: grad_cam(net, x, TARGET),
                          "pytorch-grad-cam": lambda: cam(x.clone().requires_grad_(True), targets),
-                         "fwd+bwd": _bare(net, x)}, repeats, device)
+                         "fwd+bwd": forward_backward(net, x, TARGET)}, repeats, device)
     finally:
         cam.activations_and_grads.release()
     o, p, b = (t[k]["median_s"] for k in ("ours", "pytorch-grad-cam", "fwd+bwd"))

@@ -45,6 +45,16 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int, device="cpu"
     return {k: {"median_s": statistics.median(v), "runs_s": [round(s, 4) for s in v]} for k, v in times.items()}
 
 
+def forward_backward(net, x: torch.Tensor, target: int):
+    """The bare pass a gradient method costs at least: one forward and one backward of
+    `target`'s logit summed over the batch (a callable for `interleaved`)."""
+    def go():
+        z = x.detach().clone().requires_grad_(True)
+        net(z)[:, target].sum().backward()
+        return z.grad
+    return go
+
+
 def ratio(slow: float, fast: float) -> float:
     return round(slow / fast, 2) if fast > 0 else float("nan")
 
