@@ -88,9 +88,9 @@ def test_every_app_uses_the_network_it_is_given(name, shapes20):
 
 @pytest.mark.parametrize("name", sorted(APPS))
 def test_a_wrong_model_name_is_one_clear_message(name, shapes20):
-    wrong = r"unknown model 'efficientnet_lite1'\. Did you mean efficientnet_lite0"
+    wrong = r"unknown model 'efficentnet_lite0'\. Did you mean efficientnet_lite0"
     with pytest.raises((ValueError, RuntimeError), match=wrong):
-        _build(name, "efficientnet_lite1", shapes20)
+        _build(name, "efficentnet_lite0", shapes20)
     with pytest.raises(TypeError, match="model is a Network or a model name, not int"):
         _build(name, 3, shapes20)
 
