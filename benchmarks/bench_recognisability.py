@@ -24,44 +24,20 @@ from pathlib import Path
 
 import torch
 
+from cnnviz_widgets.engine.ascent import RECOGNISABLE
+
 # Fixed on 2026-12-01 before any tuning: eight everyday ImageNet classes.
 CLASSES = ("goldfish", "flamingo", "golden retriever", "ladybug", "school bus", "pizza", "strawberry", "espresso")
 
 # The kit's settings before the recipe (issue 18's measurement: Fourier, 224 px, 200 steps, jitter 2).
 OLD = dict(param="fourier", size=224, steps=200, jitter=2)
-# The recipe: Lucid's transformation-robustness stack (`optimize.standard_transforms`: pad 12,
-# jitter 8, scale +-10%, rotate +-10 degrees, jitter 4) on the decorrelated Fourier image, at
-# the same size and steps as OLD. Not tuned further: on the shared 2-core machine one picture
-# took 4-20 minutes, too slow for a search (see the report in benchmarks/README.md).
-NEW = dict(param="fourier", size=224, steps=200, pad=12, jitter=8, scale=0.1, rotate=10, final_jitter=4)
+# The recipe: `ascent.RECOGNISABLE`, the settings this benchmark chose (the search and its
+# numbers are in benchmarks/README.md).
+NEW = RECOGNISABLE
 
 QUICK = dict(size=64, steps=4)  # smoke run: the same settings, shrunk
 TARGET_PROBABILITY = 0.5
 TARGET_SECONDS = 30.0
-def random_crops(image: torch.Tensor, n: int, size: int, gen: torch.Generator, smallest: float = 0.6) -> torch.Tensor:
-    """`n` square crops of a 1 x 3 x H x W image, each a side of `smallest`..1 of the
-    image's at a random place, resized to `size`: n x 3 x size x size."""
-    import torch.nn.functional as F
-
-    h, w = image.shape[-2:]
-    crops = []
-    for _ in range(n):
-        side = int(round(min(h, w) * (smallest + (1 - smallest) * float(torch.rand((), generator=gen)))))
-        top = int(torch.randint(0, h - side + 1, (), generator=gen))
-        left = int(torch.randint(0, w - side + 1, (), generator=gen))
-        crop = image[..., top:top + side, left:left + side]
-        crops.append(F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False, antialias=True))
-    return torch.cat(crops)
-
-
-@torch.no_grad()
-def judged_probability(judge, image: torch.Tensor, target: int, crops: int = 16, seed: int = 0) -> float:
-    """The judge's mean probability of `target` over `crops` random crops of `image`."""
-    gen = torch.Generator().manual_seed(seed)
-    x = random_crops(image[:1].float(), crops, judge.input_size, gen).to(judge.device)
-    with judge.guard():
-        return float(torch.softmax(judge(x), dim=1)[:, target].mean())
-
 
 @torch.no_grad()
 def own_probability(net, image: torch.Tensor, target: int) -> float:
@@ -71,6 +47,7 @@ def own_probability(net, image: torch.Tensor, target: int) -> float:
 
 def measure(maker, judge, settings: dict, classes, crops: int, seed: int = 0) -> dict:
     """Synthesise one picture per class with `settings`; judge each one."""
+    from cnnviz_widgets.engine import judge as judging
     from cnnviz_widgets.engine.ascent import visualize_class
 
     per_class, seconds, cpu, own = {}, [], [], []
@@ -80,7 +57,7 @@ def measure(maker, judge, settings: dict, classes, crops: int, seed: int = 0) ->
         result = visualize_class(maker, index, seed=seed, **settings)
         seconds.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
-        per_class[name] = round(judged_probability(judge, result.image, index, crops=crops, seed=seed), 3)
+        per_class[name] = round(judging.judge(judge, result.image, index, crops=crops, seed=seed).probability, 3)
         own.append(own_probability(maker, result.image, index))
         print(f"  {name}: judged {per_class[name]:.3f}, own {own[-1]:.3f}, {seconds[-1]:.1f} s", file=sys.stderr, flush=True)
     return {
