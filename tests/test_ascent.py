@@ -163,7 +163,7 @@ def test_app_recipe_sets_the_controls_from_ascent_recognisable(effnet, monkeypat
         assert app.recipe_controls[key].value == pytest.approx(value), key
     assert app.recipe.value == "recognisable" and app.blur.disabled  # a Fourier recipe: no pixel blur
 
-    tuned = dict(ascent.RECOGNISABLE, steps=3, size=64, scale=0.2, rotate=7, decorrelate=False)
+    tuned = dict(ascent.RECOGNISABLE, steps=3, size=64, scale=0.2, rotate=7, crop=0.6, decorrelate=False)
     monkeypatch.setattr(ascent, "RECOGNISABLE", tuned)
     seen = {}
     real = ascent.visualize_class_iter
@@ -175,7 +175,8 @@ def test_app_recipe_sets_the_controls_from_ascent_recognisable(effnet, monkeypat
     app.class_picker.value = "goldfish"
     app.run()
     assert app.error == "" and app.last.result.ended == "done" and app.last.step == 3
-    assert seen["decorrelate"] is False and seen["scale"] == 0.2 and seen["schedule"] == tuned["schedule"]
+    assert seen["decorrelate"] is False and seen["scale"] == 0.2 and seen["crop"] == 0.6
+    assert seen["schedule"] == tuned["schedule"]
     # Moving a knob away from the recipe makes it custom; choosing the recipe again sets it back.
     app.rotate.value = 3
     assert app.recipe.value == "custom" and app.rotate.value == 3

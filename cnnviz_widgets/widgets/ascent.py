@@ -39,7 +39,7 @@ class AscentApp(OptimizeApp):
     """Pick a class (or a layer and channel), a recipe (the lecture's settings or the
     recognisable one), and fine-tune the steps, step size and its schedule, regularisers
     (L2 decay, total variation, blur, Yosinski et al.'s two clippings), transforms (pad,
-    jitter, random scale and rotation) and parametrisation; Run shows the image growing,
+    jitter, random scale, rotation and zoom) and parametrisation; Run shows the image growing,
     Stop keeps it. In class mode an independent network can judge the result; in channel
     mode a batch of images (pushed apart by the diversity term) is shown beside the dataset
     patches the unit fires on most."""
@@ -108,6 +108,10 @@ class AscentApp(OptimizeApp):
         self.rotate = W.FloatSlider(value=0.0, min=0, max=45, step=1, description="rotate ±°", style=_STYLE,
                                     continuous_update=False)
         set_tooltip(self.rotate, "random rotation each step, up to this many degrees either way (0 = off)")
+        self.crop = W.FloatSlider(value=0.0, min=0, max=1, step=0.05, description="random zoom", style=_STYLE,
+                                  continuous_update=False)
+        set_tooltip(self.crop, "last, each step looks at a random square of this much to all of the picture's side, "
+                               "resized back (0 = off)")
         self.final_jitter = W.IntSlider(value=0, min=0, max=16, description="final jitter", style=_STYLE,
                                         continuous_update=False)
         set_tooltip(self.final_jitter, "a second random shift after scaling and rotating (0 = off)")
@@ -118,10 +122,10 @@ class AscentApp(OptimizeApp):
             "schedule": self.schedule, "l2": self.l2, "tv": self.tv, "blur_sigma": self.blur,
             "clip_norm_percentile": self.clip_norm, "clip_contribution_percentile": self.clip_contribution,
             "jitter": self.jitter, "pad": self.pad, "scale": self.scale, "rotate": self.rotate,
-            "final_jitter": self.final_jitter}
+            "final_jitter": self.final_jitter, "crop": self.crop}
         self._lecture = dict(param=param, size=size, steps=steps, schedule="constant", tv=0.0,
                              clip_norm_percentile=0.0, clip_contribution_percentile=0.0, jitter=2, pad=0, scale=0.0,
-                             rotate=0.0, final_jitter=0)
+                             rotate=0.0, final_jitter=0, crop=0.0)
 
         self.class_row = W.HBox([self.class_picker, self.ask_judge])
         self.channel_rows = W.VBox([W.HBox([self.layer, self.channel]),
@@ -129,7 +133,7 @@ class AscentApp(OptimizeApp):
         self.advanced = W.Accordion(children=[W.VBox([
             W.HBox([self.step_size, self.schedule]), W.HBox([self.l2, self.tv]),
             W.HBox([self.blur, self.clip_norm, self.clip_contribution]),
-            W.HBox([self.jitter, self.pad, self.final_jitter]), W.HBox([self.scale, self.rotate])])])
+            W.HBox([self.jitter, self.pad, self.final_jitter]), W.HBox([self.scale, self.rotate, self.crop])])])
         self.advanced.set_title(0, "step size, regularisers and transforms")
         self.advanced.selected_index = None  # folded (ipywidgets 7 opens the first pane by default)
         controls = [W.HBox([self.what, self.recipe]), self.class_row, self.channel_rows,
@@ -232,7 +236,7 @@ class AscentApp(OptimizeApp):
                   blur_every=4 if self.blur.value > 0 else 0, clip_norm_percentile=self.clip_norm.value,
                   clip_contribution_percentile=self.clip_contribution.value, jitter=self.jitter.value,
                   pad=self.pad.value, scale=self.scale.value, rotate=self.rotate.value,
-                  final_jitter=self.final_jitter.value, schedule=self.schedule.value,
+                  final_jitter=self.final_jitter.value, crop=self.crop.value, schedule=self.schedule.value,
                   seed=self.seed.value, every=max(1, self.n_steps.value // 20))
         kw.update(self._extra)
         net = self.net
