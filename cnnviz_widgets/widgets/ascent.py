@@ -63,7 +63,7 @@ class AscentApp(OptimizeApp):
         self.ask_judge = W.Checkbox(value=False, description="ask an independent network", indent=False)
         set_tooltip(self.ask_judge, f"after the run, {JUDGE} (trained apart from the model) says how probable it "
                                     "finds the class over 16 random crops; loaded the first time it is asked (22 MB of weights; "
-                                    "judging takes seconds and, at its peak, some 400 MB)")
+                                    "judging takes seconds and, in batches sized from the memory budget, some 130 MB at its peak)")
         self.layer = LayerPicker(only=lambda net, l: l != "logits")
         self.channel = ChannelSlider()
         self.batch = W.IntSlider(value=3, min=1, max=6, description="images", style=_STYLE, continuous_update=False)
