@@ -31,7 +31,7 @@ RESULTS = HERE / "results"
 # The colleagues' benchmarks: each exposes run() -> dict; run in a subprocess each, so
 # one that crashes or hangs costs a row, not the suite.
 PEERS = ("bench_shapes_generation", "bench_activations_app", "bench_patch_scan", "bench_optimize",
-         "bench_recognisability")
+         "bench_recognisability", "bench_diversity")
 PEER_TIMEOUT_S = 1800
 
 
@@ -229,8 +229,18 @@ def to_markdown(report: dict) -> str:
         "its probability for the whole picture, once; own p: "
         "Lite0's probability of its own picture. Same classes (fixed before tuning), one process; "
         "seconds per image depend on the machine's load (`benchmarks/bench_recognisability.py`).")
+    lines += _section(
+        "Diversity: how strongly to push a unit's images apart",
+        ["device", "weight", "units", "mean Gram similarity", "mean activation share", "lowest share", "chosen", "rule"],
+        rows("diversity"),
+        lambda r: [r["device"], r["weight"], r["units"], r["mean_similarity"], r["mean_activation_share"],
+                   r["lowest_activation_share"], "**yes**" if r["chosen"] else "", r["rule"]], 1,
+        "A batch of images per unit (efficientnet_lite0, units fixed before measuring), optimised with the "
+        "diversity term at each weight: the Gram similarity of the final batch at the unit's layer (1 = "
+        "alike) and the unit's activation as a share of its activation at weight 0 "
+        "(`benchmarks/bench_diversity.py`).")
     rest = [r for r in report["rows"] if r.get("benchmark") not in ("occlusion", "attribution", "occlusion_coarse_to_fine",
-                                                                       "lessons", "recognisability",
+                                                                       "lessons", "recognisability", "diversity",
                                                                        "attribution_compare")]
     if rest:
         lines += ["## The colleagues' benchmarks and the notebook suite", "", "| benchmark | result |", "|---|---|"]
@@ -246,7 +256,7 @@ def main(argv=None) -> dict:
     p.add_argument("--quick", action="store_true", help="fewer repeats, smaller inputs, no notebook run")
     p.add_argument("--only", nargs="*", default=None,
                    help="run only these: occlusion attribution shapes_generation activations_app patch_scan optimize "
-                        "recognisability attribution_compare notebooks lessons")
+                        "recognisability diversity attribution_compare notebooks lessons")
     p.add_argument("--device", default=None, help="cpu or cuda (default: CPU, and CUDA when there is one)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: min(2, cores), as the tests)")
     p.add_argument("--out", default=str(RESULTS), help="folder for latest.md / latest.json")

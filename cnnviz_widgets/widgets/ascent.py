@@ -71,7 +71,7 @@ class AscentApp(OptimizeApp):
         # Measured on efficientnet_lite0 stage4:3 (3 images, 96 px, 20 steps): weight 5 lowers the
         # images' Gram similarity from 0.95 to 0.85 for 1% of the unit's activation; 20 reaches
         # 0.30 but costs 23% of it.
-        self.diversity = W.FloatSlider(value=5.0, min=0, max=20, step=0.5, description="diversity", style=_STYLE,
+        self.diversity = W.FloatSlider(value=ascent.DIVERSITY, min=0, max=50, step=0.5, description="diversity", style=_STYLE,
                                        continuous_update=False)
         set_tooltip(self.diversity, "weight of Olah et al.'s diversity term: the images are penalised for exciting "
                                     "the layer alike (needs 2 images or more; 0 = off)")
