@@ -4,7 +4,6 @@ gradient pictures, the embedding map."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from cnnviz_widgets import render
@@ -74,25 +73,3 @@ def test_map_figure_draws_points_thumbnails_and_the_selected_item():
     assert picture.shape[1] > picture.shape[0] > 200
     plain = png_to_array(map_figure(coords, labels, ["a", "b", "c"]))
     assert plain.shape != picture.shape or (plain != picture).any()
-
-
-def test_wants_and_fires_puts_the_optimised_images_left_of_the_patches():
-    from cnnviz_widgets.render.units import wants_and_fires
-
-    optimised = torch.zeros(2, 3, 40, 40)  # black, in [0, 1], channel first
-    patches = [_solid(19, 19, 200), _solid(67, 67, 200), _solid(67, 67, 200)]  # any sizes, uint8
-    out = wants_and_fires(optimised, patches, size=32, gap=10, patch_labels=["1.5", "1.2", "0.9"])
-    left_w = 2 * (32 + 3) + 3
-    right_w = 3 * (32 + 3) + 3
-    assert out.dtype == np.uint8 and out.shape[1] == left_w + 10 + right_w
-    heading = 16
-    left, right = out[heading:, :left_w], out[heading:, left_w + 10:]
-    assert (left[3:35, 3:35] == 0).all() and (left[3:35, 38:70] == 0).all()  # two black tiles
-    assert (right[3:35, 3:35] == 200).all() and (right[3:35, 73:105] == 200).all()  # three patches
-    assert (out[:, left_w:left_w + 10] == 255).all()  # the gap between the blocks is white
-    assert out.shape[0] == heading + 35 + 3 + 12  # the patch labels add a line under the right block
-    assert (out[:heading] < 128).any()  # the headings are written
-    with pytest.raises(ValueError, match="at least one"):
-        wants_and_fires(optimised, [], size=32)
-    with pytest.raises(ValueError, match="size"):
-        wants_and_fires(optimised, patches, size=4)
