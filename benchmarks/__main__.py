@@ -215,16 +215,18 @@ def to_markdown(report: dict) -> str:
         "is about CPU s / 1-2). The budget is 60 s and 1.3 GB per lesson.")
     lines += _section(
         "Recognisability: class visualisations made on Lite0, judged by Lite2",
-        ["device", "maker", "config", "classes", "mean judged p", "classes >= 0.5", "own p", "s/image",
-         "CPU s/image", "target", "met", "settings"],
+        ["device", "maker", "config", "classes", "mean judged p", "classes >= 0.5", "whole picture p", "own p",
+         "s/image", "CPU s/image", "target", "met", "settings"],
         rows("recognisability"),
         lambda r: [r["device"], r["maker"], r["config"], r["classes"], f"**{r['mean_judged_probability']}**",
-                   r["classes_above_half"], r["mean_own_probability"], f"**{r['seconds_per_image']}**",
+                   r["classes_above_half"], r.get("mean_judged_whole_picture", "-"), r["mean_own_probability"],
+                   f"**{r['seconds_per_image']}**",
                    r.get("cpu_seconds_per_image", "-"), r["target"],
                    "yes" if r["meets_target"] else "no",
                    ", ".join(f"{k}={v}" for k, v in r["settings"].items())], 2,
         "Judged p: EfficientNet-Lite2's mean probability of the target class over random crops "
-        "(0.6-1 of the side, resized to 260 px) of the picture `visualize_class` made on Lite0; own p: "
+        "(0.6-1 of the side, resized to 260 px) of the picture `visualize_class` made on Lite0; whole picture p: "
+        "its probability for the whole picture, once; own p: "
         "Lite0's probability of its own picture. Same classes (fixed before tuning), one process; "
         "seconds per image depend on the machine's load (`benchmarks/bench_recognisability.py`).")
     rest = [r for r in report["rows"] if r.get("benchmark") not in ("occlusion", "attribution", "occlusion_coarse_to_fine",

@@ -50,7 +50,7 @@ def measure(maker, judge, settings: dict, classes, crops: int, seed: int = 0) ->
     from cnnviz_widgets.engine import judge as judging
     from cnnviz_widgets.engine.ascent import visualize_class
 
-    per_class, seconds, cpu, own = {}, [], [], []
+    per_class, whole, seconds, cpu, own = {}, {}, [], [], []
     for name in classes:
         index = maker.class_index(name)
         t, c = time.perf_counter(), time.process_time()
@@ -58,16 +58,21 @@ def measure(maker, judge, settings: dict, classes, crops: int, seed: int = 0) ->
         seconds.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
         per_class[name] = round(judging.judge(judge, result.image, index, crops=crops, seed=seed).probability, 3)
+        # The whole picture once, as well as the crops: a recipe tuned on crops must not
+        # be a picture that only works when zoomed.
+        whole[name] = round(judging.judge(judge, result.image, index, crops=1, smallest=1.0).probability, 3)
         own.append(own_probability(maker, result.image, index))
-        print(f"  {name}: judged {per_class[name]:.3f}, own {own[-1]:.3f}, {seconds[-1]:.1f} s", file=sys.stderr, flush=True)
+        print(f"  {name}: judged {per_class[name]:.3f} (whole {whole[name]:.3f}), own {own[-1]:.3f}, {seconds[-1]:.1f} s", file=sys.stderr, flush=True)
     return {
         "settings": settings,
         "mean_judged_probability": round(statistics.mean(per_class.values()), 3),
         "classes_above_half": sum(p >= 0.5 for p in per_class.values()),
+        "mean_judged_whole_picture": round(statistics.mean(whole.values()), 3),
         "mean_own_probability": round(statistics.mean(own), 3),
         "seconds_per_image": round(statistics.mean(seconds), 2),
         "cpu_seconds_per_image": round(statistics.mean(cpu), 2),  # all threads: about 1-2x wall s when idle
         "judged": per_class,
+        "judged_whole_picture": whole,
     }
 
 

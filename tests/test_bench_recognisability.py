@@ -19,5 +19,6 @@ def test_quick_run_reports_old_and_new_side_by_side():
     for r in rows:
         assert r["classes"] == 2 and set(r["judged"]) == set(bench.CLASSES[:2])
         assert 0 <= r["mean_judged_probability"] <= 1 and r["seconds_per_image"] > 0
+        assert set(r["judged_whole_picture"]) == set(r["judged"]) and 0 <= r["mean_judged_whole_picture"] <= 1
         assert r["judge"] == "efficientnet_lite2" and r["maker"] == "efficientnet_lite0"
         assert r["settings"]["size"] == bench.QUICK["size"]

@@ -71,3 +71,11 @@ def test_bad_input_gets_one_clear_message_and_the_judge_is_restored(lite2):
     with pytest.raises(ValueError, match="crops"):
         judging.judge(lite2, torch.rand(1, 3, 64, 64), 1, crops=0)
     assert not any(m._forward_hooks for m in lite2.modules())
+
+
+def test_one_crop_of_smallest_one_judges_the_whole_picture(lite2):
+    cat = lite2.preprocess(sample_image("cat"))  # 260 px: the judge's own size, nothing resized
+    verdict = judging.judge(lite2, cat, "Egyptian cat", crops=1, smallest=1.0)
+    with torch.no_grad():
+        expected = float(torch.softmax(lite2(cat), dim=1)[0, lite2.class_index("Egyptian cat")])
+    assert verdict.crops == 1 and verdict.probability == pytest.approx(expected, rel=1e-4)

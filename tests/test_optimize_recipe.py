@@ -10,7 +10,7 @@ import torch
 
 from cnnviz_widgets.engine.ascent import visualize_class, visualize_channel
 from cnnviz_widgets.engine.optimize import (COLOR_CORRELATION_SQRT, FourierParam, Jitter, Pad, PixelParam,
-                                            RandomRotate, RandomScale, decorrelated_to_rgb, make_param, optimize,
+                                            RandomCrop, RandomRotate, RandomScale, decorrelated_to_rgb, make_param, optimize,
                                             rgb_to_decorrelated, standard_transforms)
 from cnnviz_widgets.engine.optimize import objectives as O
 
@@ -158,6 +158,29 @@ def test_rotation_turns_every_image_of_a_batch_alike():
     out = RandomRotate(30)(x, torch.Generator().manual_seed(0))
     single = RandomRotate(30)(x[1:2], torch.Generator().manual_seed(0))
     assert out.shape == x.shape and torch.allclose(out[1:2], single)
+
+
+def test_random_crop_zooms_into_a_square_of_the_image_and_keeps_the_size():
+    x = torch.zeros(1, 3, 40, 40)
+    x[..., :20, :] = 1.0  # top half white: a crop of at least 60% of the side sees both halves
+    crop = RandomCrop(0.6)
+    outs = [crop(x, torch.Generator().manual_seed(s)) for s in range(12)]
+    assert all(o.shape == x.shape for o in outs)
+    assert all(0 < float(o.mean()) < 1 for o in outs)
+    assert len({round(float(o.mean()), 4) for o in outs}) > 3  # the frame moves
+    again = crop(x, torch.Generator().manual_seed(5))
+    assert torch.equal(again, outs[5])
+    whole = RandomCrop(1.0)(noise(1, 32), torch.Generator().manual_seed(0))
+    assert torch.equal(whole, noise(1, 32))  # smallest 1: the image itself
+    with pytest.raises(ValueError, match="crop"):
+        RandomCrop(0.0)
+
+
+def test_ascent_crop_adds_the_random_crop_and_keeps_the_image_size(shapes_net):
+    r = visualize_class(shapes_net, 1, size=48, steps=3, crop=0.7, seed=0)
+    assert r.image.shape == (1, 3, 48, 48) and torch.isfinite(r.image).all()
+    with pytest.raises(ValueError, match="crop"):
+        visualize_class(shapes_net, 1, size=48, steps=3, crop=1.5)
 
 
 # --- diversity ---------------------------------------------------------------------------------

@@ -63,3 +63,37 @@ def test_to_png_round_trip():
 def test_bad_normalize_mode():
     with pytest.raises(ValueError, match="normalize mode"):
         render.normalize(np.zeros(3), "loud")
+
+
+def test_channel_comparison_puts_the_optimised_images_beside_the_patches():
+    # Distill's form for lesson 09's channel mode: each optimised image and each patch is a
+    # tile of `size` pixels; the images' block comes first, then the patches' block.
+    from cnnviz_widgets.render.ascent import channel_comparison
+
+    images = torch.zeros(2, 3, 20, 20)
+    images[0, 0] = 1.0  # red
+    images[1, 2] = 1.0  # blue
+    patches = [np.full((9, 9, 3), (0, 200, 0), np.uint8) for _ in range(4)]  # green, any size
+    size = 32
+    picture = channel_comparison(images, patches, values=[4.0, 3.0, 2.5, 1.0], size=size, per_row=3)
+    assert picture.dtype == np.uint8 and picture.ndim == 3
+    width = picture.shape[1]
+    red = (picture[..., 0] > 200) & (picture[..., 1] < 50) & (picture[..., 2] < 50)
+    blue = (picture[..., 2] > 200) & (picture[..., 0] < 50) & (picture[..., 1] < 50)
+    green = (picture[..., 1] == 200) & (picture[..., 0] == 0) & (picture[..., 2] == 0)
+    assert red.sum() == size * size and blue.sum() == size * size  # one tile each
+    assert green.sum() == 4 * size * size  # every patch, enlarged to a tile
+    # left to right: the two optimised images, then every patch
+    assert np.nonzero(red)[1].max() < np.nonzero(blue)[1].min() < np.nonzero(green)[1].min()
+    assert np.nonzero(green)[1].max() < width
+    # three patches to a row: the fourth starts a second row
+    ys = np.unique(np.nonzero(green)[0])
+    bands = 1 + int((np.diff(ys) > 1).sum())
+    assert bands == 2 and len(ys) == 2 * size
+    # a single 3 x H x W image and a list of pictures work too
+    one = channel_comparison(images[0], patches[:1], size=size)
+    assert ((one[..., 0] > 200) & (one[..., 1] < 50)).sum() == size * size
+    with pytest.raises(ValueError, match="at least one dataset patch"):
+        channel_comparison(images, [], size=size)
+    with pytest.raises(ValueError, match="one value per patch"):
+        channel_comparison(images, patches, values=[1.0], size=size)

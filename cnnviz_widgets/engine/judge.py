@@ -75,19 +75,22 @@ def random_crops(image: torch.Tensor, n: int, size: int, generator: torch.Genera
 
 
 @torch.no_grad()
-def judge(judge_net, image: Any, target: Any, *, crops: int = 16, seed: int = 0) -> Verdict:
+def judge(judge_net, image: Any, target: Any, *, crops: int = 16, seed: int = 0,
+          smallest: float = 0.6) -> Verdict:
     """The judging network's verdict on `image` for class `target` (index or name).
 
     image: one picture (PIL, array or [0, 1] tensor, any size; a batch's first image is
     judged). The crops are the same for the same `seed`, so two pictures are judged on
-    equal terms. The network is restored afterwards, as after every engine call.
+    equal terms. `smallest`: the smallest crop's side as a share of the picture's;
+    ``smallest=1, crops=1`` judges the whole picture once, pixel grid and all (what a
+    fooling image is made for). The network is restored afterwards, as after every engine call.
     """
     index = judge_net.class_index(target)
     if isinstance(image, torch.Tensor) and image.dim() == 4:
         image = image[:1]  # a batch of visualisations: its first picture
     x = checks.pixels(judge_net.as_batch(image, single=True, what="judging"), "image")
     gen = torch.Generator().manual_seed(checks.integer(seed, "seed"))
-    batch = random_crops(x, crops, judge_net.input_size, gen)
+    batch = random_crops(x, crops, judge_net.input_size, gen, smallest=smallest)
     with judge_net.guard():
         probs = torch.softmax(judge_net(batch), dim=1).cpu()
     mean = probs.mean(0)

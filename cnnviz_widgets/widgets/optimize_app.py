@@ -30,8 +30,9 @@ class OptimizeApp(App):
     run_label = "Run"
     display_height = 224
 
-    def __init__(self, model=None, *, image=None, pickers: Sequence[str] = ("model",), threaded: bool = True):
-        super().__init__(model, image=image, pickers=pickers, threaded=threaded)
+    def __init__(self, model=None, *, image=None, dataset=None, pickers: Sequence[str] = ("model",),
+                 threaded: bool = True):
+        super().__init__(model, image=image, dataset=dataset, pickers=pickers, threaded=threaded)
         self.last = None          # the last progress drawn
         self.previews = 0         # how many pictures the current run has drawn (tests wait on it)
 

@@ -4,7 +4,7 @@
 `param`            what is optimised: `PixelParam`, `FourierParam` (batches; colours
                    optionally decorrelated: `decorrelated_to_rgb`)
 `transforms`       random changes before each forward: `Pad`, `Jitter`, `RandomScale`,
-                   `RandomRotate`; Lucid's stack `standard_transforms()`
+                   `RandomRotate`, `RandomCrop`; Lucid's stack `standard_transforms()`
 `objectives`       what is minimised: `class_score`, `channel`, `maximise(target)`,
                    `diversity(layer)`, ...
 `regularizers`     loss terms and pixel operators: `L2`, `TotalVariation`, `AlphaNorm`,
@@ -23,12 +23,12 @@ from .param import (COLOR_CORRELATION_SQRT, PARAMETRISATIONS, FourierParam, Pixe
                     make_param, rgb_to_decorrelated)
 from .regularizers import (AlphaNorm, Blur, Clip, ClipContribution, ClipNorm, L2, LinfBall, Regularizer,
                            TotalVariation)
-from .transforms import Jitter, Pad, RandomRotate, RandomScale, standard_transforms
+from .transforms import Jitter, Pad, RandomCrop, RandomRotate, RandomScale, standard_transforms
 
 __all__ = [
     "objectives", "OPTIMIZERS", "SCHEDULES", "Diverged", "OptimizeResult", "optimize", "optimize_iter",
     "PARAMETRISATIONS", "FourierParam", "PixelParam", "make_param",
     "COLOR_CORRELATION_SQRT", "decorrelated_to_rgb", "rgb_to_decorrelated",
     "Regularizer", "L2", "TotalVariation", "AlphaNorm", "Blur", "Clip", "LinfBall", "ClipNorm", "ClipContribution",
-    "Pad", "Jitter", "RandomScale", "RandomRotate", "standard_transforms",
+    "Pad", "Jitter", "RandomScale", "RandomRotate", "RandomCrop", "standard_transforms",
 ]

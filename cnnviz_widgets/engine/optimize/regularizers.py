@@ -27,8 +27,8 @@ from .. import checks
 from ..blur import gaussian_blur
 from .param import PixelParam
 
-__all__ = ["Regularizer", "L2", "TotalVariation", "AlphaNorm", "Blur", "Clip", "LinfBall", "ClipNorm",
-           "ClipContribution", "GREY"]
+__all__ = ["Regularizer", "L2", "TotalVariation", "AlphaNorm", "Blur", "Clip", "LinfBall", "GreyBelowPercentile",
+           "ClipNorm", "ClipContribution", "GREY"]
 
 GREY = 0.5  # the "zero" image of [0, 1] pixels
 
@@ -153,40 +153,50 @@ class LinfBall(Regularizer):
         param.set_image(torch.max(torch.min(x, c + self.eps), c - self.eps).clamp(0, 1))
 
 
-def _grey_below_percentile(param: PixelParam, score: torch.Tensor, percentile: float) -> None:
-    """Set to grey every pixel whose score (N x H x W) is below the `percentile`-th
-    percentile of its image's scores."""
-    flat = score.flatten(1)
-    threshold = torch.quantile(flat.float(), percentile / 100, dim=1, keepdim=True).to(flat)
-    small = (flat < threshold).view_as(score)[:, None]  # N x 1 x H x W, the same for every colour
-    image = param.image().detach()
-    param.set_image(torch.where(small, torch.full_like(image, GREY), image))
+class GreyBelowPercentile(Regularizer):
+    """After each step, set to grey every pixel whose `score` is below the
+    `percentile`-th percentile of its image's scores (0 = off). Yosinski et al. 2015's
+    two clippings are this with two scores; a pixel image only (a Fourier image has no
+    pixels to clip)."""
+
+    setting = "percentile"  # the keyword a learner sets, named in the error messages
+
+    def __init__(self, percentile: float):
+        self.percentile = checks.percentile(percentile, self.setting)
+
+    def score(self, image: torch.Tensor, gradient: torch.Tensor | None) -> torch.Tensor:
+        """N x H x W: how much each pixel matters (low scores are greyed)."""
+        raise NotImplementedError
+
+    def check(self, param):
+        if self.percentile:
+            _pixels_of(param, type(self).__name__)
+
+    def after_step(self, param, step, gradient):
+        if not self.percentile:
+            return
+        pixels = _pixels_of(param, type(self).__name__)
+        image = pixels.image().detach()
+        flat = self.score(image, gradient).flatten(1)
+        threshold = torch.quantile(flat.float(), self.percentile / 100, dim=1, keepdim=True).to(flat)
+        small = (flat < threshold).view(image.shape[0], 1, *image.shape[2:])  # the same for every colour
+        pixels.set_image(torch.where(small, torch.full_like(image, GREY), image))
 
 
-class ClipNorm(Regularizer):
+class ClipNorm(GreyBelowPercentile):
     """Yosinski et al. 2015's "clipping pixels with small norm": after each step, every
     pixel whose colour vector (x - 0.5 over R, G, B) has a norm below the `percentile`-th
     percentile of the image is set to grey. Only the pixels that matter keep a colour,
     so the picture shows the object and not a texture over the whole canvas."""
 
     name = "clip norm"
+    setting = "clip_norm_percentile"
 
-    def __init__(self, percentile: float):
-        self.percentile = checks.percentile(percentile, "clip_norm_percentile")
-
-    def check(self, param):
-        if self.percentile:
-            _pixels_of(param, "ClipNorm")
-
-    def after_step(self, param, step, gradient):
-        if not self.percentile:
-            return
-        pixels = _pixels_of(param, "ClipNorm")
-        norm = (pixels.image().detach() - GREY).norm(dim=1)
-        _grey_below_percentile(pixels, norm, self.percentile)
+    def score(self, image, gradient):
+        return (image - GREY).norm(dim=1)
 
 
-class ClipContribution(Regularizer):
+class ClipContribution(GreyBelowPercentile):
     """Yosinski et al. 2015's "clipping pixels with small contribution": after each
     step, every pixel whose contribution is below the `percentile`-th percentile of the
     image is set to grey.
@@ -198,23 +208,13 @@ class ClipContribution(Regularizer):
     """
 
     name = "clip contribution"
+    setting = "clip_contribution_percentile"
 
     @property
     def needs_gradient(self) -> bool:
         return bool(self.percentile)
 
-    def __init__(self, percentile: float):
-        self.percentile = checks.percentile(percentile, "clip_contribution_percentile")
-
-    def check(self, param):
-        if self.percentile:
-            _pixels_of(param, "ClipContribution")
-
-    def after_step(self, param, step, gradient):
-        if not self.percentile:
-            return
-        pixels = _pixels_of(param, "ClipContribution")
+    def score(self, image, gradient):
         if gradient is None:
             raise ValueError("ClipContribution needs the step's gradient: run it in optimize_iter")
-        contribution = ((pixels.image().detach() - GREY) * gradient.to(pixels.raw)).sum(dim=1).abs()
-        _grey_below_percentile(pixels, contribution, self.percentile)
+        return ((image - GREY) * gradient.to(image)).sum(dim=1).abs()

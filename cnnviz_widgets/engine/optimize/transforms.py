@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from .. import checks
 
-__all__ = ["Pad", "Jitter", "RandomScale", "RandomRotate", "standard_transforms"]
+__all__ = ["Pad", "Jitter", "RandomScale", "RandomRotate", "RandomCrop", "standard_transforms"]
 
 
 class Pad:
@@ -91,6 +91,28 @@ class RandomRotate:
                              dtype=x.dtype, device=x.device)[None].expand(x.shape[0], -1, -1)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+class RandomCrop:
+    """Look at a random square of the image, its side `smallest`..1 of the shorter side,
+    resized back to the image's shorter side (bilinear): a random zoom that keeps the
+    network's input size fixed. A picture optimised through it must show its subject in
+    every large crop, not only in one framing; it is how `engine.judge` looks at a
+    picture, and how a classifier's training data is usually augmented."""
+
+    def __init__(self, smallest: float = 0.6):
+        self.smallest = checks.number(smallest, "crop", low=0.05, high=1.0)
+
+    def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        short = min(h, w)
+        side = max(8, int(round(short * (self.smallest + (1 - self.smallest) * float(torch.rand((), generator=gen))))))
+        top = int(torch.randint(0, h - side + 1, (), generator=gen))
+        left = int(torch.randint(0, w - side + 1, (), generator=gen))
+        x = x[..., top:top + side, left:left + side]
+        if side == short:
+            return x
+        return F.interpolate(x, size=(short, short), mode="bilinear", align_corners=False)
 
 
 def standard_transforms(pad: int = 12, jitter: int = 8, scale: float = 0.1, rotate: float = 10.0,
