@@ -79,3 +79,13 @@ def test_one_crop_of_smallest_one_judges_the_whole_picture(lite2):
     with torch.no_grad():
         expected = float(torch.softmax(lite2(cat), dim=1)[0, lite2.class_index("Egyptian cat")])
     assert verdict.crops == 1 and verdict.probability == pytest.approx(expected, rel=1e-4)
+
+
+def test_crops_in_small_batches_give_the_same_verdict(lite2):
+    cat = lite2.preprocess(sample_image("cat"))
+    whole = judging.judge(lite2, cat, "Egyptian cat", crops=5, batch_size=5)
+    parts = judging.judge(lite2, cat, "Egyptian cat", crops=5, batch_size=2)
+    scale = float(whole.per_crop.abs().max())
+    assert torch.allclose(whole.per_crop, parts.per_crop, rtol=1e-4, atol=1e-5 * scale)
+    with pytest.raises(ValueError, match="batch_size"):
+        judging.judge(lite2, cat, 1, crops=2, batch_size=0)

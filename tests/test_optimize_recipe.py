@@ -239,3 +239,19 @@ def test_ascent_checks_the_recipes_settings(shapes_net):
     r = visualize_class(shapes_net, 1, size=48, steps=2, pad=4, jitter=2, final_jitter=2, scale=0.1, rotate=5,
                         decorrelate=True, param="pixel", schedule="cosine")
     assert r.image.shape == (1, 3, 48, 48) and r.ended == "done"
+
+
+def test_the_recognisable_recipe_is_a_valid_setting_of_the_ascent(effnet):
+    """`ascent.RECOGNISABLE` (chosen by benchmarks/bench_recognisability.py) names only
+    settings `visualize_class` takes, and runs: shrunk here, as in quick mode."""
+    from cnnviz_widgets.engine import ascent
+
+    assert RandomCrop(ascent.RECOGNISABLE["crop"]).smallest == ascent.RECOGNISABLE["crop"]
+    shrunk = {**ascent.RECOGNISABLE, "size": 96}
+    start = visualize_class(effnet, "goldfish", **{**shrunk, "steps": 0})
+    r = visualize_class(effnet, "goldfish", **{**shrunk, "steps": 5})
+    assert r.image.shape == (1, 3, 96, 96) and r.steps_taken == 5 and r.ended == "done"
+    goldfish = effnet.class_index("goldfish")
+    with torch.no_grad():
+        before, after = (float(effnet(x.image)[0, goldfish]) for x in (start, r))
+    assert after > before  # five steps through the random zooms already raise the logit

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from . import checks
+from . import checks, memory
 
 __all__ = ["Verdict", "random_crops", "judge"]
 
@@ -76,7 +76,7 @@ def random_crops(image: torch.Tensor, n: int, size: int, generator: torch.Genera
 
 @torch.no_grad()
 def judge(judge_net, image: Any, target: Any, *, crops: int = 16, seed: int = 0,
-          smallest: float = 0.6) -> Verdict:
+          smallest: float = 0.6, batch_size: int | None = None) -> Verdict:
     """The judging network's verdict on `image` for class `target` (index or name).
 
     image: one picture (PIL, array or [0, 1] tensor, any size; a batch's first image is
@@ -91,8 +91,11 @@ def judge(judge_net, image: Any, target: Any, *, crops: int = 16, seed: int = 0,
     x = checks.pixels(judge_net.as_batch(image, single=True, what="judging"), "image")
     gen = torch.Generator().manual_seed(checks.integer(seed, "seed"))
     batch = random_crops(x, crops, judge_net.input_size, gen, smallest=smallest)
+    if batch_size is None:
+        batch_size = memory.batch_size(judge_net, size=judge_net.input_size)  # forward only
+    batch_size = checks.integer(batch_size, "batch_size", low=1)
     with judge_net.guard():
-        probs = torch.softmax(judge_net(batch), dim=1).cpu()
+        probs = torch.cat([torch.softmax(judge_net(part), dim=1).cpu() for part in batch.split(batch_size)])
     mean = probs.mean(0)
     top = int(mean.argmax())
     return Verdict(target=judge_net.classes[index], probability=float(mean[index]),

@@ -62,12 +62,16 @@ class AscentApp(OptimizeApp):
                                  "makes it custom")
         self.ask_judge = W.Checkbox(value=False, description="ask an independent network", indent=False)
         set_tooltip(self.ask_judge, f"after the run, {JUDGE} (trained apart from the model) says how probable it "
-                                    "finds the class over 16 random crops; loaded the first time (22 MB)")
+                                    "finds the class over 16 random crops; loaded the first time it is asked (22 MB of weights; "
+                                    "judging takes seconds and, in batches sized from the memory budget, some 130 MB at its peak)")
         self.layer = LayerPicker(only=lambda net, l: l != "logits")
         self.channel = ChannelSlider()
         self.batch = W.IntSlider(value=3, min=1, max=6, description="images", style=_STYLE, continuous_update=False)
         set_tooltip(self.batch, "how many images to optimise at once for the unit")
-        self.diversity = W.FloatSlider(value=1.0, min=0, max=5, step=0.25, description="diversity", style=_STYLE,
+        # Measured on efficientnet_lite0 stage4:3 (3 images, 96 px, 20 steps): weight 5 lowers the
+        # images' Gram similarity from 0.95 to 0.85 for 1% of the unit's activation; 20 reaches
+        # 0.30 but costs 23% of it.
+        self.diversity = W.FloatSlider(value=5.0, min=0, max=20, step=0.5, description="diversity", style=_STYLE,
                                        continuous_update=False)
         set_tooltip(self.diversity, "weight of Olah et al.'s diversity term: the images are penalised for exciting "
                                     "the layer alike (needs 2 images or more; 0 = off)")
