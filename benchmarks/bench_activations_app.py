@@ -27,8 +27,8 @@ def _timed(fn) -> float:
 
 
 def run(model: str = "efficientnet_lite0", image: str = "cat", rounds: int = 3, threads: int | None = None) -> dict:
-    from cnnviz_widgets.engine.activations import all_activations
-    from cnnviz_widgets.engine.models import load_model
+    from cnnviz_widgets.engine.inspect.activations import all_activations
+    from cnnviz_widgets.engine.zoo.models import load_model
     from cnnviz_widgets.widgets.activations import ActivationsApp
 
     if threads:

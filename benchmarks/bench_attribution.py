@@ -19,8 +19,8 @@ import json
 import torch
 
 from benchmarks.common import devices, forward_backward, interleaved, load, ratio
-from cnnviz_widgets.engine.guided import guided_backprop
-from cnnviz_widgets.engine.saliency import saliency
+from cnnviz_widgets.engine.attribution.guided import guided_backprop
+from cnnviz_widgets.engine.attribution.saliency import saliency
 
 TARGET = 1
 

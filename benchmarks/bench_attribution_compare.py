@@ -26,9 +26,9 @@ import time
 import torch
 
 from benchmarks.common import devices, forward_backward, interleaved, load, ratio
-from cnnviz_widgets.engine.gradcam import grad_cam, last_spatial_layer
-from cnnviz_widgets.engine import memory
-from cnnviz_widgets.engine.integrated_gradients import integrated_gradients
+from cnnviz_widgets.engine.attribution.gradcam import grad_cam, last_spatial_layer
+from cnnviz_widgets.engine.core import memory
+from cnnviz_widgets.engine.attribution.integrated_gradients import integrated_gradients
 
 TARGET = 1
 
@@ -90,9 +90,9 @@ def bench_integrated_gradients(name: str, device, size: int, steps: int, repeats
 
 
 def bench_full_comparison(device, quick: bool) -> dict:
-    from cnnviz_widgets.engine.compare import METHODS, compare, comparison_settings
-    from cnnviz_widgets.engine.images import sample_image
-    from cnnviz_widgets.engine.models import load_model
+    from cnnviz_widgets.engine.evaluation.compare import METHODS, compare, comparison_settings
+    from cnnviz_widgets.engine.zoo.samples import sample_image
+    from cnnviz_widgets.engine.zoo.models import load_model
 
     net = load_model("efficientnet_lite0", device=device)
     x = net.preprocess(sample_image("coffee"))

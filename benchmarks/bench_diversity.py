@@ -36,7 +36,7 @@ QUICK = dict(units=UNITS[:2], weights=(0.0, 5.0), size=64, steps=4)
 def measure(net, layer: str, channel: int, weight: float, settings: dict) -> tuple[float, float]:
     """(Gram similarity of the batch at `layer`, the channel's mean activation) on the
     final images of one run."""
-    from cnnviz_widgets.engine import ascent
+    from cnnviz_widgets.engine.optimize import ascent
     from cnnviz_widgets.engine.optimize.objectives import gram_similarity
 
     result = ascent.visualize_channel(net, layer, channel, diversity=weight, **settings)
@@ -46,7 +46,7 @@ def measure(net, layer: str, channel: int, weight: float, settings: dict) -> tup
 
 
 def run(quick: bool = False) -> list[dict]:
-    from cnnviz_widgets.engine.models import load_model
+    from cnnviz_widgets.engine.zoo.models import load_model
 
     net = load_model("efficientnet_lite0")
     units, weights = (QUICK["units"], QUICK["weights"]) if quick else (UNITS, WEIGHTS)

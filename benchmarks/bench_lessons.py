@@ -29,6 +29,9 @@ import threading
 import time
 from pathlib import Path
 
+from benchmarks.common import machine
+from benchmarks.report import to_markdown
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 BUDGET_S = 60.0
@@ -194,9 +197,6 @@ def run(quick: bool = False, selection: list[str] | None = None, by_cell: bool =
 def write_rows(rows: list[dict], results: Path = ROOT / "benchmarks" / "results") -> Path:
     """Put these lessons' rows into results/latest.{json,md}, replacing those lessons' old
     rows and keeping every other row (the tables are written by `benchmarks.__main__`)."""
-    from benchmarks.__main__ import to_markdown
-    from benchmarks.common import machine
-
     path = results / "latest.json"
     report = json.loads(path.read_text()) if path.exists() else {
         "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "quick": False, "machine": machine(), "rows": [],

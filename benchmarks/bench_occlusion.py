@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from benchmarks.common import interleaved, load, ratio, devices, sync
-from cnnviz_widgets.engine import occlusion as occ
-from cnnviz_widgets.engine.occlusion import positions
+from cnnviz_widgets.engine.attribution import occlusion as occ
+from cnnviz_widgets.engine.attribution.occlusion import positions
 
 PPES = (1, 16, 64)
 BATCH_SIZES = (8, 16, 64)  # ours, swept like Captum's perturbations_per_eval
@@ -143,7 +143,7 @@ def bench_coarse_to_fine(device, size: int, patch: int, stride: int, fractions, 
     (errors of a random network's map would mean nothing): speed-up, positions scored,
     relative error (largest |approx - exact| over the exact map's largest change), and
     whether the most harmful position is the same."""
-    from cnnviz_widgets.engine.images import sample_image
+    from cnnviz_widgets.engine.zoo.samples import sample_image
 
     net = load("efficientnet_lite0", device)
     xs = [torch.nn.functional.interpolate(net.preprocess(sample_image(name)), size=(size, size), mode="bilinear",

@@ -28,7 +28,7 @@ def run(model: str = "efficientnet_lite0", size: int = 160, steps: int = 10, rep
 
     if quick:
         size, steps, repeats = 96, 3, 2
-    from cnnviz_widgets.engine.models import load_model
+    from cnnviz_widgets.engine.zoo.models import load_model
     from cnnviz_widgets.engine.optimize import Blur, ClipContribution, ClipNorm, Jitter, L2, PixelParam, optimize
     from cnnviz_widgets.engine.optimize import objectives as O
 

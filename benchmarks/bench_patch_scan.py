@@ -22,9 +22,9 @@ import time
 
 import torch
 
-from cnnviz_widgets.engine.data import Item, ListDataset, load_dataset
-from cnnviz_widgets.engine.models import load_model
-from cnnviz_widgets.engine.patches import max_activating_patches
+from cnnviz_widgets.engine.zoo.data import Item, ListDataset, load_dataset
+from cnnviz_widgets.engine.zoo.models import load_model
+from cnnviz_widgets.engine.inspect.patches import max_activating_patches
 
 
 def _best(fn, repeats: int) -> float:

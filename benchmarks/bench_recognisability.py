@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from cnnviz_widgets.engine.ascent import RECOGNISABLE
+from cnnviz_widgets.engine.optimize.ascent import RECOGNISABLE
 
 # Fixed on 2026-12-01 before any tuning: eight everyday ImageNet classes.
 CLASSES = ("goldfish", "flamingo", "golden retriever", "ladybug", "school bus", "pizza", "strawberry", "espresso")
@@ -47,8 +47,8 @@ def own_probability(net, image: torch.Tensor, target: int) -> float:
 
 def measure(maker, judge, settings: dict, classes, crops: int, seed: int = 0) -> dict:
     """Synthesise one picture per class with `settings`; judge each one."""
-    from cnnviz_widgets.engine import judge as judging
-    from cnnviz_widgets.engine.ascent import visualize_class
+    from cnnviz_widgets.engine.optimize import judge as judging
+    from cnnviz_widgets.engine.optimize.ascent import visualize_class
 
     per_class, whole, seconds, cpu, own = {}, {}, [], [], []
     for name in classes:
@@ -80,7 +80,7 @@ def run(quick: bool = False, classes=None, configs: dict | None = None, crops: i
         seed: int = 0) -> list[dict]:
     """One row per configuration (default: the old settings and the recipe), same
     classes, same judge, same process."""
-    from cnnviz_widgets.engine.models import load_model
+    from cnnviz_widgets.engine.zoo.models import load_model
 
     classes = list(classes or (CLASSES[:2] if quick else CLASSES))
     configs = dict(configs or {"old": OLD, "new": NEW})

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from cnnviz_widgets.engine.shapes import ShapesDataset
+from cnnviz_widgets.engine.zoo.shapes import ShapesDataset
 
 
 def run(n: int = 10_000, size: int = 64, seed: int = 0) -> dict:

@@ -64,7 +64,7 @@ def random_torchvision(name: str, device, seed: int = 0, size: int = 224):
     real ones (timing does not need trained weights)."""
     import torchvision
 
-    from cnnviz_widgets.engine import models
+    from cnnviz_widgets.engine.zoo import models
 
     torch.manual_seed(seed)
     m = torchvision.models.get_model(name, weights=None)
@@ -76,7 +76,7 @@ def load(name: str, device):
     """efficientnet_lite0 and shapes as shipped; alexnet/vgg16 randomly initialised."""
     if name in ("alexnet", "vgg16"):
         return random_torchvision(name, device)
-    from cnnviz_widgets.engine.models import load_model
+    from cnnviz_widgets.engine.zoo.models import load_model
 
     return load_model(name, device=device, fresh=True)
 

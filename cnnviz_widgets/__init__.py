@@ -17,18 +17,18 @@ __version__ = "0.1.0"
 
 # name -> module that defines it
 _EXPORTS = {
-    "load_model": "engine.models",
-    "available_models": "engine.models",
-    "Network": "engine.network",
-    "ModelUnavailable": "engine.models",
-    "ReceptiveField": "engine.receptive_field",
-    "load_image": "engine.images",
-    "BadImage": "engine.images",
-    "sample_image": "engine.images",
-    "sample_images": "engine.images",
-    "sample_names": "engine.images",
-    "load_dataset": "engine.data",
-    "DatasetUnavailable": "engine.data",
+    "load_model": "engine.zoo.models",
+    "available_models": "engine.zoo.models",
+    "Network": "engine.core.network",
+    "ModelUnavailable": "engine.zoo.models",
+    "ReceptiveField": "engine.core.receptive_field",
+    "load_image": "engine.core.images",
+    "BadImage": "engine.core.images",
+    "sample_image": "engine.zoo.samples",
+    "sample_images": "engine.zoo.samples",
+    "sample_names": "engine.zoo.samples",
+    "load_dataset": "engine.zoo.data",
+    "DatasetUnavailable": "engine.zoo.data",
 }
 
 __all__ = sorted(_EXPORTS) + ["quick_mode"]

@@ -17,7 +17,7 @@ def environment_report() -> dict:
     """A dict a learner (or an instructor debugging a laptop) can read at a glance."""
     import torch
 
-    from .engine.models import available_models
+    from .engine.zoo.models import available_models
 
     if torch.cuda.is_available():
         device = f"cuda ({torch.cuda.get_device_name(0)})"

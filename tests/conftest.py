@@ -13,7 +13,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import pytest
 import torch
 
-from cnnviz_widgets.engine import models
+from cnnviz_widgets.engine.zoo import models
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
@@ -46,7 +46,7 @@ def random_alexnet() -> models.Network:
 
 @pytest.fixture(scope="session")
 def shapes_data():
-    from cnnviz_widgets.engine.data import load_dataset
+    from cnnviz_widgets.engine.zoo.data import load_dataset
 
     return load_dataset("shapes", n=200, seed=4242)
 

@@ -136,7 +136,7 @@ def tiny_network(seed: int = 0):
     names no kit model has, so a test sees which network an app used."""
     from torch import nn
 
-    from cnnviz_widgets.engine.models import Network
+    from cnnviz_widgets.engine.core.network import Network
 
     torch.manual_seed(seed)
     body = CountingNet(

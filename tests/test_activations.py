@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as TF
 from torch import nn
 
-from cnnviz_widgets.engine import activations as A
+from cnnviz_widgets.engine.inspect import activations as A
 from cnnviz_widgets.render import activations as RA
-from cnnviz_widgets.engine.images import sample_image
-from cnnviz_widgets.engine.models import Network
-from cnnviz_widgets.engine.shapes_net import WEIGHTS_PATH
+from cnnviz_widgets.engine.zoo.samples import sample_image
+from cnnviz_widgets.engine.core.network import Network
+from cnnviz_widgets.engine.zoo.shapes_net import WEIGHTS_PATH
 
 from .helpers import assert_restored, close_to_scale, png_to_array, simulate_upload
 
@@ -262,7 +262,7 @@ def test_shape_examples_are_offered_beside_the_photos(app):
 
 
 def test_activations_app_reports_a_model_it_cannot_load_and_keeps_working(app):
-    from cnnviz_widgets.engine.models import torchvision_weight_file
+    from cnnviz_widgets.engine.zoo.models import torchvision_weight_file
 
     if torchvision_weight_file("alexnet").exists():
         pytest.skip("alexnet is cached here, so it would load")

@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnnviz_widgets.engine import adversarial
-from cnnviz_widgets.engine.images import sample_image
+from cnnviz_widgets.engine.optimize import adversarial
+from cnnviz_widgets.engine.zoo.samples import sample_image
 from tests.helpers import assert_restored, png_to_array
 
 SIZE = 160  # the photos at a smaller size: the claim does not depend on it, the run time does

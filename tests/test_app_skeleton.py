@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from cnnviz_widgets import widgets
-from cnnviz_widgets.engine.data import load_dataset
+from cnnviz_widgets.engine.zoo.data import load_dataset
 from cnnviz_widgets.widgets.base import App, Runner
 
 from .helpers import TINY_CLASSES, TINY_LAYERS, png_to_array, tiny_network
@@ -111,7 +111,7 @@ def test_a_given_network_with_a_kit_models_name_is_not_swapped():
     """A hand-made network called like a kit model stays the one given (never the zoo's)."""
     import copy
 
-    from cnnviz_widgets.engine.models import load_model
+    from cnnviz_widgets.engine.zoo.models import load_model
 
     net = copy.deepcopy(load_model("shapes"))
     app = widgets.GuidedBackpropApp(net, image="cat", threaded=False)
@@ -152,7 +152,7 @@ def test_image_seeds_are_one_path(tmp_path):
     import torch
     from PIL import Image
 
-    from cnnviz_widgets.engine.images import sample_image
+    from cnnviz_widgets.engine.zoo.samples import sample_image
 
     picker = widgets.ImagePicker()
     assert picker.choose("coffee") == "coffee" and picker.image.tobytes() == sample_image("coffee").tobytes()

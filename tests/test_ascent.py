@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from cnnviz_widgets.engine import ascent
+from cnnviz_widgets.engine.optimize import ascent
 from tests.helpers import assert_restored, png_to_array
 
 
@@ -51,7 +51,7 @@ def test_bad_settings_are_one_clear_error(effnet):
 
 
 def test_ascent_can_start_from_a_photo(effnet):
-    from cnnviz_widgets.engine.images import sample_image
+    from cnnviz_widgets.engine.zoo.samples import sample_image
 
     photo = effnet.as_batch(sample_image("cat"), single=True, size=64).cpu()
     r = ascent.visualize_class(effnet, "goldfish", image=sample_image("cat"), size=64, steps=2, blur_sigma=0,
@@ -188,8 +188,8 @@ def test_app_recipe_sets_the_controls_from_ascent_recognisable(effnet, monkeypat
 
 
 def test_app_judge_speaks_only_when_asked(effnet, monkeypatch):
-    from cnnviz_widgets.engine.judge import judge
-    from cnnviz_widgets.engine.models import load_model
+    from cnnviz_widgets.engine.optimize.judge import judge
+    from cnnviz_widgets.engine.zoo.models import load_model
     from cnnviz_widgets.widgets import AscentApp
     from cnnviz_widgets.widgets import ascent as app_module
 
@@ -235,7 +235,7 @@ def test_app_judge_of_a_non_imagenet_class_is_one_message(shapes_net):
 
 
 def test_app_channel_mode_shows_the_images_beside_the_units_top_patches(effnet, monkeypatch):
-    from cnnviz_widgets.engine import patches
+    from cnnviz_widgets.engine.inspect import patches
     from cnnviz_widgets.render.ascent import channel_comparison
     from cnnviz_widgets.widgets import AscentApp
     from cnnviz_widgets.widgets import ascent as app_module

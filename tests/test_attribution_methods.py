@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from cnnviz_widgets.engine import gradcam as G
-from cnnviz_widgets.engine.attribution import Attribution, smoothed
-from cnnviz_widgets.engine.integrated_gradients import (baseline_image, integrated_gradients,
+from cnnviz_widgets.engine.attribution import gradcam as G
+from cnnviz_widgets.engine.attribution.base import Attribution, smoothed
+from cnnviz_widgets.engine.attribution.integrated_gradients import (baseline_image, integrated_gradients,
                                                         integrated_gradients_iter, path_points)
-from cnnviz_widgets.engine.progress import run_to_end
-from cnnviz_widgets.engine.targets import ClassLogit, Neuron
+from cnnviz_widgets.engine.core.progress import run_to_end
+from cnnviz_widgets.engine.core.targets import ClassLogit, Neuron
 
 from .helpers import assert_restored
 
@@ -44,7 +44,7 @@ def minmax(m: torch.Tensor) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def shapes_batch(shapes_net):
-    from cnnviz_widgets.engine.data import load_dataset
+    from cnnviz_widgets.engine.zoo.data import load_dataset
 
     images, labels, masks = load_dataset("shapes", n=6, seed=21).arrays()
     x = torch.from_numpy(images.copy()).permute(0, 3, 1, 2).float() / 255
@@ -168,7 +168,7 @@ def test_completeness_gap_under_one_percent_at_128_steps(shapes_net):
     network's path integrand jumps, so the gap shrinks with steps; at 128 it is under 1%
     on average over the shapes (per image, a few reach 1.5% from a black baseline:
     measured on 50 images)."""
-    from cnnviz_widgets.engine.data import load_dataset
+    from cnnviz_widgets.engine.zoo.data import load_dataset
 
     images, labels, _ = load_dataset("shapes", n=20, seed=31).arrays()
     x = torch.from_numpy(images.copy()).permute(0, 3, 1, 2).float() / 255

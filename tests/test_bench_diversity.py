@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from benchmarks import bench_diversity as bench
-from cnnviz_widgets.engine import ascent
-from cnnviz_widgets.engine.models import load_model
+from cnnviz_widgets.engine.optimize import ascent
+from cnnviz_widgets.engine.zoo.models import load_model
 
 
 def test_units_are_real_channels_and_the_default_is_a_measured_weight():

@@ -4,7 +4,7 @@ its quick run. Its judge is `engine.judge`, tested in tests/test_judge.py."""
 from __future__ import annotations
 
 from benchmarks import bench_recognisability as bench
-from cnnviz_widgets.engine import models
+from cnnviz_widgets.engine.zoo import models
 
 
 def test_class_list_is_the_fixed_one_and_names_imagenet_classes():

@@ -22,11 +22,11 @@ import torch
 
 captum_attr = pytest.importorskip("captum.attr")
 
-from cnnviz_widgets.engine import guided as G  # noqa: E402
-from cnnviz_widgets.engine import occlusion as O  # noqa: E402
-from cnnviz_widgets.engine.saliency import saliency  # noqa: E402
-from cnnviz_widgets.engine.shapes_net import WEIGHTS_PATH  # noqa: E402
-from cnnviz_widgets.engine.targets import ClassLogit  # noqa: E402
+from cnnviz_widgets.engine.attribution import guided as G  # noqa: E402
+from cnnviz_widgets.engine.attribution import occlusion as O  # noqa: E402
+from cnnviz_widgets.engine.attribution.saliency import saliency  # noqa: E402
+from cnnviz_widgets.engine.zoo.shapes_net import WEIGHTS_PATH  # noqa: E402
+from cnnviz_widgets.engine.core.targets import ClassLogit  # noqa: E402
 
 RTOL = 1e-5
 
@@ -49,8 +49,8 @@ def _image(net, seed=0):
 def _shapes_or_skip():
     if not WEIGHTS_PATH.is_file():
         pytest.skip("shapes weights not committed yet")
-    from cnnviz_widgets.engine.data import load_dataset
-    from cnnviz_widgets.engine.models import load_model
+    from cnnviz_widgets.engine.zoo.data import load_dataset
+    from cnnviz_widgets.engine.zoo.models import load_model
 
     net = load_model("shapes")
     item = load_dataset("shapes", n=3, seed=7)[2]

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from cnnviz_widgets.engine import compare as C
-from cnnviz_widgets.engine.attribution import Attribution
-from cnnviz_widgets.engine.progress import run_to_end
+from cnnviz_widgets.engine.evaluation import compare as C
+from cnnviz_widgets.engine.attribution.base import Attribution
+from cnnviz_widgets.engine.core.progress import run_to_end
 
 from .helpers import assert_restored, close_to_scale, png_to_array
 
@@ -18,7 +18,7 @@ FAST = {"smoothgrad": {"samples": 3}, "integrated_gradients": {"steps": 6}, "occ
 
 @pytest.fixture(scope="module")
 def shape_item():
-    from cnnviz_widgets.engine.data import load_dataset
+    from cnnviz_widgets.engine.zoo.data import load_dataset
 
     return load_dataset("shapes", n=3, seed=9)[2]
 
@@ -39,8 +39,8 @@ def test_every_method_has_one_call_shape(shapes_net, shape_item):
 def test_occlusion_map_is_the_logit_drop_per_pixel(shapes_net, shape_item):
     """compare's occlusion explains the logit (ClassLogit), as the gradient methods do; a
     `Target` goes through as it is (occlusion's own reading: a bare class = probability)."""
-    from cnnviz_widgets.engine.occlusion import occlusion, occlusion_to_pixels
-    from cnnviz_widgets.engine.targets import ClassLogit, ClassProbability
+    from cnnviz_widgets.engine.attribution.occlusion import occlusion, occlusion_to_pixels
+    from cnnviz_widgets.engine.core.targets import ClassLogit, ClassProbability
 
     x = shapes_net.preprocess(shape_item.image)
     ours = C.occlusion_logit(shapes_net, x, shape_item.label, patch=16, stride=8)
@@ -135,7 +135,7 @@ def test_compare_app_draws_scores_caches_and_randomises(shapes_net):
 
 
 def test_compare_app_takes_an_image_with_its_mask_and_survives_bad_input(shapes_net):
-    from cnnviz_widgets.engine.data import load_dataset
+    from cnnviz_widgets.engine.zoo.data import load_dataset
     from cnnviz_widgets.widgets import CompareApp
 
     item = load_dataset("shapes", n=2, seed=12)[1]

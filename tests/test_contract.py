@@ -20,9 +20,9 @@ import pytest
 import torch
 
 from cnnviz_widgets.engine import TECHNIQUES
-from cnnviz_widgets.engine.data import ListDataset, load_dataset
-from cnnviz_widgets.engine.progress import Progress, run_to_end
-from cnnviz_widgets.engine.targets import Neuron
+from cnnviz_widgets.engine.zoo.data import ListDataset, load_dataset
+from cnnviz_widgets.engine.core.progress import Progress, run_to_end
+from cnnviz_widgets.engine.core.targets import Neuron
 from tests.helpers import assert_restored, tiny_network
 
 PENDING = pytest.mark.xfail(strict=True, reason="a known departure from the contract, named in the technique's Recipe")
@@ -51,7 +51,7 @@ def _image(data):
 
 def _not_predicted(net, image) -> int:
     """A class the network does not already predict: a fooling run then has steps to take."""
-    from cnnviz_widgets.engine.adversarial import predicted_class
+    from cnnviz_widgets.engine.optimize.adversarial import predicted_class
 
     return (predicted_class(net, image) + 1) % len(net.classes)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnviz_widgets.engine.data import DatasetUnavailable, load_dataset, model_for
+from cnnviz_widgets.engine.zoo.data import DatasetUnavailable, load_dataset, model_for
 
 
 def _photo(path, color, size=(48, 40)):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cnnviz_widgets.engine import deepdream
-from cnnviz_widgets.engine.images import sample_image
+from cnnviz_widgets.engine.optimize import deepdream
+from cnnviz_widgets.engine.zoo.samples import sample_image
 from tests.helpers import assert_restored, png_to_array
 
 

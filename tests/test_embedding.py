@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnviz_widgets.engine.data import load_dataset
-from cnnviz_widgets.engine.embedding import embed, knn_accuracy, thumbnail_positions
+from cnnviz_widgets.engine.zoo.data import load_dataset
+from cnnviz_widgets.engine.inspect.embedding import embed, knn_accuracy, thumbnail_positions
 
 from .helpers import close_to_scale, png_to_array
 from .test_neighbors import make_random_shapes_net
@@ -139,7 +139,7 @@ def test_app_bad_layer_and_bad_perplexity_are_messages(small_net, app_data):
 # --- the lesson's claim, on the trained shapes network --------------------------------------
 
 def test_classes_separate_on_the_tsne_map_of_fc7_not_of_pixels(shapes_net, shapes_data):
-    from cnnviz_widgets.engine import features as F
+    from cnnviz_widgets.engine.inspect import features as F
 
     labels = F.dataset_labels(shapes_data).numpy()
     on_features = knn_accuracy(embed(F.extract_features(shapes_net, shapes_data, "fc7"), "tsne").coords, labels)

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from cnnviz_widgets.engine import evaluation as E
-from cnnviz_widgets.engine.attribution import Attribution
+from cnnviz_widgets.engine.evaluation import scores as E
+from cnnviz_widgets.engine.attribution.base import Attribution
 
 from .helpers import assert_restored
 
@@ -22,7 +22,7 @@ N_IMAGES = 24  # the lesson's check cell measures the same on 50
 
 @pytest.fixture(scope="module")
 def shapes_set():
-    from cnnviz_widgets.engine.data import load_dataset
+    from cnnviz_widgets.engine.zoo.data import load_dataset
 
     data = load_dataset("shapes", n=N_IMAGES, seed=77)
     images, labels, masks = data.arrays()
@@ -100,7 +100,7 @@ def test_curves_take_a_layer_map_and_check_their_arguments(shapes_net, shapes_se
     with pytest.raises(ValueError, match="one RGB image"):
         E.deletion_auc(shapes_net, x[:2], labels[0], masks[0])
     with pytest.raises(ValueError, match="one class"):
-        from cnnviz_widgets.engine.targets import Neuron
+        from cnnviz_widgets.engine.core.targets import Neuron
 
         E.deletion_auc(shapes_net, x[0], Neuron("conv5", 0), masks[0])
     with pytest.raises(ValueError, match="shaped like the image"):
@@ -167,7 +167,7 @@ def test_the_oracle_has_the_lowest_deletion_and_the_background_map_loses(referen
 
 
 def test_every_method_beats_a_random_map(shapes_net, shapes_set, reference_scores):
-    from cnnviz_widgets.engine.compare import METHODS
+    from cnnviz_widgets.engine.evaluation.compare import METHODS
 
     x, labels, masks, _ = shapes_set
     settings = {"smoothgrad": {"samples": 6}, "integrated_gradients": {"steps": 12}, "occlusion": {"patch": 16, "stride": 8}}

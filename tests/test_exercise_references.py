@@ -32,7 +32,7 @@ def tensors_close(a, b, rtol):
 
 
 def test_filter_tiles_is_the_renderers_per_tile_scaling(shapes_net):
-    from cnnviz_widgets.engine.filters import first_layer_filters
+    from cnnviz_widgets.engine.inspect.filters import first_layer_filters
     from cnnviz_widgets.render import normalize
 
     w = first_layer_filters(shapes_net).weights
@@ -42,8 +42,8 @@ def test_filter_tiles_is_the_renderers_per_tile_scaling(shapes_net):
 
 
 def test_nearest_neighbors_agrees_with_the_engines_cosine_search(shapes_net, shapes_data):
-    from cnnviz_widgets.engine.features import extract_features
-    from cnnviz_widgets.engine.neighbors import nearest_neighbors
+    from cnnviz_widgets.engine.inspect.features import extract_features
+    from cnnviz_widgets.engine.inspect.neighbors import nearest_neighbors
 
     feats = extract_features(shapes_net, shapes_data, "fc7").vectors
     for query in (feats[3] * 2.5, feats[11] + 0.1, torch.rand(feats.shape[1], generator=torch.Generator().manual_seed(1))):
@@ -52,8 +52,8 @@ def test_nearest_neighbors_agrees_with_the_engines_cosine_search(shapes_net, sha
 
 
 def test_pca_2d_agrees_with_the_engines_pca_up_to_the_sign_of_each_axis(shapes_net, shapes_data):
-    from cnnviz_widgets.engine.embedding import embed
-    from cnnviz_widgets.engine.features import extract_features
+    from cnnviz_widgets.engine.inspect.embedding import embed
+    from cnnviz_widgets.engine.inspect.features import extract_features
 
     feats = extract_features(shapes_net, shapes_data, "fc7").vectors
     mine = S.pca_2d(feats.double()).numpy()
@@ -64,7 +64,7 @@ def test_pca_2d_agrees_with_the_engines_pca_up_to_the_sign_of_each_axis(shapes_n
 
 def test_top_channels_agrees_with_the_engine(effnet, shapes_net):
     from cnnviz_widgets import sample_image
-    from cnnviz_widgets.engine.activations import activations, top_channels
+    from cnnviz_widgets.engine.inspect.activations import activations, top_channels
 
     for net, layer in ((effnet, "stage6"), (shapes_net, "conv5"), (effnet, "stage2")):
         acts = activations(net, sample_image("cat"), layer).maps
@@ -95,7 +95,7 @@ def test_receptive_field_agrees_with_the_networks_own(which, shapes_net):
 
 @pytest.mark.parametrize("method", ["naive", "incremental"])
 def test_occlusion_map_agrees_with_the_engine_where_the_positions_are_the_same(shapes_net, method):
-    from cnnviz_widgets.engine.occlusion import occlusion
+    from cnnviz_widgets.engine.attribution.occlusion import occlusion
 
     x, label = _shape(shapes_net)
     for patch, stride in ((16, 8), (20, 11)):   # (64 - patch) is a multiple of the stride
@@ -105,7 +105,7 @@ def test_occlusion_map_agrees_with_the_engine_where_the_positions_are_the_same(s
 
 
 def test_saliency_agrees_with_the_engine(shapes_net, effnet):
-    from cnnviz_widgets.engine.saliency import saliency
+    from cnnviz_widgets.engine.attribution.saliency import saliency
 
     x, label = _shape(shapes_net)
     tensors_close(S.saliency(shapes_net, x, label), saliency(shapes_net, x, label).map[0], 1e-3)
@@ -128,7 +128,7 @@ class _ReferenceRule(torch.autograd.Function):
 def test_guided_relu_backward_in_every_relu_gives_the_engines_guided_backprop(shapes_net):
     """The reference rule, put into every ReLU of the shapes net, reproduces the engine's
     guided backpropagation of a class."""
-    from cnnviz_widgets.engine.guided import guided_backprop
+    from cnnviz_widgets.engine.attribution.guided import guided_backprop
 
     x, label = _shape(shapes_net, 5)
     handles = [m.register_forward_hook(lambda m, i, o: _ReferenceRule.apply(i[0]))
@@ -156,7 +156,7 @@ def test_ascent_step_is_one_sgd_step_of_the_engines_loop(shapes_net):
 
 
 def test_pgd_step_twice_is_two_steps_of_the_engines_pgd(shapes_net, effnet):
-    from cnnviz_widgets.engine import adversarial
+    from cnnviz_widgets.engine.optimize import adversarial
 
     for net, x, target, eps, alpha in ((shapes_net, _shape(shapes_net)[0], 7, 0.03, 0.02),
                                        (effnet, _image(9), 1, 8 / 255, 6 / 255)):
@@ -196,7 +196,7 @@ def test_total_variation_is_the_engines_tv_penalty():
 def test_deletion_curve_is_the_engines_deletion_to_black(shapes_net):
     """The exercise's curve equals `evaluation.deletion_curve(fill="black")` where the two
     take the same pixels: a map without ties, and steps that divide the pixels."""
-    from cnnviz_widgets.engine.evaluation import deletion_curve
+    from cnnviz_widgets.engine.evaluation.scores import deletion_curve
 
     x, label = _shape(shapes_net)
     heat = torch.rand(64, 64, generator=torch.Generator().manual_seed(13))

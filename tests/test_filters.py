@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from cnnviz_widgets.engine import filters as F
+from cnnviz_widgets.engine.inspect import filters as F
 from cnnviz_widgets.render import filters as RF
-from cnnviz_widgets.engine.models import Network
-from cnnviz_widgets.engine.shapes_net import SNAPSHOTS_PATH, WEIGHTS_PATH, filter_smoothness
+from cnnviz_widgets.engine.core.network import Network
+from cnnviz_widgets.engine.zoo.shapes_net import SNAPSHOTS_PATH, WEIGHTS_PATH, filter_smoothness
 
 from .helpers import assert_restored, close_to_scale, png_to_array
 
@@ -178,7 +178,7 @@ def test_filters_app_headless_controls_change_the_picture(effnet):
 
 
 def test_filters_app_reports_a_model_it_cannot_load_and_keeps_working():
-    from cnnviz_widgets.engine.models import torchvision_weight_file
+    from cnnviz_widgets.engine.zoo.models import torchvision_weight_file
     from cnnviz_widgets.widgets.filters import FiltersApp
 
     if torchvision_weight_file("alexnet").exists():

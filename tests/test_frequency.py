@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from cnnviz_widgets.engine.frequency import high_frequency_share
+from cnnviz_widgets.engine.optimize.frequency import high_frequency_share
 
 
 def _stripes(cycles_per_pixel: float, size: int = 64) -> torch.Tensor:

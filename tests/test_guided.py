@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from cnnviz_widgets.engine import guided as G
-from cnnviz_widgets.engine.shapes_net import WEIGHTS_PATH
-from cnnviz_widgets.engine.targets import Neuron
+from cnnviz_widgets.engine.attribution import guided as G
+from cnnviz_widgets.engine.zoo.shapes_net import WEIGHTS_PATH
+from cnnviz_widgets.engine.core.targets import Neuron
 from tests.helpers import assert_restored, close_to_scale, hook_count
 
 needs_shapes_weights = pytest.mark.skipif(not WEIGHTS_PATH.is_file(), reason="shapes weights not committed yet")

@@ -1,4 +1,4 @@
-"""Tests for cnnviz_widgets.engine.images: safe loading, clear errors, the bundled samples.
+"""Tests for cnnviz_widgets.engine.core.images: safe loading, clear errors, the bundled samples.
 
 Every bad file is made here, inside tmp_path or in memory.
 """
@@ -13,17 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from cnnviz_widgets.engine import images
-from cnnviz_widgets.engine.images import (
-    BadImage,
-    as_pil,
-    image_to_array,
-    load_image,
-    sample_image,
-    sample_images,
-    sample_info,
-    sample_names,
-)
+from cnnviz_widgets.engine.core import images
+from cnnviz_widgets.engine.core.images import BadImage, as_pil, image_to_array, load_image
+from cnnviz_widgets.engine.zoo import samples
+from cnnviz_widgets.engine.zoo.samples import sample_image, sample_images, sample_info, sample_names
 
 
 def _png_bytes(img: Image.Image, **kw) -> bytes:
@@ -492,9 +485,9 @@ def test_unknown_sample_lists_the_names():
 
 
 def test_sample_provenance_is_complete():
-    manifest = json.loads((images.SAMPLES_DIR / "samples.json").read_text())
-    readme = (images.SAMPLES_DIR / "README.md").read_text()
-    files = {p.name for p in images.SAMPLES_DIR.iterdir()}
+    manifest = json.loads((samples.SAMPLES_DIR / "samples.json").read_text())
+    readme = (samples.SAMPLES_DIR / "README.md").read_text()
+    files = {p.name for p in samples.SAMPLES_DIR.iterdir()}
     assert {e["name"] for e in manifest["samples"]} == set(sample_names())
     for name in sample_names():
         info = sample_info(name)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cnnviz_widgets.engine import judge as judging
-from cnnviz_widgets.engine.images import sample_image
-from cnnviz_widgets.engine.models import load_model
+from cnnviz_widgets.engine.optimize import judge as judging
+from cnnviz_widgets.engine.zoo.samples import sample_image
+from cnnviz_widgets.engine.zoo.models import load_model
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from cnnviz_widgets.engine.filters import first_layer_filters
-from cnnviz_widgets.engine.models import architecture
+from cnnviz_widgets.engine.inspect.filters import first_layer_filters
+from cnnviz_widgets.engine.zoo.models import architecture
 
 
 def test_alexnet_architecture_has_the_lectures_shapes():
@@ -31,7 +31,7 @@ def test_unknown_architecture_is_named():
 
 
 def test_neuron_pairs_puts_each_patch_beside_its_picture(shapes_net, shapes_data):
-    from cnnviz_widgets.engine.guided import neuron_pictures
+    from cnnviz_widgets.engine.attribution.guided import neuron_pictures
     from cnnviz_widgets.render import fit_tile
     from cnnviz_widgets.render.guided import neuron_pairs
 

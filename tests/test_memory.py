@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cnnviz_widgets.engine import memory
+from cnnviz_widgets.engine.core import memory
 
 
 def test_parse_bytes_units_and_errors():
@@ -71,8 +71,8 @@ def test_effnet_backward_cost_matches_its_activations(effnet):
 
 
 def test_saliency_and_smoothgrad_agree_across_budgets(shapes_net, shapes_data, monkeypatch):
-    from cnnviz_widgets.engine.attribution import smoothgrad
-    from cnnviz_widgets.engine.saliency import saliency
+    from cnnviz_widgets.engine.attribution.base import smoothgrad
+    from cnnviz_widgets.engine.attribution.saliency import saliency
 
     images, labels, _ = shapes_data.arrays()
     x = torch.from_numpy(images[:6].copy()).permute(0, 3, 1, 2).float() / 255

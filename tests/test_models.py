@@ -11,10 +11,11 @@ import torchvision
 from torch import nn
 
 from cnnviz_widgets import load_model
-from cnnviz_widgets.engine import models
-from cnnviz_widgets.engine.images import sample_image
-from cnnviz_widgets.engine.models import ModelUnavailable, Network
-from cnnviz_widgets.engine.receptive_field import analytic_receptive_field, empirical_receptive_field
+from cnnviz_widgets.engine.zoo import models
+from cnnviz_widgets.engine.zoo.samples import sample_image
+from cnnviz_widgets.engine.zoo.models import ModelUnavailable
+from cnnviz_widgets.engine.core.network import Network
+from cnnviz_widgets.engine.core.receptive_field import analytic_receptive_field, empirical_receptive_field
 
 from .helpers import assert_restored, close_to_scale, hook_count
 
@@ -289,7 +290,7 @@ def test_engine_does_not_import_widget_or_plotting_libraries():
     import subprocess
     import sys
 
-    code = ("import sys, cnnviz_widgets.engine.models, cnnviz_widgets.engine.data, cnnviz_widgets.engine.images; "
+    code = ("import sys, cnnviz_widgets.engine.zoo.models, cnnviz_widgets.engine.zoo.data, cnnviz_widgets.engine.core.images; "
             "import pkgutil, importlib, cnnviz_widgets.engine as e\n"
             "for m in pkgutil.iter_modules(e.__path__):\n"
             "    if m.name != 'train_shapes': importlib.import_module('cnnviz_widgets.engine.' + m.name)\n"

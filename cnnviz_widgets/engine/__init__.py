@@ -35,9 +35,9 @@ __all__ = ["TECHNIQUES"]
 
 def __getattr__(name: str):
     # The registry imports every technique: loaded on first use, so `import
-    # cnnviz_widgets.engine.models` stays light.
+    # cnnviz_widgets.engine.zoo.models` stays light.
     if name == "TECHNIQUES":
-        from .techniques import TECHNIQUES
+        from .techniques import TECHNIQUES  # deferred: the registry imports every technique
 
         return TECHNIQUES
     raise AttributeError(f"module 'cnnviz_widgets.engine' has no attribute {name!r}")

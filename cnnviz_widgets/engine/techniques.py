@@ -17,8 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from . import (activations, adversarial, ascent, deepdream, embedding, features, filters, gradcam, guided,
-               integrated_gradients, inversion, occlusion, patches, saliency)
+from .attribution import gradcam, guided, integrated_gradients, occlusion, saliency
+from .inspect import activations, embedding, features, filters, patches
+from .optimize import adversarial, ascent, deepdream, inversion
 
 __all__ = ["Technique", "TECHNIQUES", "SUBJECTS"]
 

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from . import solutions as S
-from .harness import (Case, Checker, Mistake, failure, tensors_close, as_array, check_finite, check_shape,
-                      generic_numeric, relative_difference)
+from .harness import (Case, Checker, Mistake, as_array, check_finite, check_shape, failure, generic_numeric,
+                      relative_difference, tensors_close)
 
 __all__ = ["CHECKERS", "checker"]
 
@@ -28,7 +28,7 @@ __all__ = ["CHECKERS", "checker"]
 
 @lru_cache(maxsize=None)
 def _net(name: str):
-    from ..engine.models import load_model
+    from ..engine.zoo.models import load_model
 
     return load_model(name)
 
@@ -43,7 +43,7 @@ def _effnet():
 
 @lru_cache(maxsize=None)
 def _shapes_items(seed: int = 2024, n: int = 20):
-    from ..engine.data import load_dataset
+    from ..engine.zoo.data import load_dataset
 
     data = load_dataset("shapes", n=n, seed=seed)
     return [data[i] for i in range(n)], list(data.classes)
@@ -63,7 +63,7 @@ def _shape_image(i: int, device):
 def _photo(name: str, height: int, width: int, device) -> torch.Tensor:
     from PIL import Image
 
-    from ..engine.images import sample_image
+    from ..engine.zoo.samples import sample_image
 
     return _to_tensor(sample_image(name).convert("RGB").resize((width, height), Image.BICUBIC), device)
 
@@ -253,7 +253,7 @@ class FilterTiles(NumericChecker):
     )
 
     def build_cases(self):
-        from ..engine.filters import first_layer_filters
+        from ..engine.inspect.filters import first_layer_filters
 
         g = _gen(101)
         flat = torch.randn(5, 3, 4, 4, generator=g)

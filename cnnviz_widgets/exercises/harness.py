@@ -500,7 +500,7 @@ class Checker:
             return CheckResult(self.name, NOT_DONE, self.not_done_message(), "not_done", "not done yet")
         from contextlib import ExitStack
 
-        from ..engine.models import load_model
+        from ..engine.zoo.models import load_model
 
         with ExitStack() as held:
             for model in self.models:

@@ -1,6 +1,6 @@
 """Drawing activations (lesson 04): feature maps as grey tiles, one map over the image.
 
-The engine (`cnnviz_widgets.engine.activations`) computes the maps; this turns
+The engine (`cnnviz_widgets.engine.inspect.activations`) computes the maps; this turns
 them into pictures.
 """
 
@@ -12,7 +12,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import heatmap_overlay, normalize as _normalize, tile_grid as _tile_grid
+from . import heatmap_overlay
+from . import normalize as _normalize
+from . import tile_grid as _tile_grid
 from .filters import frame_tile
 
 __all__ = ["activation_grid", "channel_overlay"]

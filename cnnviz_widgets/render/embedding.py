@@ -1,7 +1,7 @@
 """Drawing a 2-D map of a feature space (lesson 03): the points of a PCA or t-SNE
 embedding coloured by class, with thumbnails, as the lecture shows it.
 
-The engine (`cnnviz_widgets.engine.embedding`) computes the coordinates; this turns
+The engine (`cnnviz_widgets.engine.inspect.embedding`) computes the coordinates; this turns
 them into a picture.
 """
 

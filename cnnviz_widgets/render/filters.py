@@ -1,6 +1,6 @@
 """Drawing convolution weights (lesson 01): filters as colour tiles, 0 as mid-grey.
 
-The engine (`cnnviz_widgets.engine.filters`) picks the weights; this turns them
+The engine (`cnnviz_widgets.engine.inspect.filters`) picks the weights; this turns them
 into pictures. Weights are signed, so they are drawn with 0 as mid-grey: a
 filter's positive and negative lobes look like light and dark (or like a colour
 and its opposite).

@@ -1,7 +1,7 @@
 """Drawing guided backprop pictures of neurons (lesson 08): each neuron's receptive-field
 patch next to its guided (or deconvnet, or plain) gradient, cut to the same field and
 enlarged in whole pixels, so that which edge of the patch the picture keeps is plain
-to see. The engine (`cnnviz_widgets.engine.guided.neuron_pictures`) computes them.
+to see. The engine (`cnnviz_widgets.engine.attribution.guided.neuron_pictures`) computes them.
 """
 
 from __future__ import annotations

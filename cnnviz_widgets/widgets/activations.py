@@ -10,8 +10,8 @@ import ipywidgets as W
 import numpy as np
 
 from .. import render
-from ..engine import activations as A
-from ..engine.models import Network
+from ..engine.core.network import Network
+from ..engine.inspect import activations as A
 from ..render import activations as RA
 from . import compat
 from .base import App, single_step

@@ -7,7 +7,7 @@ import html
 import ipywidgets as W
 
 from .. import render
-from ..engine import adversarial
+from ..engine.optimize import adversarial
 from .compat import set_tooltip
 from .optimize_app import OptimizeApp
 

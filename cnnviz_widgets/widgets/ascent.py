@@ -16,10 +16,10 @@ from typing import Any
 import ipywidgets as W
 
 from .. import render
-from ..engine import ascent, judge
-from ..engine import patches as engine_patches
-from ..engine.models import Network, imagenet_classes, load_model
-from ..engine.optimize import SCHEDULES
+from ..engine.core.network import Network
+from ..engine.inspect import patches as engine_patches
+from ..engine.optimize import SCHEDULES, ascent, judge
+from ..engine.zoo.models import imagenet_classes, load_model
 from ..render.ascent import channel_comparison
 from .compat import set_tooltip
 from .controls import ChannelSlider, LayerPicker

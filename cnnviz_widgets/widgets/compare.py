@@ -17,12 +17,11 @@ from collections import OrderedDict
 
 import ipywidgets as W
 import numpy as np
-import torch
 
 from .. import quick_mode
-from ..engine import compare as C
-from ..engine import evaluation as E
-from ..engine.adversarial import predicted_class
+from ..engine.evaluation import compare as C
+from ..engine.evaluation import scores as E
+from ..engine.optimize.adversarial import predicted_class
 from ..render.attributions import attribution_grid
 from .base import App
 
@@ -52,7 +51,7 @@ class CompareApp(App):
         super().__init__(model, pickers=("model", "image", "class"), threaded=threaded)
         if image is not None:
             if mask is not None and not isinstance(image, str):
-                from ..engine.images import as_pil
+                from ..engine.core.images import as_pil
 
                 self.guarded(self.image_picker.add_image, later=True)("your image", as_pil(image), mask=mask)
             else:

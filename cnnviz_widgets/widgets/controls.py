@@ -16,9 +16,10 @@ import ipywidgets as W
 import numpy as np
 from PIL import Image
 
-from ..engine import models
-from ..engine.data import load_dataset
-from ..engine.images import BadImage, as_pil, load_image, sample_image, sample_names
+from ..engine.core.images import BadImage, as_pil, load_image
+from ..engine.zoo import models
+from ..engine.zoo.data import load_dataset
+from ..engine.zoo.samples import sample_image, sample_names
 from . import compat
 
 __all__ = ["ModelPicker", "DatasetPicker", "ImagePicker", "ImageUpload", "LayerPicker", "ChannelSlider", "ClassPicker", "resolve_network",
@@ -148,7 +149,7 @@ class ImageUpload(W.FileUpload):
 def _shape_examples(count: int = 4) -> dict[str, tuple[Image.Image, np.ndarray]]:
     """A few synthetic shapes (what the ``shapes`` model knows), offered beside the
     photos, each with its ground-truth object mask (lesson 13 scores maps against it)."""
-    from ..engine.shapes import ShapesDataset
+    from ..engine.zoo.shapes import ShapesDataset
 
     data = ShapesDataset(count, seed=404)
     return {f"shape: {data.classes[item.label]}": (item.image, item.mask) for item in data}

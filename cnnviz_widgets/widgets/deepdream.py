@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipywidgets as W
 
 from .. import render
-from ..engine import deepdream
+from ..engine.optimize import deepdream
 from .controls import LayerPicker
 from .optimize_app import OptimizeApp
 

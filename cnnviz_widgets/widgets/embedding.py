@@ -7,8 +7,8 @@ import html
 import ipywidgets as W
 import numpy as np
 
-from ..engine import features as F
-from ..engine.embedding import Embedding, embed, knn_accuracy, thumbnail_positions
+from ..engine.inspect import features as F
+from ..engine.inspect.embedding import Embedding, embed, knn_accuracy, thumbnail_positions
 from ..render.embedding import map_figure
 from .base import App
 from .controls import LayerPicker

@@ -9,8 +9,8 @@ import ipywidgets as W
 import numpy as np
 
 from .. import render
-from ..engine import filters as F
-from ..engine.models import Network
+from ..engine.core.network import Network
+from ..engine.inspect import filters as F
 from ..render import filters as RF
 from . import compat
 from .base import App

@@ -12,8 +12,9 @@ import html
 
 import ipywidgets as W
 
-from ..engine import checks, guided
-from ..engine import models
+from ..engine.attribution import guided
+from ..engine.core import checks
+from ..engine.zoo import models
 from ..render.guided import neuron_pairs
 from .base import App, single_step
 from .controls import ChannelSlider, LayerPicker

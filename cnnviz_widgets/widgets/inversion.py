@@ -7,8 +7,8 @@ import html
 import ipywidgets as W
 
 from .. import render
-from ..engine import inversion
-from ..engine.progress import Progress
+from ..engine.core.progress import Progress
+from ..engine.optimize import inversion
 from .optimize_app import OptimizeApp
 
 __all__ = ["InversionApp"]

@@ -9,8 +9,8 @@ import numpy as np
 from PIL import Image
 
 from .. import render
-from ..engine import features as F
-from ..engine.neighbors import METRICS, nearest_neighbors
+from ..engine.inspect import features as F
+from ..engine.inspect.neighbors import METRICS, nearest_neighbors
 from .base import App
 from .controls import ImageUpload, LayerPicker
 

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from .. import render
-from ..engine import occlusion as occ
-from ..engine.adversarial import predicted_class
-from ..engine.targets import ClassLogit, ClassProbability
+from ..engine.attribution import occlusion as occ
+from ..engine.core.targets import ClassLogit, ClassProbability
+from ..engine.optimize.adversarial import predicted_class
 from . import compat
 from .base import App, single_step
 

@@ -14,9 +14,9 @@ import ipywidgets as W
 import numpy as np
 
 from .. import render
-from ..engine import checks
-from ..engine import patches as engine
-from ..engine.models import Network
+from ..engine.core import checks
+from ..engine.core.network import Network
+from ..engine.inspect import patches as engine
 from .base import App
 from .controls import ChannelSlider, LayerPicker
 

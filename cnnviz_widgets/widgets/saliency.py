@@ -14,10 +14,10 @@ import numpy as np
 import torch
 
 from .. import quick_mode, render
-from ..engine.adversarial import predicted_class
-from ..engine.images import sample_images
-from ..engine.attribution import smoothgrad
-from ..engine.saliency import saliency
+from ..engine.attribution.base import smoothgrad
+from ..engine.attribution.saliency import saliency
+from ..engine.optimize.adversarial import predicted_class
+from ..engine.zoo.samples import sample_images
 from .base import App, single_step
 
 __all__ = ["SaliencyApp"]

@@ -19,6 +19,8 @@ from typing import Iterator
 
 import ipywidgets as W
 
+from .runner import Runner
+
 CAPTION = ("A still of the app with the lesson's settings. The app is live in Jupyter: run "
            "the lesson (Binder, Colab or your own JupyterLab) to turn its knobs.")
 NO_PICTURE = "(no picture yet: the app draws one when you press its Run button)"
@@ -30,8 +32,6 @@ def still_bundle(app, timeout: float = 600, run_if_blank: bool = True) -> dict[s
     An app whose picture waits for its Run button (the optimisation apps) would be a
     still without a picture: with `run_if_blank` its one Run button is pressed first, so
     the still shows the figure the app makes with the lesson's settings."""
-    from .base import Runner  # base imports this module lazily; no cycle at import time
-
     runners = [r for r in [getattr(app, "runner", None)] if isinstance(r, Runner)]
     runners += [r for r in descendants(app, Runner) if all(r is not known for known in runners)]
     for runner in runners:

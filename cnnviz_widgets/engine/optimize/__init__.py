@@ -12,17 +12,26 @@
 `loop`             `optimize_iter` / `optimize`: the one loop, yielding `Progress`
 =================  ==========================================================
 
-Gradient ascent (`engine.ascent`), fooling (`engine.adversarial`), DeepDream
-(`engine.deepdream`) and inversion (`engine.inversion`) are each one call of the loop
-with a different start image, objective and constraint.
+The recipes on the loop, each one call of it with a different start image, objective and
+constraint:
+
+=================  ==========================================================
+`ascent`           09: a picture for a class or a unit (`visualize_class`, `visualize_channel`)
+`adversarial`      10: fooling images, FGSM, PGD
+`deepdream`        11: DeepDream (octaves, jitter)
+`inversion`        12: an image from a layer's features
+`judge`            09, 10: an independent network's verdict on a picture
+`frequency`        09: how much of a picture's energy is fine detail
+=================  ==========================================================
+
+`optimize` imports `core` and `zoo`; its recipes import its pieces.
 """
 
 from . import objectives
 from .loop import OPTIMIZERS, SCHEDULES, Diverged, OptimizeResult, optimize, optimize_iter
-from .param import (COLOR_CORRELATION_SQRT, PARAMETRISATIONS, FourierParam, PixelParam, decorrelated_to_rgb,
-                    make_param, rgb_to_decorrelated)
-from .regularizers import (AlphaNorm, Blur, Clip, ClipContribution, ClipNorm, L2, LinfBall, Regularizer,
-                           TotalVariation)
+from .param import (COLOR_CORRELATION_SQRT, PARAMETRISATIONS, FourierParam, PixelParam, decorrelated_to_rgb, make_param,
+                    rgb_to_decorrelated)
+from .regularizers import L2, AlphaNorm, Blur, Clip, ClipContribution, ClipNorm, LinfBall, Regularizer, TotalVariation
 from .transforms import Jitter, Pad, RandomCrop, RandomRotate, RandomScale, standard_transforms
 
 __all__ = [

@@ -21,8 +21,8 @@ from typing import Callable, Iterator, Sequence
 
 import torch
 
-from .. import checks
-from ..progress import Progress, StopCheck, run_to_end
+from ..core import checks
+from ..core.progress import Progress, StopCheck, run_to_end
 from .objectives import LOGITS, Objective
 from .regularizers import Regularizer
 

@@ -22,7 +22,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ..targets import ClassLogit, Neuron, Target
+from ..core.targets import ClassLogit, Neuron, Target
 
 __all__ = [
     "Objective",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import checks
+from ..core import checks
 
 __all__ = ["PARAMETRISATIONS", "COLOR_CORRELATION_SQRT", "decorrelated_to_rgb", "rgb_to_decorrelated",
            "PixelParam", "FourierParam", "make_param"]

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import torch
 
-from .. import checks
-from ..blur import gaussian_blur
+from ..core import checks
+from ..core.blur import gaussian_blur
 from .param import PixelParam
 
 __all__ = ["Regularizer", "L2", "TotalVariation", "AlphaNorm", "Blur", "Clip", "LinfBall", "GreyBelowPercentile",

@@ -20,7 +20,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from .. import checks
+from ..core import checks
 
 __all__ = ["Pad", "Jitter", "RandomScale", "RandomRotate", "RandomCrop", "standard_transforms"]
 

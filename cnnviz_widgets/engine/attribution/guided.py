@@ -1,0 +1,298 @@
+"""Guided backpropagation (Springenberg et al. 2015), the deconvnet (Zeiler & Fergus
+2014) and plain gradients: one mechanism, three backward rules for the rectifiers.
+Lesson ``08_guided_backprop``.
+
+Inside ``with backprop_rule(net, rule):`` every ``nn.ReLU`` and ``nn.ReLU6`` (also the
+ReLU6 that timm's ``BatchNormAct2d`` applies as its ``act`` module) keeps its forward
+value but gets a new backward:
+
+* plain:     the true derivative (ReLU: pass where input > 0; ReLU6: 0 < input < 6)
+* deconvnet: pass only where the incoming gradient > 0 (the input is ignored)
+* guided:    both: where the true derivative passes AND the incoming gradient > 0
+
+It works by a forward hook on each rectifier that re-applies it through an autograd
+Function with that backward; the hooks are removed when the block ends, also on error.
+
+`guided_backprop(net, image, target, rule=...)` is an attribution method like saliency
+(an `Attribution`; any target, a `Neuron` included; SmoothGrad over it with
+``attribution.smoothgrad(guided_backprop, ...)``); `neuron_gradient(net, image, layer,
+channel)` is lesson 08's picture of one unit, at its strongest position by default.
+
+Also here: Adebayo et al. (2018)'s model-randomisation sanity check.
+"""
+
+from __future__ import annotations
+
+import copy
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..core import checks
+from ..core.network import Network, lock_for
+from ..core.progress import Progress, StopCheck, run_to_end
+from ..core.targets import Neuron, Target
+from ..inspect.patches import crop_patch, crop_pixels
+from .base import Attribution, batched_iter, input_gradient
+from .saliency import saliency
+
+__all__ = [
+    "RULES",
+    "backprop_rule",
+    "guided_backprop",
+    "guided_backprop_iter",
+    "neuron_gradient",
+    "top_positions",
+    "NeuronPicture",
+    "neuron_pictures",
+    "randomisation_test",
+    "RandomisationResult",
+    "reinitialise",
+    "layer_parameters",
+]
+
+RULES = ("guided", "deconvnet", "plain")
+
+
+class _Rectifier(torch.autograd.Function):
+    """clamp(x, 0, upper) forward; the chosen rule backward."""
+
+    @staticmethod
+    def forward(ctx, x, upper, rule):
+        ctx.save_for_backward(x)
+        ctx.upper, ctx.rule = upper, rule
+        return x.clamp(0, upper) if upper is not None else x.clamp_min(0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        if ctx.rule == "deconvnet":
+            return grad.clamp_min(0), None, None
+        passes = x > 0
+        if ctx.upper is not None:
+            passes = passes & (x < ctx.upper)  # ReLU6 is flat above 6 too
+        g = grad * passes
+        if ctx.rule == "guided":
+            g = g.clamp_min(0)
+        return g, None, None
+
+
+def _upper(module: nn.Module) -> float | None:
+    if isinstance(module, nn.ReLU6):
+        return 6.0
+    return None
+
+
+@contextmanager
+def backprop_rule(net: nn.Module, rule: str = "guided") -> Iterator[nn.Module]:
+    """Give every ReLU / ReLU6 module of `net` the `rule` backward inside the block."""
+    rule = checks.choice(rule, "rule", RULES)
+    handles = []
+
+    def hook(module, inputs, _output):
+        return _Rectifier.apply(inputs[0], _upper(module), rule)
+
+    with lock_for(net):  # the rule applies to this thread's passes only
+        try:
+            for m in net.modules():
+                if isinstance(m, (nn.ReLU, nn.ReLU6)):
+                    handles.append(m.register_forward_hook(hook))
+            yield net
+        finally:
+            for h in handles:
+                h.remove()
+
+
+def _explain(net: Network, x: torch.Tensor, target: Target, rule: str = "guided") -> Attribution:
+    # The rule's hooks go on before forward_to's stop hook, so the target sees the rule's output.
+    with backprop_rule(net, rule):
+        gradient = input_gradient(net, x, target)
+    return Attribution(map=gradient.abs().amax(dim=1).cpu(), per_channel=gradient.cpu(),
+                       method="guided backprop" if rule == "guided" else rule, extra={"rule": rule})
+
+
+def guided_backprop_iter(net: Network, image, target: Any, *, rule: str = "guided", batch_size: int | None = None,
+                         should_stop: StopCheck = None) -> Iterator[Progress[Attribution]]:
+    """`guided_backprop`, `batch_size` images at a time, yielding `Progress` after each batch."""
+    return batched_iter(_explain, net, image, target, batch_size=batch_size, should_stop=should_stop,
+                        what="guided backprop", rule=checks.choice(rule, "rule", RULES))
+
+
+def guided_backprop(net: Network, image, target: Any, *, rule: str = "guided", batch_size: int | None = None) -> Attribution:
+    """The gradient image of `target` under `rule`: a class score (index, name, one per
+    image) or any `Target`, e.g. ``Neuron("conv5", 3, (6, 6))`` for one unit.
+    ``.per_channel`` is the gradient image N x 3 x H x W; ``.map`` its max |.| over colours."""
+    return run_to_end(guided_backprop_iter(net, image, target, rule=rule, batch_size=batch_size))
+
+
+def _strongest(net: Network, x: torch.Tensor, layer: str, channel: int, k: int) -> list[tuple[int, int, float]]:
+    with net.guard(), torch.no_grad():
+        out = net.forward_to(x, layer)
+    checks.channel(net, layer, channel, channels=out.shape[1])
+    if out.dim() != 4:
+        return [(0, 0, float(out.reshape(1, -1)[0, channel]))]
+    fmap = out[0, channel]
+    values, idx = fmap.flatten().topk(min(k, fmap.numel()))
+    return [(int(i) // fmap.shape[1], int(i) % fmap.shape[1], float(v)) for v, i in zip(values, idx)]
+
+
+def neuron_gradient(net: Network, image, layer: str, channel: int, *, position: tuple[int, int] | None = None,
+                    rule: str = "guided") -> Attribution:
+    """The gradient image of one neuron of `layer` for one image: its `channel` at
+    `position` (default: where that channel is strongest in this image) under `rule`.
+    ``.extra``: ``layer``, ``channel`` and ``position`` ((row, col); None for a vector layer)."""
+    layer = checks.layer(net, layer)
+    x = net.as_batch(image, single=True, what="neuron_gradient")
+    with net.guard(), torch.no_grad():
+        out = net.forward_to(x, layer)
+    channel = checks.channel(net, layer, channel, channels=out.shape[1])
+    if out.dim() != 4:
+        position = None
+    elif position is None:
+        position = divmod(int(out[0, channel].argmax()), out.shape[-1])
+    else:
+        position = checks.position(position, tuple(out.shape[2:]))
+    result = guided_backprop(net, x, Neuron(layer, channel, position), rule=rule)
+    result.extra.update(layer=layer, channel=channel, position=position)
+    return result
+
+
+def top_positions(net: Network, image, layer: str, channel: int, k: int = 4) -> list[tuple[int, int, float]]:
+    """The k strongest (row, col, activation) of a channel in this image, strongest first.
+    A vector layer (fc) has one position: (0, 0)."""
+    layer = checks.layer(net, layer)
+    x = net.as_batch(image, single=True, what="top_positions")
+    return _strongest(net, x, layer, channel, checks.integer(k, "k", low=1))
+
+
+@dataclass
+class NeuronPicture:
+    """One activating position of a channel: where (row, col), how strongly, the
+    receptive-field crop of the image (uint8 S x S x 3, grey-padded at borders, as
+    `patches.crop_patch` gives) and of the gradient image (3 x S x S float on the CPU,
+    zero-padded)."""
+
+    position: tuple[int, int]
+    activation: float
+    crop: np.ndarray
+    gradient: torch.Tensor
+
+
+def neuron_pictures(net: Network, image, layer: str, channel: int, k: int = 4,
+                    rule: str = "guided") -> list[NeuronPicture]:
+    """For the k strongest positions of `channel` in this image, the gradient image of
+    that neuron under `rule`, cut to its receptive field next to the image's crop
+    (the crops reuse lesson 05's `patches.crop_patch` / `crop_pixels`)."""
+    x = net.as_batch(image, single=True, what="neuron_pictures")
+    rf = net.receptive_field(layer)
+    pictures = []
+    for r, c, value in top_positions(net, x, layer, channel, k):
+        grad = neuron_gradient(net, x, layer, channel, position=None if rf.is_global else (r, c),
+                               rule=rule).per_channel[0]
+        hwc = grad.permute(1, 2, 0).numpy()
+        cut = crop_pixels(hwc, rf, r, c, fill=np.float32(0)).transpose(2, 0, 1)
+        pictures.append(NeuronPicture((r, c), value, crop_patch(net, x, rf, r, c), torch.from_numpy(cut.copy())))
+    return pictures
+
+
+# --- the sanity check ----------------------------------------------------------------
+
+def layer_parameters(net: Network) -> dict[str, list[nn.Module]]:
+    """For each readable layer, the modules with parameters that run after the previous
+    layer and up to it (so AlexNet's conv1 owns features.0, its ReLU having none)."""
+    owned, seen = {}, set()
+    for layer in net.layers:
+        leaves, _ = net.executed_leaves(layer)
+        mods = []
+        for _name, m in leaves:
+            if id(m) not in seen and any(True for _ in m.parameters(recurse=False)):
+                mods.append(m)
+            seen.add(id(m))
+        owned[layer] = mods
+    return owned
+
+
+def reinitialise(modules: Sequence[nn.Module], generator: torch.Generator) -> None:
+    """Replace every parameter by Gaussian noise with that tensor's own mean and spread:
+    the layer forgets what it learnt but keeps its scale (activations neither vanish nor blow up)."""
+    with torch.no_grad():
+        for m in modules:
+            for p in m.parameters(recurse=False):
+                mean, std = p.mean(), (p.std() if p.numel() > 1 else p.abs().mean())
+                noise = torch.randn(p.shape, generator=generator, dtype=p.dtype, device="cpu").to(p.device)
+                p.copy_(mean + std * noise)
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.stats import spearmanr  # deferred: scipy.stats is heavy and only this check needs it
+
+    rho = spearmanr(a.ravel(), b.ravel()).statistic
+    return float(0.0 if np.isnan(rho) else rho)
+
+
+def _as_map(result) -> torch.Tensor:
+    """A method's output for one image -> H x W importance: an `Attribution`'s map, or
+    for a method returning a plain tensor its |.| max over channels, as saliency."""
+    if isinstance(result, Attribution):
+        return result.map[0].detach().float().cpu()
+    m = result.detach().float().cpu()
+    if m.dim() == 4:
+        m = m[0]
+    if m.dim() == 3:
+        m = m.abs().amax(0)
+    return m
+
+
+METHODS: dict[str, Callable[..., Attribution]] = {
+    "saliency": lambda net, image, target: saliency(net, image, target),
+    "guided": lambda net, image, target: guided_backprop(net, image, target, rule="guided"),
+    "deconvnet": lambda net, image, target: guided_backprop(net, image, target, rule="deconvnet"),
+}
+
+
+@dataclass
+class RandomisationResult:
+    """stages[i] names the layers re-initialised so far ("original" first); for each
+    method, its Spearman correlation with the original map at each stage, and the maps
+    (H x W tensors on the CPU)."""
+
+    stages: list[str]
+    correlations: dict[str, list[float]]
+    maps: dict[str, list[torch.Tensor]]
+
+
+def randomisation_test(net: Network, image, target, methods: Sequence[str] | dict = ("saliency", "guided"),
+                       layers_top_down: Sequence[str] | None = None, seed: int = 0) -> RandomisationResult:
+    """Adebayo et al. 2018 ("Sanity Checks for Saliency Maps", arXiv:1810.03292):
+    re-initialise layers cumulatively from the top down on a COPY of the network and
+    measure how much each method's map changes (Spearman rank correlation with the
+    original map). A method that explains the model should change when the model is
+    destroyed. `net` itself is never modified. `methods`: names in `METHODS`, or
+    {name: method(net, image, target) -> Attribution}."""
+    x = net.as_batch(image, single=True, what="randomisation_test")
+    target = net.class_index(target)
+    if isinstance(methods, dict):
+        chosen = dict(methods)
+    else:
+        chosen = {checks.choice(m, "method", tuple(METHODS)): METHODS[m] for m in methods}
+    for name in chosen:
+        if not callable(chosen[name]):
+            raise ValueError(f"method {name!r} is not callable")
+    layers = [checks.layer(net, layer) for layer in
+              (layers_top_down if layers_top_down is not None else reversed(net.layers))]
+    probe = copy.deepcopy(net)
+    owned = layer_parameters(probe)
+    generator = torch.Generator().manual_seed(checks.integer(seed, "seed"))
+    maps = {name: [_as_map(fn(probe, x, target))] for name, fn in chosen.items()}
+    stages = ["original"]
+    for layer in layers:
+        reinitialise(owned[layer], generator)
+        stages.append(layer)
+        for name, fn in chosen.items():
+            maps[name].append(_as_map(fn(probe, x, target)))
+    correlations = {name: [_spearman(ms[0].numpy(), m.numpy()) for m in ms] for name, ms in maps.items()}
+    return RandomisationResult(stages, correlations, maps)

@@ -1,0 +1,344 @@
+"""The `Network`: a classifier that takes [0, 1] pixels and knows how to be looked inside.
+
+Every technique receives a `Network` (`engine.models.load_model` gives one; a
+hand-made one comes from `engine.models.build_network` or the constructor). It owns
+what every technique needs and none should write twice: the one image entry path
+(`as_batch`), readable layer names (`layers`, `check_layer`, `layer_path`), running
+only as far as a layer (`forward_to`), recording layer outputs (`capture`), the state
+guard every technique runs inside (`guard`), and each layer's receptive field.
+Normalisation lives inside the network, so gradients, budgets like 8/255 and
+optimised images are all in plain pixel units.
+"""
+
+from __future__ import annotations
+
+import difflib
+import threading
+import weakref
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.transforms import functional as TF
+
+from . import checks
+from .images import as_pil, load_image
+from .receptive_field import ReceptiveField, analytic_receptive_field
+
+__all__ = ["Network", "lock_for"]
+
+
+class _StopForward(Exception):
+    def __init__(self, output):
+        self.output = output
+
+
+# Re-entrant, per network, kept outside the module so deep copies (lesson 08's
+# randomised networks) neither fail on a lock nor share one.
+_LOCKS: "weakref.WeakKeyDictionary[nn.Module, threading.RLock]" = weakref.WeakKeyDictionary()
+_LOCKS_LOCK = threading.Lock()
+
+
+def lock_for(net: nn.Module) -> threading.RLock:
+    """The re-entrant lock of one network (module): a thread holds it while hooks are on."""
+    with _LOCKS_LOCK:
+        lock = _LOCKS.get(net)
+        if lock is None:
+            lock = _LOCKS[net] = threading.RLock()
+        return lock
+
+
+class Network(nn.Module):
+    """A classifier that takes pixels in [0, 1] and knows how to be looked inside.
+
+    Layer names are readable (`conv1`..`conv5`, `fc6`..`fc8` for AlexNet-shaped nets;
+    `stage1`..`stage7`, `head`, `logits` for EfficientNet; see `LAYER_SCHEMES` in the
+    README) and listed in forward order by `layers`.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        model: nn.Module,
+        layer_paths: dict[str, str],
+        classes: Sequence[str],
+        mean: Sequence[float],
+        std: Sequence[float],
+        input_size: int,
+        resize_size: int,
+    ):
+        super().__init__()
+        self.name = name
+        self.model = model
+        self.classes = list(classes)
+        self.input_size = int(input_size)
+        self.resize_size = int(resize_size)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        _make_activations_out_of_place(model)
+        modules = dict(model.named_modules())
+        for layer, path in layer_paths.items():
+            if path not in modules:
+                raise ValueError(f"{name}: layer {layer!r} points to missing module {path!r}")
+        self._layer_paths = dict(layer_paths)
+        self._layer_modules = {k: modules[v] for k, v in layer_paths.items()}
+        self._rf_cache: dict[str, ReceptiveField] = {}
+        self.eval()
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    # -- basics
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Results live on the CPU; a network on a GPU takes them back without ceremony.
+        x = x.to(self.mean.device)
+        return self.model((x - self.mean) / self.std)
+
+    @property
+    def device(self) -> torch.device:
+        return self.mean.device
+
+    @property
+    def layers(self) -> list[str]:
+        return list(self._layer_paths)
+
+    def __repr__(self) -> str:  # the module tree is long; the name says what it is
+        return f"Network({self.name!r}, layers={self.layers}, classes={len(self.classes)})"
+
+    def module(self, layer: str) -> nn.Module:
+        """The module whose output is `layer`."""
+        self.check_layer(layer)
+        return self._layer_modules[layer]
+
+    def layer_path(self, layer: str) -> str:
+        """The dotted path of `layer`'s module inside `self.model` (``conv5`` -> ``features.11``)."""
+        self.check_layer(layer)
+        return self._layer_paths[layer]
+
+    def check_layer(self, layer: str) -> str:
+        """`layer` if the network has it; otherwise a ValueError listing the layers it has."""
+        if not isinstance(layer, str) or layer not in self._layer_paths:
+            close = difflib.get_close_matches(str(layer), self.layers, n=3)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise ValueError(
+                f"{self.name} has no layer {layer!r}.{hint} Its layers are: {', '.join(self.layers)}."
+            )
+        return layer
+
+    def class_index(self, target: int | str) -> int:
+        """A class given by index or by name (case-insensitive; a unique prefix will do)."""
+        n = len(self.classes)
+        if checks.is_integer(target):
+            return checks.index(target, "class index", n, f"{self.name} has classes")
+        if isinstance(target, str):
+            lowered = [c.lower() for c in self.classes]
+            key = target.strip().lower()
+            if key in lowered:
+                return lowered.index(key)
+            starts = [i for i, c in enumerate(lowered) if c.startswith(key)] if key else []
+            if len(starts) == 1:
+                return starts[0]
+            close = difflib.get_close_matches(key, lowered, n=3)
+            hint = f" Did you mean {', '.join(repr(self.classes[lowered.index(c)]) for c in close)}?" if close else ""
+            raise ValueError(f"{self.name} has no class named {target!r}.{hint}")
+        raise TypeError(f"a class is an index or a name, not {type(target).__name__}")
+
+    # -- pixels in and out
+    def preprocess(self, image, crop: bool = True) -> torch.Tensor:
+        """PIL image, uint8 HxWx3 array or [0,1] tensor -> 1x3xSxS tensor on the device.
+
+        The shorter side is resized to `resize_size`, then the centre `input_size`
+        square is cropped (the usual ImageNet evaluation transform).
+        """
+        if isinstance(image, torch.Tensor) and image.dim() == 4 and image.shape[-1] == image.shape[-2] == self.input_size:
+            return image.to(self.device, torch.float32)
+        pil = as_pil(image)
+        pil = TF.resize(pil, self.resize_size, interpolation=TF.InterpolationMode.BICUBIC)
+        if crop:
+            pil = TF.center_crop(pil, self.input_size)
+        return TF.to_tensor(pil).unsqueeze(0).to(self.device)
+
+    def preprocess_mask(self, mask: np.ndarray, crop: bool = True) -> np.ndarray:
+        """Apply the exact resize and crop of `preprocess` to a boolean mask."""
+        m = torch.as_tensor(np.asarray(mask, dtype=np.uint8))[None]
+        h, w = m.shape[-2:]
+        m = TF.resize(m, self.resize_size, interpolation=TF.InterpolationMode.NEAREST)
+        if crop:
+            m = TF.center_crop(m, self.input_size)
+        return m[0].numpy().astype(bool)
+
+    def as_batch(self, image, *, single: bool = False, size: int | None = None,
+                 what: str = "this technique") -> torch.Tensor:
+        """The one way an image enters a technique: -> N x 3 x H x W float on the device, detached.
+
+        `image`: a PIL image, a uint8 H x W x 3 array or the bytes of an image file go
+        through `preprocess` (the model's resize and centre crop); a [0, 1] tensor
+        (3 x H x W or N x 3 x H x W, any size) is used as it is. Values must be finite.
+        `single` insists on exactly one image; `size` resizes the result to
+        size x size pixels (smoothly, at least 16), for techniques that run at a size of
+        their own (DeepDream, inversion).
+        """
+        if isinstance(image, (bytes, bytearray, memoryview)):
+            image = load_image(bytes(image), name="the uploaded file")  # BadImage: a ValueError
+        x = image if isinstance(image, torch.Tensor) else self.preprocess(image)
+        if x.dim() == 3:
+            x = x.unsqueeze(0)
+        if x.dim() != 4 or x.shape[1] != 3 or (single and x.shape[0] != 1):
+            wanted = "one RGB image (1x3xHxW)" if single else "RGB images (Nx3xHxW)"
+            raise ValueError(f"{what} takes {wanted}, not a tensor of shape {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise TypeError(f"{what} takes [0, 1] float pixels; convert integer tensors with x.float() / 255")
+        x = x.detach().to(self.device, torch.float32)
+        if not torch.isfinite(x).all():
+            raise ValueError(f"the image given to {what} has NaN or infinite values")
+        if size is not None:
+            size = checks.integer(size, "size", low=16)
+            if tuple(x.shape[-2:]) != (size, size):
+                x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        return x
+
+    def fast_layout(self, x: torch.Tensor) -> torch.Tensor:
+        """x in the memory layout the network runs fastest in: channels-last on a CPU,
+        where oneDNN's convolutions and their backward are faster (EfficientNet-Lite0
+        forward+backward 1.35x, shapes 1.15x). Same values, differentiable; the
+        arithmetic differs only in summation order. May return x itself."""
+        if x.device.type == "cpu" and x.dim() == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def gradient_input(self, x: torch.Tensor) -> torch.Tensor:
+        """A fresh leaf copy of x in `fast_layout`, collecting its gradient: what the
+        gradient techniques differentiate with respect to (one copy, not two)."""
+        y = self.fast_layout(x.detach())
+        if y.data_ptr() == x.data_ptr():  # already in that layout: still a copy of its own
+            y = y.clone(memory_format=torch.preserve_format)
+        return y.requires_grad_(True)
+
+    @staticmethod
+    def deprocess(x: torch.Tensor) -> np.ndarray:
+        """A [0,1] image tensor (3xHxW or 1x3xHxW) -> uint8 HxWx3."""
+        x = x.detach()
+        if x.dim() == 4:
+            x = x[0]
+        return (x.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+
+    @torch.no_grad()
+    def predict(self, image, top: int = 5) -> list[tuple[str, float]]:
+        """The `top` classes for one image: [(name, probability)], most probable first."""
+        x = self.as_batch(image, single=True, what="predict")
+        top = checks.integer(top, "top", low=1)
+        with self.guard():
+            probs = self(x).softmax(-1)[0]
+        p, i = probs.topk(min(top, probs.numel()))
+        return [(self.classes[int(k)], float(v)) for v, k in zip(p, i)]
+
+    # -- state and hooks
+    @contextmanager
+    def guard(self) -> Iterator["Network"]:
+        """Eval mode and frozen parameters for the body; both restored afterwards.
+
+        Every technique runs inside this, so a lesson can never leave the model in
+        training mode or with parameters that collect gradients.
+        """
+        # One thread at a time per network: an app's worker thread and the notebook's
+        # next cell would otherwise see each other's hooks and mode changes.
+        with lock_for(self):
+            was_training = self.training
+            flags = [p.requires_grad for p in self.parameters()]
+            self.eval()
+            for p in self.parameters():
+                p.requires_grad_(False)
+            try:
+                yield self
+            finally:
+                self.train(was_training)
+                for p, f in zip(self.parameters(), flags):
+                    p.requires_grad_(f)
+
+    @contextmanager
+    def capture(self, layers: str | Sequence[str], detach: bool = False) -> Iterator[dict[str, torch.Tensor]]:
+        """Record the outputs of `layers` during forward passes in the body.
+
+        Yields a dict filled as the body runs; the hooks are removed on exit,
+        also when the body raises.
+        """
+        names = [layers] if isinstance(layers, str) else list(layers)
+        outputs: dict[str, torch.Tensor] = {}
+        handles = []
+        with lock_for(self):  # the hooks live only while this thread holds the network
+            try:
+                for name in names:
+                    def hook(_m, _inp, out, name=name):
+                        outputs[name] = out.detach() if detach else out
+                    handles.append(self.module(name).register_forward_hook(hook))
+                yield outputs
+            finally:
+                for h in handles:
+                    h.remove()
+
+    def forward_to(self, x: torch.Tensor, layer: str) -> torch.Tensor:
+        """Run the network only as far as `layer` and return its output."""
+        def stop(_m, _inp, out):
+            raise _StopForward(out)
+
+        with lock_for(self):  # another thread's forward must never meet this hook
+            handle = self.module(layer).register_forward_hook(stop)
+            try:
+                self(x)
+            except _StopForward as s:
+                return s.output
+            finally:
+                handle.remove()
+        raise RuntimeError(f"layer {layer!r} was never reached in the forward pass")
+
+    def layer_shape(self, layer: str) -> tuple[int, ...]:
+        """Output shape (without batch) of `layer` at the model's input size."""
+        with torch.no_grad(), self.guard():
+            out = self.forward_to(torch.zeros(1, 3, self.input_size, self.input_size, device=self.device), layer)
+        return tuple(out.shape[1:])
+
+    # -- geometry
+    def receptive_field(self, layer: str) -> ReceptiveField:
+        """Size, stride and offset of `layer`'s units in input pixels.
+
+        Analytic: the convolutions and poolings executed up to the layer, composed in
+        order (residual shortcuts and `downsample` branches do not widen the field and
+        are skipped). Checked against `empirical_receptive_field` in the tests.
+        """
+        self.check_layer(layer)
+        if layer not in self._rf_cache:
+            self._rf_cache[layer] = analytic_receptive_field(self, layer)
+        return self._rf_cache[layer]
+
+    def executed_leaves(self, layer: str) -> tuple[list[tuple[str, nn.Module]], bool]:
+        """Leaf modules run before `layer`'s output is ready, in execution order, as
+        (path, module); and whether the layer is past a global pooling (so it sees the
+        whole image). Found by one hooked forward pass under the network's lock."""
+        names = {id(m): n for n, m in self.model.named_modules()}
+        order: list[tuple[str, nn.Module]] = []
+        handles = []
+        self.module(layer)  # an unknown layer raises here, before any hook is set
+        # The hooks go on under the network's lock, so another thread's forward pass never
+        # runs through them (it would add its modules to `order`).
+        with torch.no_grad(), self.guard():
+            try:
+                for m in self.model.modules():
+                    if not list(m.children()):
+                        handles.append(m.register_forward_hook(
+                            lambda mod, i, o: order.append((names[id(mod)], mod))))
+                s = self.input_size
+                out = self.forward_to(torch.zeros(1, 3, s, s, device=self.device), layer)
+            finally:
+                for h in handles:
+                    h.remove()
+        # The target's own leaves finished before its hook stopped the pass.
+        return order, out.dim() < 4
+
+
+def _make_activations_out_of_place(model: nn.Module) -> None:
+    # In-place activations overwrite the tensors hooks capture and break guided backprop.
+    for m in model.modules():
+        if getattr(m, "inplace", False) is True:
+            m.inplace = False
