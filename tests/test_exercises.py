@@ -8,7 +8,7 @@ import torch
 import pytest
 
 from cnnviz_widgets.exercises import ExerciseFailed, check, names, solutions
-from cnnviz_widgets.exercises.checks import CHECKERS, checker
+from cnnviz_widgets.exercises.lessons import CHECKERS, checker
 
 from .exercise_mistakes import WRONG
 from .helpers import assert_restored, model_state
@@ -227,7 +227,7 @@ def test_the_exercises_package_imports_no_widget_or_plotting_library():
     import subprocess
     import sys
 
-    code = ("import sys, cnnviz_widgets.exercises.checks, cnnviz_widgets.exercises.notebooks\n"
+    code = ("import sys, cnnviz_widgets.exercises.lessons, cnnviz_widgets.exercises.notebooks\n"
             "bad = [m for m in sys.modules if m.split('.')[0] in ('ipywidgets', 'matplotlib')]\n"
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

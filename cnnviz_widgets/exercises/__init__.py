@@ -15,6 +15,13 @@ function is reported with the learner's own line, and a model left changed is pu
 and reported. With ``CNNVIZ_GRADING=1`` (an autograder) a check that does not pass
 raises `ExerciseFailed`.
 
+The package, by idea: `result` (what `check` returns), `checker` (cases, mistakes, and
+running the learner's function safely), `snapshot` (the model's state, put back after
+each call), `learner_errors` (the learner's own line and hints), `comparison` (numbers
+within a relative tolerance, generic slips), `fixtures` (the inputs), `kinds` (numeric,
+index and step checkers), `lessons/` (one module per lesson's checker, and the registry),
+`notebooks` (student and solution versions).
+
 `names()` lists the exercises in lesson order. The model solutions are in
 `cnnviz_widgets.exercises.solutions` (spoilers); docs/INSTRUCTORS.md explains why they
 are there and how to make student and solution versions of the notebooks.
@@ -27,7 +34,7 @@ import importlib
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
-    from .harness import CheckResult
+    from .result import CheckResult
 
 __all__ = ["check", "names", "lesson_of", "CheckResult", "ExerciseFailed"]
 
@@ -66,7 +73,7 @@ def check(name: str, fn: Callable) -> CheckResult:
     box in a notebook. Never raises, except in grading mode (``CNNVIZ_GRADING=1``),
     where a result that did not pass raises `ExerciseFailed` with its message.
     """
-    from .harness import ExerciseFailed, grading_mode
+    from .result import ExerciseFailed, grading_mode
 
     result = _check(name, fn)
     if grading_mode() and not result.passed:
@@ -75,7 +82,7 @@ def check(name: str, fn: Callable) -> CheckResult:
 
 
 def _check(name: str, fn: Callable) -> CheckResult:
-    from .harness import FAILED, CheckResult
+    from .result import FAILED, CheckResult
 
     if not isinstance(name, str) or name not in LESSONS:
         close = difflib.get_close_matches(str(name), names(), n=1)
@@ -86,7 +93,7 @@ def _check(name: str, fn: Callable) -> CheckResult:
         return CheckResult(name, FAILED, f"check({name!r}, ...) needs your function itself, e.g. "
                            f"`check({name!r}, {name})`; it got a {type(fn).__name__}.", "not_callable",
                            "not a function")
-    from .checks import checker
+    from .lessons import checker
 
     try:
         return checker(name).run(fn)
@@ -97,7 +104,7 @@ def _check(name: str, fn: Callable) -> CheckResult:
 
 
 def __getattr__(name: str):
-    # The harness imports torch: loaded on first use, so `python -m cnnviz_widgets.exercises` stays light.
+    # The checkers import torch: loaded on first use, so `python -m cnnviz_widgets.exercises` stays light.
     if name in ("CheckResult", "ExerciseFailed"):
-        return getattr(importlib.import_module(".harness", __name__), name)
+        return getattr(importlib.import_module(".result", __name__), name)
     raise AttributeError(f"module 'cnnviz_widgets.exercises' has no attribute {name!r}")
