@@ -1,7 +1,8 @@
 """The "Your turn" sections of lessons 01-13: where they sit, what they hold, and the two
 versions an instructor can hand out. The stored (student) notebooks themselves run under
 nbval with the stubs unfilled (testpaths); here the *solved* exercise cells run in a real
-kernel, in grading mode, so a check that does not pass fails the test."""
+kernel, and each check cell's value must be its full points (what nbgrader reads).
+tests/test_nbgrader.py runs nbgrader itself."""
 
 from __future__ import annotations
 
@@ -103,16 +104,19 @@ def test_the_command_writes_both_versions(tmp_path):
     for name, path in LESSONS.items():
         assert BEGIN in (solved / path.name).read_text()
         assert nbformat.read(handout / path.name, as_version=4) == nbformat.read(path, as_version=4)
+    missing = run("solution", "notebooks", str(tmp_path / "nowhere"), "--solutions", str(tmp_path / "none.py"))
+    assert missing.returncode == 1 and "no model solutions" in missing.stderr and not (tmp_path / "nowhere").exists()
     refused = run("solution", "notebooks", "notebooks")
     assert refused.returncode == 1 and "refusing to overwrite" in refused.stderr
     listing = run("list")
     assert listing.stdout.splitlines()[6] == "07_saliency_maps: saliency"
 
 
-def test_the_solved_exercise_cells_pass_every_check_in_a_kernel(monkeypatch):
-    """One kernel runs each lesson's solved exercise cell and its check cell, in grading
-    mode (a check that does not pass raises, so the cell errors). Only these cells: the
+def test_the_solved_exercise_cells_pass_every_check_in_a_kernel():
+    """One kernel runs each lesson's solved exercise cell and its check cell; each check's
+    plain-text value is its full points, with nothing on stderr. Only these cells: the
     stored lessons already run whole under nbval, and the exercise cells need nothing else."""
+    from cnnviz_widgets.exercises import POINTS
     from nbclient import NotebookClient
 
     cells = []
@@ -125,10 +129,10 @@ def test_the_solved_exercise_cells_pass_every_check_in_a_kernel(monkeypatch):
         "assert all(check(n, globals()[n]).passed for n in names())\nprint('all pass')"))
     nb = nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                                         "language": "python"}})
-    monkeypatch.setenv("CNNVIZ_GRADING", "1")
     NotebookClient(nb, timeout=300, kernel_name="python3").execute()
     outputs = [o for c in nb.cells for o in c.get("outputs", [])]
-    assert not [o for o in outputs if o.output_type == "error"]
+    assert not [o for o in outputs if o.output_type == "error" or o.get("name") == "stderr"]
     results = [o for o in outputs if o.output_type == "execute_result"]
-    assert len(results) == len(names()) and all("✓" in o.data["text/plain"] for o in results)
+    assert [float(o.data["text/plain"]) for o in results] == [POINTS[n] for n in names()]
+    assert all("✓" in o.data["text/html"] for o in results)
     assert "all pass" in "".join(o.get("text", "") for o in outputs)

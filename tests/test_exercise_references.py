@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from cnnviz_widgets.exercises import solutions as S
+from instructor import solutions as S
 
 from .conftest import make_random_alexnet
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import torch
 import pytest
 
-from cnnviz_widgets.exercises import ExerciseFailed, check, names, solutions
+from cnnviz_widgets.exercises import POINTS, check, names
+from instructor import solutions
 from cnnviz_widgets.exercises.lessons import CHECKERS, checker
 
 from .exercise_mistakes import WRONG
@@ -197,11 +198,64 @@ def test_switching_requires_grad_on_the_callers_image_is_a_note_not_a_failure():
     assert result.passed and result.notes and "requires_grad" in result.notes[0]
 
 
-def test_grading_mode_raises_on_failure_only(monkeypatch):
+def test_the_score_is_the_share_of_inputs_right_times_the_points():
+    """A partly right answer gets partial credit: filter_tiles without the guard for a flat
+    filter is right on 4 of its 5 inputs."""
+    def no_guard(weights):
+        lo = weights.amin(dim=(1, 2, 3), keepdim=True)
+        hi = weights.amax(dim=(1, 2, 3), keepdim=True)
+        return (weights - lo) / (hi - lo)
+
+    result = check("filter_tiles", no_guard)
+    assert not result.passed and result.diagnosis == "flat_filter"
+    assert [o.passed for o in result.outcomes] == [True, True, True, False, True]
+    assert result.outcomes[3].diagnosis == "flat_filter"
+    assert result.score == pytest.approx(4 / 5) and float(result) == pytest.approx(POINTS["filter_tiles"] * 4 / 5)
+    assert "4 of 5 inputs right" in str(result) and "✗ input 4" in str(result)
+    assert float(check("filter_tiles", no_guard, points=10)) == pytest.approx(8.0)
+    right = check("filter_tiles", solutions.filter_tiles)
+    assert right.score == 1 and float(right) == POINTS["filter_tiles"]
+    assert float(check("saliency", saliency)) == 0.0  # the stub: not done, no points
+
+
+def test_the_plain_text_of_a_result_is_the_number_nbgrader_reads():
+    from IPython.core.formatters import DisplayFormatter
+
+    result = check("total_variation", solutions.total_variation)
+    data, _ = DisplayFormatter().format(result)
+    assert float(data["text/plain"]) == POINTS["total_variation"]
+    assert "✓ total_variation" in data["text/html"] and "Score: 5 of 5 inputs right" in data["text/html"]
+
+
+def test_warnings_and_error_output_become_notes_never_stderr(capfd):
+    import os
+    import sys
+    import warnings
+
+    from cnnviz_widgets.exercises.lessons.total_variation import TotalVariationChecker  # noqa: F401
+
+    def noisy(image):
+        warnings.warn("a library complains", UserWarning)
+        print("from Python", file=sys.stderr)
+        os.write(2, b"from C++\n")
+        return solutions.total_variation(image)
+
+    result = check("total_variation", noisy)
+    out, err = capfd.readouterr()
+    assert err == "" and result.passed
+    notes = " ".join(result.notes)
+    assert "UserWarning: a library complains" in notes and "from Python" in notes and "from C++" in notes
+
+
+def test_grading_needs_no_environment_variable(monkeypatch):
+    """The score is the same whatever the environment: nothing for an instructor to forget."""
+    def wrong(image):
+        return solutions.total_variation(image) * 2
+
+    plain = check("total_variation", wrong)
     monkeypatch.setenv("CNNVIZ_GRADING", "1")
-    assert check("total_variation", solutions.total_variation).passed
-    with pytest.raises(ExerciseFailed, match="not done"):
-        check("saliency", saliency)
+    graded = check("total_variation", wrong)
+    assert float(plain) == float(graded) == 0.0 and graded.diagnosis == plain.diagnosis == "scaled"
 
 
 def test_a_result_shows_itself_as_escaped_html_and_as_text():
@@ -211,7 +265,7 @@ def test_a_result_shows_itself_as_escaped_html_and_as_text():
     result = check("total_variation", leaks_markup)
     html = result._repr_html_()
     assert "<script>" not in html and "&lt;script&gt;" in html and "your function raised" in html
-    assert str(result).startswith("✗ total_variation")
+    assert str(result).startswith("✗ total_variation") and "0 of 5 inputs right: 0 of 4 points" in str(result)
     passed = check("total_variation", solutions.total_variation)
     assert "correct" in passed._repr_html_() and str(passed).startswith("✓")
 

@@ -6,7 +6,9 @@
 
 The solution version marks each answer with nbgrader's ``### BEGIN SOLUTION`` /
 ``### END SOLUTION``, so nbgrader's ``generate_assignment`` also makes the student
-version from it. See docs/INSTRUCTORS.md.
+version from it. The answers come from the repository's ``instructor/solutions.py`` (not
+installed with the package): run it from a clone, or pass ``--solutions PATH``. See
+docs/INSTRUCTORS.md.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(version, help=text)
         p.add_argument("sources", nargs="+", help="notebooks, or folders of NN_*.ipynb")
         p.add_argument("out_dir", help="folder to write the notebooks into (created if missing)")
+        if version == "solution":
+            p.add_argument("--solutions", help="the model solutions' file (default: instructor/solutions.py of the "
+                           "repository, which a learner's install does not carry)")
     sub.add_parser("list", help="the exercises, in lesson order")
     args = parser.parse_args(argv)
     if args.command == "list":
@@ -35,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     from .notebooks import write_versions
 
     try:
-        paths = write_versions(args.sources, args.out_dir, args.command)
+        paths = write_versions(args.sources, args.out_dir, args.command, getattr(args, "solutions", None))
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -13,7 +13,7 @@ import torch
 
 from ..engine.zoo.models import load_model
 from .learner_errors import describe_exception, is_not_done, is_stub
-from .result import FAILED, NOT_DONE, PASSED, Candidates, CheckResult, Stop, failure
+from .result import FAILED, NOT_DONE, PASSED, CaseOutcome, Candidates, CheckResult, Stop, failure
 from .snapshot import ModelSnapshot
 
 __all__ = ["Case", "Mistake", "Checker", "clone_arg", "same_arg"]
@@ -153,36 +153,62 @@ class Checker:
                             f"{arg_name}.clone()`, or write `x = x - ...` instead of `x -= ...`.")
         return output, given
 
-    def run(self, fn: Callable) -> CheckResult:
+    def run(self, fn: Callable, points: float = 1.0) -> CheckResult:
+        """Try `fn` on every case; the result's score is the share of cases it got right."""
         if is_stub(fn):
-            return CheckResult(self.name, NOT_DONE, self.not_done_message(), "not_done", "not done yet")
+            return CheckResult(self.name, NOT_DONE, self.not_done_message(), "not_done", "not done yet",
+                               points=points)
         with ExitStack() as held:
             for model in self.models:
                 held.enter_context(load_model(model).guard())
-            return self._run(fn)
+            return self._run(fn, points)
 
-    def _run(self, fn: Callable) -> CheckResult:
+    def _run(self, fn: Callable, points: float) -> CheckResult:
+        """Every case is tried, each on its own (one that goes wrong does not stop the others),
+        so the score can give partial credit; the message explains the first that went wrong."""
         cases = self.cases()
         notes: list[str] = []
-        for number, case in enumerate(cases, 1):
+        values: list = []      # the converted answer of each case (None where there is none)
+        problems: list = []    # None (right), a Stop, or a Candidates, per case
+        for case in cases:
+            value = None
             try:
                 output, given = self.call(fn, case)
                 self.after_call(case, given, notes)
                 if output is None:
                     raise failure("returned_none", "your function returned None",
-                                "Your function returned None: is its `return` missing?")
+                                  "Your function returned None: is its `return` missing?")
                 value = self.convert(output, case, given)
                 self.judge(value, case)
+                problems.append(None)
             except Stop as stop:
-                return CheckResult(self.name, stop.status, stop.message, stop.key, stop.title,
-                                   None if stop.status == NOT_DONE else self.where(case, number), notes)
+                if stop.status == NOT_DONE:
+                    return CheckResult(self.name, NOT_DONE, stop.message, stop.key, stop.title, None, notes,
+                                       points=points)
+                problems.append(stop)
             except Candidates as found:
-                key = self.narrow(fn, found.keys, cases[number:])[0]
+                problems.append(found)
+            values.append(value)
+        outcomes, first = [], None
+        for number, (case, problem) in enumerate(zip(cases, problems), 1):
+            if problem is None:
+                outcomes.append(CaseOutcome(case.label, True))
+                continue
+            if isinstance(problem, Candidates):
+                key = self.narrow(problem.keys, list(zip(cases, values))[number:])[0]
                 mistake = next(m for m in self.mistakes if m.key == key)
-                return CheckResult(self.name, FAILED, mistake.explanation, mistake.key, mistake.title,
-                                   self.where(case, number), notes)
-        return CheckResult(self.name, PASSED, f"Your function agrees with the reference on all {len(cases)} inputs "
-                           f"({self.describe_cases()}).", None, "correct", None, notes)
+                key, title, message = mistake.key, mistake.title, mistake.explanation
+            else:
+                key, title, message = problem.key, problem.title, problem.message
+            outcomes.append(CaseOutcome(case.label, False, key, title))
+            if first is None:
+                first = (key, title, message, self.where(case, number))
+        if first is None:
+            return CheckResult(self.name, PASSED, f"Your function agrees with the reference on all {len(cases)} "
+                               f"inputs ({self.describe_cases()}).", None, "correct", None, notes,
+                               outcomes=outcomes, points=points)
+        key, title, message, where = first
+        return CheckResult(self.name, FAILED, message, key, title, where, notes, outcomes=outcomes, points=points)
 
     def not_done_message(self) -> str:
         return (f"Write the body of `{self.name}` in the cell above (in place of `raise NotImplementedError()`), "
@@ -229,18 +255,15 @@ class Checker:
                     break
         return found
 
-    def narrow(self, fn: Callable, keys: list[str], later: list[Case]) -> list[str]:
+    def narrow(self, keys: list[str], later: list) -> list[str]:
         """Several mistakes give the same answer on one input (a confident prediction makes
-        the probability's gradient look like the log-probability's): run the learner's
-        function on the later inputs and keep the mistakes that explain those answers too."""
-        for case in later:
+        the probability's gradient look like the log-probability's): keep those that also
+        explain the learner's answers to the later inputs, (case, answer) pairs."""
+        for case, value in later:
             if len(keys) == 1:
                 break
-            try:
-                output, given = self.call(fn, case)
-                value = self.convert(output, case, given)
-            except Exception:
-                break
+            if value is None:
+                continue
             still = self.matching_mistakes(value, case, keys)
             if still:
                 keys = still

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import solutions as S
+from ...engine.attribution.saliency import saliency as engine_saliency
 from ..checker import Case, Mistake
 from ..fixtures import shapes_net, effnet, shape_image, sample_photo, ranked_classes, class_label, image_grad
 from ..kinds import NumericChecker
@@ -71,5 +71,5 @@ class SaliencyChecker(NumericChecker):
         for c in cases:
             c.networks = (c.args[0],)
             c.extra["predicted"] = ranked_classes(c.args[0], c.args[1])[0]
-            c.expected = S.saliency(*c.args).double()
+            c.expected = engine_saliency(*c.args).map[0].double().cpu()
         return cases

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import solutions as S
+from ...engine.inspect.activations import top_channels as engine_top_channels
 from ..checker import Case, Mistake
 from ..fixtures import shapes_net, effnet, shape_image, sample_photo, seeded
 from ..kinds import IndexChecker
@@ -56,7 +56,7 @@ class TopChannelsChecker(IndexChecker):
             Case("random 10 x 1 x 1 activations (a vector layer), k = 10 (all)", (torch.randn(10, 1, 1, generator=g), 10)),
         ]
         for c in cases:
-            c.expected = [int(i) for i in S.top_channels(*c.args)]
+            c.expected = [int(i) for i in engine_top_channels(*c.args)]
         return cases
 
     def scores(self, case):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from .. import solutions as S
 from ..checker import Case, Mistake
 from ..comparison import as_array, tensors_close
 from ..fixtures import shape_image, sample_photo, seeded
@@ -92,10 +91,10 @@ class TotalVariationChecker(NumericChecker):
                  (torch.rand(1, 3, 6, 7, generator=g),), extra={"needs_grad": True}),
         ]
         for c in cases:
-            c.expected = S.total_variation(c.args[0]).double()
+            c.expected = _tv(c.args[0].double())  # the checker's own formula, no slip
             if c.extra.get("needs_grad"):
                 x = c.args[0].clone().requires_grad_(True)
-                (c.extra["gradient"],) = torch.autograd.grad(S.total_variation(x), x)
+                (c.extra["gradient"],) = torch.autograd.grad(_tv(x), x)
         return cases
 
     def prepare(self, given, case):

@@ -1,10 +1,12 @@
 """Model solutions of the "Your turn" exercises (lessons 01-13). SPOILERS: write your own first.
 
 These are the answers: each lesson's exercise cell holds the same function with its
-body cleared. They live here, inside the package, because the checkers compare a
-learner's answer with them (`cnnviz_widgets.exercises.check`), and because
-``python -m cnnviz_widgets.exercises solve`` writes them back into the notebooks for
-instructors. A learner meets them only by opening this file. See docs/INSTRUCTORS.md.
+body cleared. They live in the repository's ``instructor/`` folder, outside the
+``cnnviz_widgets`` package, so the wheel and any non-editable install carry none of them
+(tests/test_nbgrader.py checks the wheel). The checkers do not use them: each computes
+its reference itself or with the engine's own verbs, and the tests show that every
+answer here passes its checker. ``python -m cnnviz_widgets.exercises solution`` writes
+them into the notebooks for instructors. See docs/INSTRUCTORS.md.
 
 Each body sits between nbgrader's ``### BEGIN SOLUTION`` / ``### END SOLUTION``
 markers: the text between them is what goes into a solved notebook.
