@@ -82,6 +82,7 @@ class Checker:
 
     def __init__(self):
         self._cases: list[Case] | None = None
+        self._answers: dict[int, dict[int, Any]] = {}  # id(case) -> {mistake index: its answer}
 
     # -- to be provided
     def build_cases(self) -> list[Case]:
@@ -170,6 +171,7 @@ class Checker:
         notes: list[str] = []
         values: list = []      # the converted answer of each case (None where there is none)
         problems: list = []    # None (right), a Stop, or a Candidates, per case
+        keys = None            # after a first wrong answer, only the mistakes it could be are tried
         for case in cases:
             value = None
             try:
@@ -179,15 +181,17 @@ class Checker:
                     raise failure("returned_none", "your function returned None",
                                   "Your function returned None: is its `return` missing?")
                 value = self.convert(output, case, given)
-                self.judge(value, case)
+                self.judge(value, case, keys)
                 problems.append(None)
             except Stop as stop:
                 if stop.status == NOT_DONE:
                     return CheckResult(self.name, NOT_DONE, stop.message, stop.key, stop.title, None, notes,
                                        points=points)
                 problems.append(stop)
+                keys = [] if keys is None else keys
             except Candidates as found:
                 problems.append(found)
+                keys = list(found.keys) if keys is None else keys
             values.append(value)
         outcomes, first = [], None
         for number, (case, problem) in enumerate(zip(cases, problems), 1):
@@ -229,11 +233,13 @@ class Checker:
     def describe_cases(self) -> str:
         return "; ".join(c.label for c in self.cases())
 
-    def judge(self, value, case: Case) -> None:
+    def judge(self, value, case: Case, keys: list[str] | None = None) -> None:
+        """Nothing when `value` is right on `case`; else raise `Candidates` (the known mistakes
+        among `keys`, all by default, that give `value`) or a `failure` naming the problem."""
         difference = self.compare(value, case.expected, case)
         if difference is None:
             return
-        keys = self.matching_mistakes(value, case, [m.key for m in self.mistakes])
+        keys = self.matching_mistakes(value, case, [m.key for m in self.mistakes] if keys is None else keys)
         if keys:
             raise Candidates(keys)
         found = self.properties(value, case) or self.generic(value, case)
@@ -245,15 +251,25 @@ class Checker:
         """Those of the mistake `keys` whose answer (any of its variants) equals `value` on `case`."""
         found = []
         for key in dict.fromkeys(keys):
-            for mistake in (m for m in self.mistakes if m.key == key):
-                try:
-                    wrong = mistake.compute(case)
-                except Exception:  # a mistake that cannot happen on this input
+            for index, mistake in enumerate(self.mistakes):
+                if mistake.key != key:
                     continue
+                wrong = self.mistaken_answer(index, case)
                 if wrong is not None and self.matches(value, wrong, case):
                     found.append(key)
                     break
         return found
+
+    def mistaken_answer(self, index: int, case: Case):
+        """What mistake number `index` gives on `case` (None where it cannot happen), computed
+        once: the cases are fixed and the models always put back, so the answer never changes."""
+        store = self._answers.setdefault(id(case), {})
+        if index not in store:
+            try:
+                store[index] = self.mistakes[index].compute(case)
+            except Exception:  # a mistake that cannot happen on this input
+                store[index] = None
+        return store[index]
 
     def narrow(self, keys: list[str], later: list) -> list[str]:
         """Several mistakes give the same answer on one input (a confident prediction makes
