@@ -38,8 +38,8 @@ def prose(markdown: str) -> list[str]:
     """The sentences of one markdown cell."""
     text = _FENCE.sub(" ", markdown)
     text = _DISPLAY_MATH.sub(" ", text)
-    text = _INLINE_MATH.sub("X", text)      # an equation in a sentence reads as one word
-    text = _INLINE_CODE.sub("X", text)
+    text = _INLINE_MATH.sub("X1", text)      # an equation in a sentence reads as one word
+    text = _INLINE_CODE.sub("X1", text)
     text = _LINK.sub(r"\1", text)
     text = _HTML.sub(" ", text)
     units, paragraph = [], []

@@ -28,7 +28,7 @@ def test_sentences_split_where_a_reader_stops():
             "- a list item\n- another one\n\n# A heading\n\n```python\nx = 1. + 2.\n```\n\n> A quote. Two.")
     sentences = readability.prose(text)
     assert sentences == ["The map is noisy.", "Simonyan et al. (2014) took the maximum, e.g. over colours.",
-                         "A. Mahendran wrote it.", "Call X and read X as one pixel!", "a list item", "another one"]
+                         "A. Mahendran wrote it.", "Call X1 and read X1 as one pixel!", "a list item", "another one"]
     assert [readability.words(s) for s in sentences] == [4, 10, 4, 8, 3, 2]
 
 
@@ -43,15 +43,21 @@ def test_every_lesson_is_measured():
         assert len(readability.report(nb).sentences) > 20, nb.name
 
 
-def _aim_not_met_yet(nb: Path):
-    # The plain-English pass of #24 flips these to passing, lesson by lesson: strict, so a
-    # lesson that meets the aim must drop its mark here.
-    met = readability.report(nb).meets_aim
-    return pytest.param(nb, marks=[] if met else pytest.mark.xfail(strict=True, reason="plain-English pass pending (#24)"),
-                        id=nb.stem)
+# Lessons the plain-English pass of #24 has not reached yet. Strict: a lesson that meets
+# the aim fails here until it leaves this list, and one off the list must meet it.
+PENDING = {"00_start_here", "02_nearest_neighbors", "03_dimensionality_reduction", "04_activations",
+           "05_max_activating_patches", "06_occlusion", "07_saliency_maps", "08_guided_backprop",
+           "09_gradient_ascent", "10_fooling_images", "11_deepdream", "12_feature_inversion",
+           "13_comparing_attributions"}
+COINED_PENDING = {"09_gradient_ascent", "10_fooling_images"}
 
 
-@pytest.mark.parametrize("nb", [_aim_not_met_yet(nb) for nb in LESSONS])
+def _marked(nb: Path, pending: set[str], reason: str):
+    marks = [pytest.mark.xfail(strict=True, reason=reason)] if nb.stem in pending else []
+    return pytest.param(nb, marks=marks, id=nb.stem)
+
+
+@pytest.mark.parametrize("nb", [_marked(nb, PENDING, "plain-English pass pending (#24)") for nb in LESSONS])
 def test_lesson_sentences_are_short(nb):
     r = readability.report(nb)
     assert r.median < readability.AIM_MEDIAN and r.longest <= readability.AIM_LONGEST, \
@@ -63,13 +69,7 @@ def _markdown(nb: Path) -> str:
     return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
 
 
-def _coined_free(nb: Path):
-    found = [p for p in COINED if re.search(p, _markdown(nb), re.I)]
-    return pytest.param(nb, marks=pytest.mark.xfail(strict=True, reason=f"coined terms {found} (#24)") if found else [],
-                        id=nb.stem)
-
-
-@pytest.mark.parametrize("nb", [_coined_free(nb) for nb in LESSONS])
+@pytest.mark.parametrize("nb", [_marked(nb, COINED_PENDING, "coined terms (#24)") for nb in LESSONS])
 def test_no_coined_names(nb):
     found = [p for p in COINED if re.search(p, _markdown(nb), re.I)]
     assert not found
