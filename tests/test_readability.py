@@ -45,9 +45,9 @@ def test_every_lesson_is_measured():
 
 # Lessons the plain-English pass of #24 has not reached yet. Strict: a lesson that meets
 # the aim fails here until it leaves this list, and one off the list must meet it.
-PENDING = {"00_start_here",
+PENDING = {
            "08_guided_backprop",
-           "09_gradient_ascent", "10_fooling_images", "11_deepdream", "12_feature_inversion",
+           "09_gradient_ascent", "10_fooling_images",
            "13_comparing_attributions"}
 COINED_PENDING = {"09_gradient_ascent", "10_fooling_images"}
 
