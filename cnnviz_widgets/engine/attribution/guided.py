@@ -166,9 +166,9 @@ def top_positions(net: Network, image, layer: str, channel: int, *, k: int = 4) 
 
 @dataclass
 class NeuronPicture:
-    """One activating position of a channel: where (row, col), how strongly, the
-    receptive-field crop of the image (uint8 S x S x 3, grey-padded at borders, as
-    `patches.crop_patch` gives) and of the gradient image (3 x S x S float on the CPU,
+    """One activating position of a channel: where (`position`: row, col), how strongly
+    (`activation`), the receptive-field `crop` of the image (uint8 S x S x 3, grey-padded at borders, as
+    `patches.crop_patch` gives) and of the `gradient` image (3 x S x S float on the CPU,
     zero-padded)."""
 
     position: tuple[int, int]

@@ -71,6 +71,7 @@ def invert_features_iter(net, image, layer: str, *, size: int = DEFAULTS["size"]
     layer = checks.layer(net, layer)
     size = checks.integer(size, "size", low=16)
     seed = checks.integer(seed, "seed")
+    steps = checks.integer(steps, "steps", low=0)  # the loop checks the rest; this one before the forward below
     x0 = checks.pixels(net.as_batch(image, single=True, size=size, what="feature inversion"), "image")
     phi0 = layer_features(net, x0, layer)
     gen = torch.Generator().manual_seed(seed)
