@@ -94,7 +94,7 @@ def choice(value: Any, name: str, options: Sequence[str]) -> str:
 
 def layer(net, name: Any) -> str:
     """A layer of `net` by its readable name (the message lists the layers it has)."""
-    return net.check_layer(name)
+    return network(net).check_layer(name)
 
 
 def channel(net, layer_name: str, value: Any, *, channels: int | None = None) -> int:

@@ -31,7 +31,7 @@ from . import checks
 from .images import as_pil, load_image
 from .receptive_field import ReceptiveField, analytic_receptive_field
 
-__all__ = ["Network", "lock_for", "noisy_copies"]
+__all__ = ["Network", "lock_for", "noisy_copies", "make_activations_out_of_place"]
 
 
 class _StopForward(Exception):
@@ -142,7 +142,7 @@ class Network(nn.Module):
         self.resize_size = int(resize_size)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
-        _make_activations_out_of_place(model)
+        make_activations_out_of_place(model)
         modules = dict(model.named_modules())
         for layer, path in layer_paths.items():
             if path not in modules:
@@ -500,8 +500,9 @@ class Network(nn.Module):
         return order, out.dim() < 4
 
 
-def _make_activations_out_of_place(model: nn.Module) -> None:
-    # In-place activations overwrite the tensors hooks capture and break guided backprop.
+def make_activations_out_of_place(model: nn.Module) -> None:
+    """Switch `model`'s in-place activation modules (``nn.ReLU(inplace=True)``, ...) to
+    out-of-place: the same values, but they no longer overwrite the tensors hooks record."""
     for m in model.modules():
         if getattr(m, "inplace", False) is True:
             m.inplace = False
