@@ -356,14 +356,15 @@ class Network(nn.Module):
         with lock_for(self):  # the hooks live only while this thread holds the network
             for name in names:
                 self.check_layer(name)
-            # A layer whose output an in-place op overwrites later in the pass (DenseNet's
-            # F.relu(features, inplace=True) after norm5) hands the rest of the pass a copy,
-            # so what is recorded stays that layer's output.
-            overwritten = self.overwritten_layers() & set(names)
+            # An in-place op later in the pass (DenseNet's F.relu(features, inplace=True)
+            # after norm5) must not change what is recorded: a detached record is a copy;
+            # a record with its graph hands the rest of the pass a copy instead, for the
+            # layers found to be overwritten (`overwritten_layers`, one pass, cached).
+            overwritten = set() if detach else self.overwritten_layers() & set(names)
             try:
                 for name in names:
                     def hook(_m, _inp, out, name=name):
-                        outputs[name] = out.detach() if detach else out
+                        outputs[name] = out.detach().clone() if detach else out
                         if name in overwritten and isinstance(out, torch.Tensor):
                             return out.clone()
                     handles.append(self.module(name).register_forward_hook(hook))
