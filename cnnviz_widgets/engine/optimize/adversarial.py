@@ -89,13 +89,14 @@ def magnify(difference: torch.Tensor, factor: float = 10.0) -> torch.Tensor:
 
 def predicted_class(net, image) -> int:
     """The model's top-1 class index for one image (no gradient)."""
-    x = net.as_batch(image, single=True, what="predicted_class")
+    x = checks.network(net, "a fooling attack").as_batch(image, single=True, what="predicted_class")
     with torch.no_grad(), net.guard():
         return int(net(x).argmax(-1)[0])
 
 
 def _start(net, image) -> torch.Tensor:
-    return checks.pixels(net.as_batch(image, single=True, what="a fooling attack"), "image")
+    return checks.pixels(checks.network(net, "a fooling attack").as_batch(image, single=True, what="a fooling attack"),
+                         "image")
 
 
 def pgd_iter(net, image, target: Any = None, *, label: Any = None, eps: float = 8 / 255,
