@@ -28,7 +28,7 @@ import torchvision
 from torch import nn
 from torchvision.models import AlexNet_Weights, get_model_weights
 
-from ..core import checks
+from ..core import checks, threads
 from ..core.network import Network
 from . import shapes, shapes_net
 
@@ -302,6 +302,7 @@ def load_model(name: str | None = None, device: str | torch.device | None = None
     randomisation test).
     """
     name = (name or os.environ.get("CNNVIZ_MODEL") or DEFAULT_MODEL).strip()
+    threads.use_allowed_cpus()  # once per process: torch's threads from the CPU share it has
     if name not in EMBEDDED_MODELS + ONLINE_MODELS:
         close = difflib.get_close_matches(name, EMBEDDED_MODELS + ONLINE_MODELS, n=2)
         hint = f" Did you mean {' or '.join(close)}?" if close else ""
