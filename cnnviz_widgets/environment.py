@@ -23,7 +23,7 @@ def environment_report() -> dict:
     if torch.cuda.is_available():
         device = f"cuda ({torch.cuda.get_device_name(0)})"
     else:
-        device = f"cpu ({use_allowed_cpus()})"
+        device = f"cpu, {use_allowed_cpus()}"
     return {
         "python": platform.python_version(),
         "packages": {p: _version(p) for p in ("cnnviz-widgets", "torch", "torchvision", "timm", "ipywidgets",

@@ -185,6 +185,7 @@ def test_pips_resolver_keeps_every_colab_pin(tmp_path):
     python = colab_lookalike(tmp_path)
     report = tmp_path / "report.json"
     cmd = [sys.executable, "-m", "pip", "--python", str(python), "install", "--dry-run", "--quiet",
+           "--timeout", "20", "--retries", "1",
            "--report", str(report), *project()["dependencies"]]
     env = {**os.environ, "PIP_CONSTRAINT": ""}  # this machine's own caps are not Colab's
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)

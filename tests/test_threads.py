@@ -153,3 +153,12 @@ def test_load_model_applies_the_share(monkeypatch, restore_threads):
     torch.set_num_threads(2)
     load_model("shapes")
     assert torch.get_num_threads() == 1 and threads.use_allowed_cpus().source == "CNNVIZ_THREADS"
+
+
+def test_lesson_00s_report_says_the_threads_and_why():
+    from cnnviz_widgets.environment import environment_report
+
+    if torch.cuda.is_available():
+        pytest.skip("the report names the GPU instead")
+    device = environment_report()["device"]
+    assert device == f"cpu, {torch.get_num_threads()} threads ({threads.use_allowed_cpus().source})", device
