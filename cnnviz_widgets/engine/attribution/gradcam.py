@@ -25,13 +25,13 @@ logit) and have `_iter` twins that go `batch_size` images at a time
 
 from __future__ import annotations
 
-import weakref
 from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
 
 from ..core import checks
+from ..core.cache import cache_for
 from ..core.network import Network
 from ..core.progress import Progress, StopCheck, run_to_end
 from ..core.targets import Target, score
@@ -41,19 +41,17 @@ from .guided import guided_backprop
 __all__ = ["grad_cam", "grad_cam_iter", "guided_grad_cam", "guided_grad_cam_iter", "last_spatial_layer",
            "spatial_layers", "to_image_size", "layer_gradient"]
 
-_SPATIAL: "weakref.WeakKeyDictionary[Network, list[str]]" = weakref.WeakKeyDictionary()
-
-
 def spatial_layers(net: Network) -> list[str]:
     """The readable layers whose output is a spatial map (C x h x w with h, w > 1), in order."""
-    cached = _SPATIAL.get(net)  # layer_shape runs a forward per layer: once per network
+    cache = cache_for(net)
+    cached = cache.get("spatial layers")  # layer_shape runs a forward per layer: once per network
     if cached is None:
-        cached = []
+        found = []
         for layer in net.layers:
             shape = net.layer_shape(layer)
             if len(shape) == 3 and shape[1] * shape[2] > 1:
-                cached.append(layer)
-        _SPATIAL[net] = cached
+                found.append(layer)
+        cached = cache.setdefault("spatial layers", tuple(found))
     return list(cached)
 
 

@@ -8,6 +8,8 @@
 `targets`              what is explained or maximised: `ClassLogit`, `Neuron`, `as_target`
 `progress`             `Progress`, `run_to_end`: the shape of every long run
 `memory`               batch sizes from a memory budget (`batch_size=None`)
+`cache`                one weak cache per network (`cache_for`, `clear_caches`): image
+                       costs, spatial layers, feature and patch scans
 `blur`                 the engine's one Gaussian blur
 `images`               decoding untrusted files (`load_image`, Pillow's bomb guard on),
                        `as_pil`, `image_to_array`
