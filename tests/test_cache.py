@@ -35,7 +35,8 @@ def test_one_call_clears_what_every_technique_remembers_and_only_for_that_networ
     assert F.is_cached(a, data, "tiny_fc") and P.cached_scan(a, data, "tiny_b", 2) is not None
     # two networks of one name keep their own scans
     assert a.name == b.name
-    assert not torch.equal(F.extract_features(a, data, "tiny_fc").vectors, F.extract_features(b, data, "tiny_fc").vectors)
+    features = [F.extract_features(net, data, "tiny_fc").vectors for net in (a, b)]
+    assert not torch.equal(*features)
 
     clear_caches(a)
     assert cache_for(a).names() == [] and set(cache_for(b).names()) == held

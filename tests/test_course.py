@@ -43,8 +43,7 @@ def test_the_exercises_and_their_notebooks_are_the_tables():
 
 
 def test_every_exercise_has_the_checker_the_table_names():
-    from cnnviz_widgets.exercises.checks import CHECKERS
-
+    CHECKERS = course.resolve(course.CHECKERS_TABLE)
     named = {lesson.exercise: course.resolve(lesson.checker) for lesson in course.LESSONS.values() if lesson.exercise}
     assert CHECKERS == named
     assert all(cls.name == exercise for exercise, cls in named.items())
