@@ -3,7 +3,8 @@
 Apps compute nothing themselves: they call the engine (in their `Runner` when it
 can take a while) and show what `render` draws. Every app stands on one skeleton,
 `base.App` (see docs/ARCHITECTURE.md, "The app skeleton"). Each lesson's app is
-importable from here, e.g. ``from cnnviz_widgets.widgets import OcclusionApp``;
+importable from here, e.g. ``from cnnviz_widgets.widgets import OcclusionApp`` (the
+list comes from the course table, `cnnviz_widgets.course`);
 notebooks import only app classes from here, pictures from `cnnviz_widgets.render`.
 """
 
