@@ -26,27 +26,15 @@ import difflib
 import importlib
 from typing import TYPE_CHECKING, Callable
 
+from ..course import exercises
+
 if TYPE_CHECKING:
     from .harness import CheckResult
 
 __all__ = ["check", "names", "lesson_of", "CheckResult", "ExerciseFailed"]
 
-# exercise -> the lesson notebook that asks for it
-LESSONS = {
-    "filter_tiles": "01_first_layer_filters",
-    "nearest_neighbors": "02_nearest_neighbors",
-    "pca_2d": "03_dimensionality_reduction",
-    "top_channels": "04_activations",
-    "receptive_field": "05_max_activating_patches",
-    "occlusion_map": "06_occlusion",
-    "saliency": "07_saliency_maps",
-    "guided_relu_backward": "08_guided_backprop",
-    "ascent_step": "09_gradient_ascent",
-    "pgd_step": "10_fooling_images",
-    "guided_dream_step": "11_deepdream",
-    "total_variation": "12_feature_inversion",
-    "deletion_curve": "13_comparing_attributions",
-}
+# exercise -> the lesson notebook that asks for it, from the course table
+LESSONS: dict[str, str] = exercises()
 
 
 def names() -> list[str]:

@@ -88,7 +88,7 @@ def batched_iter(explain: Callable[..., Attribution], net, image, target: Any, *
     far. Checks its arguments at once."""
     x = checks.network(net, what).as_batch(image, what=what)
     n = x.shape[0]
-    target = as_target(net, target, n)
+    target = as_target(net, target, n, image=x)
     batch_size = _batch_size(net, x, batch_size)
     return _batches(explain, net, x, target, batch_size, should_stop, settings)
 
@@ -143,7 +143,7 @@ def smoothgrad_iter(method: Callable[..., Attribution], net, image, target: Any,
     seed = checks.integer(seed, "seed")
     x = checks.network(net, "SmoothGrad").as_batch(image, what="SmoothGrad")
     batch_size = _batch_size(net, x, batch_size)
-    target = as_target(net, target, x.shape[0])
+    target = as_target(net, target, x.shape[0], image=x)
     return _smooth(method, net, x, target, samples, noise, seed, batch_size, should_stop, settings)
 
 

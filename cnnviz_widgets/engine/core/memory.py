@@ -33,12 +33,10 @@ from __future__ import annotations
 
 import os
 import re
-import threading
-import weakref
-
 import torch
 
 from . import checks
+from .cache import cache_for
 
 __all__ = ["DEFAULT_BUDGET", "memory_budget", "parse_bytes", "batch_size_for", "image_cost", "batch_size"]
 
@@ -47,8 +45,6 @@ BACKWARD_OVERHEAD = 1.25  # gradients alive during the backward, over the saved 
 FORWARD_OVERHEAD = 1.5  # a forward's live tensors over its four largest layer outputs
 _UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "kib": 2**10, "m": 2**20, "mb": 2**20, "mib": 2**20,
           "g": 2**30, "gb": 2**30, "gib": 2**30}
-_costs: "weakref.WeakKeyDictionary[torch.nn.Module, dict]" = weakref.WeakKeyDictionary()
-_costs_lock = threading.Lock()
 
 
 def parse_bytes(text: str | int) -> int:
@@ -121,19 +117,18 @@ def _largest_outputs(net, size: int, count: int = 4) -> int:
 
 def image_cost(net, size: int | None = None, backward: bool = False) -> int:
     """Bytes one image of `size` x `size` pixels (default: the net's input size) costs in
-    a forward pass of `net`, with its backward if `backward`. Measured once, then cached."""
+    a forward pass of `net`, with its backward if `backward`. Measured once, then kept in
+    the network's cache (`engine.core.cache`)."""
     size = net.input_size if size is None else checks.integer(size, "size", low=1)
     key = (size, bool(backward))
-    with _costs_lock:
-        known = _costs.get(net, {})
-        if key in known:
-            return known[key]
-    if backward:
-        cost = int(BACKWARD_OVERHEAD * max(1, _saved_bytes(net, 2, size) - _saved_bytes(net, 1, size)))
-    else:
-        cost = max(1, int(FORWARD_OVERHEAD * _largest_outputs(net, size)))
-    with _costs_lock:
-        _costs.setdefault(net, {})[key] = cost
+    known = cache_for(net).part("image costs")
+    cost = known.get(key)  # a dict's get and setdefault are atomic: no lock of its own
+    if cost is None:
+        if backward:
+            cost = int(BACKWARD_OVERHEAD * max(1, _saved_bytes(net, 2, size) - _saved_bytes(net, 1, size)))
+        else:
+            cost = max(1, int(FORWARD_OVERHEAD * _largest_outputs(net, size)))
+        cost = known.setdefault(key, cost)
     return cost
 
 

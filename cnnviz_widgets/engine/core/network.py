@@ -28,6 +28,7 @@ from torch import nn
 from torchvision.transforms import functional as TF
 
 from . import checks
+from .cache import cache_for
 from .images import as_pil, load_image
 from .receptive_field import ReceptiveField, analytic_receptive_field
 
@@ -150,7 +151,6 @@ class Network(nn.Module):
         self._layer_paths = dict(layer_paths)
         self._layer_modules = {k: modules[v] for k, v in layer_paths.items()}
         self._rf_cache: dict[str, ReceptiveField] = {}
-        self._probes: dict[tuple, tuple[dict[str, tuple[int, ...]], frozenset]] = {}
         self._smallest: dict[tuple, int] = {}
         self.preprocessing = "given by hand"
         self.eval()
@@ -410,7 +410,9 @@ class Network(nn.Module):
 
     def _probe(self) -> tuple[dict[str, tuple[int, ...]], frozenset]:
         key = (self.input_size, str(self.device))
-        found = self._probes.get(key)
+        # one forward per input size and device, kept in the network's one cache (clear_caches forgets it)
+        probes = cache_for(self).setdefault("layer probes", {})
+        found = probes.get(key)
         if found is not None:
             return found
         outs: dict[str, tuple[torch.Tensor, int]] = {}
@@ -436,7 +438,7 @@ class Network(nn.Module):
                              "name modules that do (layers= in load_model)")
         shapes = {k: tuple(o.shape[1:]) for k, (o, _) in outs.items()}
         overwritten = frozenset(k for k, (o, v) in outs.items() if o._version != v)
-        self._probes[key] = found = (shapes, overwritten)
+        probes[key] = found = (shapes, overwritten)
         return found
 
     def smallest_input(self) -> int:

@@ -9,12 +9,12 @@ values and positions however large the dataset. A position is (image index, row,
 in the layer's output grid; `crop_patch` turns it into pixels through the layer's
 receptive field (``net.receptive_field(layer).box(row, col)``).
 
-Scans are cached per (model, dataset name, layer), so browsing channels is instant.
+Scans are cached per (model, dataset name, layer) in the network's cache
+(`engine.core.cache`), so browsing channels is instant.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Iterator, Union
@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..core import checks, memory
+from ..core.cache import cache_for
 from ..core.network import Network
 from ..core.progress import Progress, StopCheck, run_to_end
 from ..core.receptive_field import ReceptiveField
@@ -35,7 +36,6 @@ __all__ = [
     "max_activating_patches_iter",
     "cached_scan",
     "centre_object_share",
-    "clear_scan_cache",
     "PAD_VALUE",
 ]
 
@@ -144,18 +144,18 @@ def crop_patch(net: Network, image, rf: Union[ReceptiveField, str], row: int, co
 
 # --- the scan ------------------------------------------------------------------------
 
-# net -> OrderedDict[(dataset name, layer)] -> PatchScan; dies with the network.
-_CACHE: "weakref.WeakKeyDictionary[Network, OrderedDict]" = weakref.WeakKeyDictionary()
+# Finished scans are kept in the network's cache (`engine.core.cache`), the last few.
 _CACHE_PER_NET = 32
 
 
-def clear_scan_cache() -> None:
-    _CACHE.clear()
+def _scans(net: Network) -> OrderedDict:
+    """This network's finished scans, by (dataset name, layer), oldest first."""
+    return cache_for(net).part("patch scans", OrderedDict)
 
 
 def cached_scan(net: Network, dataset, layer: str, k: int) -> PatchScan | None:
     """A finished scan of (net, dataset, layer) with at least k per channel, cut to k."""
-    scan = _CACHE.get(net, {}).get((dataset.name, layer))
+    scan = _scans(net).get((dataset.name, layer))
     if scan is None or scan.k < k:
         return None
     return replace(_first_k(scan, k), net=net)
@@ -169,7 +169,7 @@ def _first_k(scan: PatchScan, k: int) -> PatchScan:
 
 
 def _store(net: Network, dataset, scan: PatchScan) -> None:
-    entries = _CACHE.setdefault(net, OrderedDict())
+    entries = _scans(net)
     # Stored without the network: a value that held its own weak key would keep it alive.
     entries[(dataset.name, scan.layer)] = replace(scan, net=None)
     while len(entries) > _CACHE_PER_NET:

@@ -31,6 +31,7 @@ import torch
 
 from ..core import checks
 from ..core.progress import Progress, StopCheck, run_to_end
+from ..core.targets import predicted_classes
 from . import LinfBall, OptimizeResult, PixelParam
 from . import objectives as O
 from . import optimize_iter
@@ -90,8 +91,7 @@ def magnify(difference: torch.Tensor, factor: float = 10.0) -> torch.Tensor:
 def predicted_class(net, image) -> int:
     """The model's top-1 class index for one image (no gradient)."""
     x = checks.network(net, "a fooling attack").as_batch(image, single=True, what="predicted_class")
-    with torch.no_grad(), net.guard():
-        return int(net(x).argmax(-1)[0])
+    return predicted_classes(net, x)[0]
 
 
 def _start(net, image) -> torch.Tensor:
