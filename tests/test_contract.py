@@ -83,6 +83,11 @@ RECIPES: dict[str, Recipe] = {
                   bad={"batch_size": 0}),
     "13c": Recipe(args=lambda net, d: (d["images"], [1, 0, 2]), ints={"steps": 4, "batch_size": 3, "seed": 2},
                   settings={"baseline": "noise"}, bad={"steps": 0}),
+    "14a": Recipe(args=lambda net, d: (d["images"][1],), ints={"size": 32, "steps": 4, "seed": 2, "every": 2},
+                  settings={"layers": {"tiny_a": 1.0, "tiny_b": 0.5}}, bad={"steps": -1}),
+    "14b": Recipe(args=lambda net, d: (_image(d), d["images"][2]), ints={"size": 32, "steps": 4, "seed": 2, "every": 2},
+                  settings={"content_layer": "tiny_b", "style_layers": ["tiny_a", "tiny_b"], "tv_weight": 0.1},
+                  bad={"style_weight": -1.0}),
 }
 
 CHECKS = ("image argument", "iter twin", "numpy integers", "documented result", "state restored")
@@ -142,8 +147,10 @@ def same(a, b) -> bool:
 
 
 def test_every_lesson_has_a_technique_and_a_recipe():
-    assert sorted({t.lesson for t in TECHNIQUES.values()}) == [f"{i:02d}" for i in range(1, 14)]
+    lessons = sorted({t.lesson for t in TECHNIQUES.values()})
+    assert lessons == [f"{i:02d}" for i in range(1, len(lessons) + 1)] and len(lessons) >= 14, lessons
     assert sorted(k for k in TECHNIQUES if k.startswith("13")) == ["13a", "13b", "13c"]
+    assert sorted(k for k in TECHNIQUES if k.startswith("14")) == ["14a", "14b"]
     assert set(RECIPES) == set(TECHNIQUES), "give every technique a recipe in tests/test_contract.py"
     for key, t in TECHNIQUES.items():
         assert key == t.key

@@ -3,7 +3,7 @@
 
 `TECHNIQUES` maps a lesson number (``"07"``) to a `Technique`; a lesson with several
 techniques has one entry each, lettered (``"13a"`` Grad-CAM, ``"13b"`` Guided Grad-CAM,
-``"13c"`` Integrated Gradients). It is what the contract
+``"13c"`` Integrated Gradients; ``"14a"`` texture synthesis, ``"14b"`` style transfer). It is what the contract
 test (``tests/test_contract.py``) walks: every technique is called in the one dialect
 of ``docs/ARCHITECTURE.md`` (the `image` argument, an ``_iter`` twin with
 `should_stop` for anything that can take long, numpy integers accepted, a dataclass
@@ -19,12 +19,14 @@ from typing import Callable
 
 from .attribution import gradcam, guided, integrated_gradients, occlusion, saliency
 from .inspect import activations, embedding, features, filters, patches
-from .optimize import adversarial, ascent, deepdream, inversion
+from .optimize import adversarial, ascent, deepdream, inversion, style
 
 __all__ = ["Technique", "TECHNIQUES", "SUBJECTS"]
 
-#: What a verb takes after the network: an image, a dataset, feature vectors, or nothing.
-SUBJECTS = ("image", "dataset", "features", "network")
+#: What a verb takes after the network: an image, a dataset, feature vectors, or nothing;
+#: lesson 14's verbs take a style image (texture synthesis) or a content image and then a
+#: style image (style transfer), named so.
+SUBJECTS = ("image", "dataset", "features", "network", "style_image", "content_image")
 
 
 @dataclass(frozen=True)
@@ -96,4 +98,10 @@ TECHNIQUES: dict[str, Technique] = {t.key: t for t in [
     Technique("13", "13_comparing_attributions", "Integrated Gradients", integrated_gradients.integrated_gradients,
               integrated_gradients.integrated_gradients_iter, "image",
               "Sundararajan, Taly & Yan 2017, Axiomatic Attribution for Deep Networks", part="c"),
+    Technique("14", "14_style_transfer", "texture synthesis", style.synthesize_texture, style.synthesize_texture_iter,
+              "style_image", "Gatys, Ecker & Bethge 2015, Texture Synthesis Using Convolutional Neural Networks",
+              part="a"),
+    Technique("14", "14_style_transfer", "style transfer", style.transfer_style, style.transfer_style_iter,
+              "content_image", "Gatys, Ecker & Bethge 2016, Image Style Transfer Using Convolutional Neural Networks",
+              part="b"),
 ]}
