@@ -1,6 +1,6 @@
 """Exercise checkers: the learner writes each technique, and `check` says what is wrong.
 
-Every lesson 01-13 ends with a "Your turn" section: a function to write, and one line
+Every lesson 01-14 ends with a "Your turn" section: a function to write (lesson 14: two), and one line
 that checks it::
 
     from cnnviz_widgets.exercises import check
@@ -46,11 +46,13 @@ LESSONS = {
     "guided_dream_step": "11_deepdream",
     "total_variation": "12_feature_inversion",
     "deletion_curve": "13_comparing_attributions",
+    "gram_matrix": "14_style_transfer",
+    "style_loss": "14_style_transfer",
 }
 
 
 def names() -> list[str]:
-    """The exercises, one per lesson, in lesson order (01 to 13)."""
+    """The exercises in lesson order (01 to 14; one per lesson, two in lesson 14)."""
     return list(LESSONS)
 
 
