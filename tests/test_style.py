@@ -180,3 +180,46 @@ def test_bundled_textures_are_as_documented():
         assert np.array_equal(np.asarray(textures.texture_image(name)), np.asarray(textures.draw_texture(name)))
     with pytest.raises(ValueError, match="the textures are: mosaic, waves, brick"):
         textures.texture_image("starry night")
+
+
+def test_style_app_runs_stops_and_reports_bad_settings(net):
+    from cnnviz_widgets.widgets import StyleApp
+    from tests.helpers import png_to_array
+
+    app = StyleApp(model=net, image="cat", style="waves", size=32, steps=6, threaded=False)
+    assert app.style_picker.value == "waves" and app.content_layer.value == "tiny_b"
+    assert app.chosen_weights() == {"tiny_a": 1.0, "tiny_b": 1.0}
+    with assert_restored(net):
+        app.run()
+        app.runner.wait()
+    assert app.error == "" and app.last.done and app.last.result.ended == "done"
+    assert "Gram distance" in app.info.value and "content distance at tiny_b" in app.info.value
+    pic = png_to_array(app.view.value)
+    assert pic.shape[1] > 2.5 * pic.shape[0] * 0.8  # content, style and result side by side
+    app.texture_only.value = True
+    app.run()
+    app.runner.wait()
+    assert app.error == "" and isinstance(app.last.result, style.TextureResult)
+    assert not isinstance(app.last.result, style.StyleResult)
+    for slider in app.layer_weights.values():
+        slider.value = 0.0
+    app.run()
+    assert "at least one style layer" in app.error
+    bad = StyleApp(model=net, style="starry night", threaded=False)  # built with the default, message shown
+    assert bad.style_picker.value == "mosaic"
+
+
+def test_style_app_stop_keeps_the_image_so_far(net):
+    from cnnviz_widgets.widgets import StyleApp
+
+    app = StyleApp(model=net, image="coffee", size=32, steps=50, threaded=False)
+    calls = {"n": 0}
+
+    def stop_after_two():
+        calls["n"] += 1
+        return calls["n"] > 2
+
+    with assert_restored(net):
+        run = app.prepare()(stop_after_two)
+        last = list(run)[-1]
+    assert last.result.ended == "stopped" and last.step < 50

@@ -29,6 +29,7 @@ _APPS: dict[str, str] = {
     "FoolingApp": "adversarial",
     "DeepDreamApp": "deepdream",
     "InversionApp": "inversion",
+    "StyleApp": "style",
     "CompareApp": "compare",
 }
 
