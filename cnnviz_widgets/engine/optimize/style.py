@@ -39,7 +39,7 @@ __all__ = ["DEFAULTS", "TextureResult", "StyleResult", "gram_matrix", "style_los
            "gram_distance", "style_match", "synthesize_texture_iter", "synthesize_texture", "transfer_style_iter",
            "transfer_style"]
 
-DEFAULTS = dict(size=128, steps=200, step_size=0.02, style_weight=10.0, tv_weight=0.0)
+DEFAULTS = dict(size=128, steps=200, step_size=0.03, style_weight=3.0, tv_weight=0.0)
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
