@@ -223,3 +223,12 @@ def test_style_app_stop_keeps_the_image_so_far(net):
         run = app.prepare()(stop_after_two)
         last = list(run)[-1]
     assert last.result.ended == "stopped" and last.step < 50
+
+
+def test_without_style_the_photo_stays_exactly(net):
+    """The content target is computed in the loop's memory layout: otherwise float noise in
+    the target gives a tiny gradient that Adam scales up to full-size steps."""
+    content, style_picture = _pictures(2, seed=9)
+    r = style.transfer_style(net, content, style_picture, content_layer="tiny_b", style_layers=["tiny_a"],
+                             style_weight=0.0, size=32, steps=10)
+    assert torch.equal(r.image, content[None]) and r.losses["total"] == 0.0

@@ -83,7 +83,8 @@ def layer_grams(net, image, layers: Sequence[str]) -> dict[str, torch.Tensor]:
     x = net.as_batch(image, what="layer_grams")
     layers = [checks.layer(net, layer) for layer in layers]
     with torch.no_grad(), net.guard(), net.capture(layers) as captured:
-        net.forward_to(x, max(layers, key=net.layers.index))
+        # the loop's layout (channels-last on a CPU): targets and steps see the same numbers
+        net.forward_to(net.fast_layout(x), max(layers, key=net.layers.index))
         return {layer: gram_matrix(captured[layer].detach()) for layer in layers}
 
 
@@ -229,7 +230,9 @@ def transfer_style_iter(net, content_image, style_image, *, content_layer: str, 
 def _features(net, image, layer: str) -> torch.Tensor:
     x = net.as_batch(image, what="style transfer")
     with torch.no_grad(), net.guard():
-        return net.forward_to(x, layer).detach()
+        # the loop's layout: a content target computed otherwise differs by float noise, and Adam
+        # (which scales steps to the gradient's size) would turn that noise into full-size steps
+        return net.forward_to(net.fast_layout(x), layer).detach()
 
 
 def _relative(net, image, layer, reference) -> float:
