@@ -1,4 +1,4 @@
-"""Model solutions of the "Your turn" exercises (lessons 01-13). SPOILERS: write your own first.
+"""Model solutions of the "Your turn" exercises (lessons 01-14). SPOILERS: write your own first.
 
 These are the answers: each lesson's exercise cell holds the same function with its
 body cleared. They live here, inside the package, because the checkers compare a
