@@ -190,9 +190,12 @@ def _texture_results(net, loop, weights, style, targets, start_distance) -> Iter
             start_gram_distance=dict(start_distance)), p.done)
 
 
-def synthesize_texture(net, style_image, *, layers, **settings) -> TextureResult:
+def synthesize_texture(net, style_image, *, layers, size: int = DEFAULTS["size"], steps: int = DEFAULTS["steps"],
+                       step_size: float = DEFAULTS["step_size"], tv_weight: float = DEFAULTS["tv_weight"],
+                       seed: int = 0, every: int = 10) -> TextureResult:
     """`synthesize_texture_iter` run to the end."""
-    return run_to_end(synthesize_texture_iter(net, style_image, layers=layers, **settings))
+    return run_to_end(synthesize_texture_iter(net, style_image, layers=layers, size=size, steps=steps,
+                                              step_size=step_size, tv_weight=tv_weight, seed=seed, every=every))
 
 
 def transfer_style_iter(net, content_image, style_image, *, content_layer: str, style_layers,
@@ -253,7 +256,12 @@ def _style_results(net, loop, content_layer, weights, content, style, content_fe
             style_content_distance=style_content), p.done)
 
 
-def transfer_style(net, content_image, style_image, *, content_layer: str, style_layers, **settings) -> StyleResult:
+def transfer_style(net, content_image, style_image, *, content_layer: str, style_layers,
+                   style_weight: float = DEFAULTS["style_weight"], tv_weight: float = DEFAULTS["tv_weight"],
+                   size: int = DEFAULTS["size"], steps: int = DEFAULTS["steps"], step_size: float = DEFAULTS["step_size"],
+                   start: str = "content", seed: int = 0, every: int = 10) -> StyleResult:
     """`transfer_style_iter` run to the end."""
     return run_to_end(transfer_style_iter(net, content_image, style_image, content_layer=content_layer,
-                                          style_layers=style_layers, **settings))
+                                          style_layers=style_layers, style_weight=style_weight, tv_weight=tv_weight,
+                                          size=size, steps=steps, step_size=step_size, start=start, seed=seed,
+                                          every=every))
