@@ -134,6 +134,13 @@ VERBS: dict[str, Verb] = {
                       bad={"batch_size": 0}),
     "13c": _technique("13c", args=lambda net, d: (d["images"], [1, 0, 2]), ints={"steps": 4, "batch_size": 3, "seed": 2},
                       settings={"baseline": "noise"}, bad={"steps": 0}, class_arg=1),
+    "14a": _technique("14a", args=lambda net, d: (d["images"][1],), ints={"size": 32, "steps": 4, "seed": 2,
+                                                                            "every": 2},
+                      settings={"layers": {"tiny_a": 1.0, "tiny_b": 0.5}}, bad={"steps": -1}),
+    "14b": _technique("14b", args=lambda net, d: (_image(d), d["images"][2]), ints={"size": 32, "steps": 4, "seed": 2,
+                                                                                      "every": 2},
+                      settings={"content_layer": "tiny_b", "style_layers": ["tiny_a", "tiny_b"], "tv_weight": 0.1},
+                      bad={"style_weight": -1.0}),
     # --- lesson 08's unit pictures
     "neuron_gradient": Verb(guided.neuron_gradient, None, args=lambda net, d: (_image(d), "tiny_b", 2),
                             settings={"rule": "deconvnet"}, bad={"rule": "smooth"}),
@@ -271,8 +278,10 @@ def same(a, b) -> bool:
 
 
 def test_every_lesson_has_a_technique_and_a_verb():
-    assert sorted({t.lesson for t in TECHNIQUES.values()}) == [f"{i:02d}" for i in range(1, 14)]
+    lessons = sorted({t.lesson for t in TECHNIQUES.values()})
+    assert lessons == [f"{i:02d}" for i in range(1, len(lessons) + 1)] and len(lessons) >= 14, lessons
     assert sorted(k for k in TECHNIQUES if k.startswith("13")) == ["13a", "13b", "13c"]
+    assert sorted(k for k in TECHNIQUES if k.startswith("14")) == ["14a", "14b"]
     assert set(TECHNIQUES) <= set(VERBS), "give every technique a Verb in tests/test_contract.py"
     for key, t in TECHNIQUES.items():
         assert key == t.key

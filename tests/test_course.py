@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_lessons_are_numbered_in_order_and_each_has_its_notebook():
     numbers = list(course.LESSONS)
-    assert numbers == sorted(numbers) and numbers[:14] == [f"{i:02d}" for i in range(14)]
+    assert numbers == sorted(numbers) and numbers == [f"{i:02d}" for i in range(len(numbers))]
     for number, lesson in course.LESSONS.items():
         assert lesson.number == number and lesson.notebook.startswith(number + "_")
         assert (ROOT / "notebooks" / f"{lesson.notebook}.ipynb").is_file(), lesson.notebook
@@ -36,7 +36,7 @@ def test_the_engine_registry_is_the_tables_techniques():
 def test_the_exercises_and_their_notebooks_are_the_tables():
     from cnnviz_widgets import exercises
 
-    table = [(lesson.exercise, lesson.notebook) for lesson in course.LESSONS.values() if lesson.exercise]
+    table = [(name, lesson.notebook) for lesson in course.LESSONS.values() for name, _ in lesson.exercises]
     assert list(exercises.LESSONS.items()) == table
     assert exercises.names() == [name for name, _ in table]
     assert all(exercises.lesson_of(name) == notebook for name, notebook in table)
@@ -44,7 +44,7 @@ def test_the_exercises_and_their_notebooks_are_the_tables():
 
 def test_every_exercise_has_the_checker_the_table_names():
     CHECKERS = course.resolve(course.CHECKERS_TABLE)
-    named = {lesson.exercise: course.resolve(lesson.checker) for lesson in course.LESSONS.values() if lesson.exercise}
+    named = {name: course.resolve(checker) for lesson in course.LESSONS.values() for name, checker in lesson.exercises}
     assert CHECKERS == named
     assert all(cls.name == exercise for exercise, cls in named.items())
 

@@ -4,7 +4,7 @@ verbs by import path: the table is the one place a technique is added).
 
 `TECHNIQUES` maps a lesson number (``"07"``) to a `Technique`; a lesson with several
 techniques has one entry each, lettered (``"13a"`` Grad-CAM, ``"13b"`` Guided Grad-CAM,
-``"13c"`` Integrated Gradients). It is what the contract
+``"13c"`` Integrated Gradients; ``"14a"`` texture synthesis, ``"14b"`` style transfer). It is what the contract
 test (``tests/test_contract.py``) walks: every technique is called in the one dialect
 of ``docs/ARCHITECTURE.md`` (the `image` argument, an ``_iter`` twin with
 `should_stop` for anything that can take long, numpy integers accepted, a dataclass
@@ -22,8 +22,10 @@ from ..course import LESSONS, resolve
 
 __all__ = ["Technique", "TECHNIQUES", "SUBJECTS"]
 
-#: What a verb takes after the network: an image, a dataset, feature vectors, or nothing.
-SUBJECTS = ("image", "dataset", "features", "network")
+#: What a verb takes after the network: an image, a dataset, feature vectors, or nothing;
+#: lesson 14's verbs take a style image (texture synthesis) or a content image and then a
+#: style image (style transfer), named so.
+SUBJECTS = ("image", "dataset", "features", "network", "style_image", "content_image")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Exercise checkers: the learner writes each technique, and `check` says what is wrong.
 
-Every lesson 01-13 ends with a "Your turn" section: a function to write, and one line
+Every lesson 01-14 ends with a "Your turn" section: a function to write (lesson 14: two), and one line
 that checks it::
 
     from cnnviz_widgets.exercises import check
@@ -38,7 +38,7 @@ LESSONS: dict[str, str] = exercises()
 
 
 def names() -> list[str]:
-    """The exercises, one per lesson, in lesson order (01 to 13)."""
+    """The exercises in lesson order (01 to 14; one per lesson, two in lesson 14)."""
     return list(LESSONS)
 
 

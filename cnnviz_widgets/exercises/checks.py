@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from . import solutions as S
+from .lesson14 import LESSON14_CHECKERS
 from .harness import (Case, Checker, Mistake, as_array, check_finite, check_shape, failure, generic_numeric,
                       relative_difference, tensors_close)
 
@@ -1309,6 +1310,7 @@ class DeletionCurve(NumericChecker):
 CHECKERS: dict[str, type[Checker]] = {c.name: c for c in (
     FilterTiles, NearestNeighbors, Pca2d, TopChannels, ReceptiveField, OcclusionMap, Saliency,
     GuidedReluBackward, AscentStep, PgdStep, GuidedDreamStep, TotalVariation, DeletionCurve)}
+CHECKERS.update(LESSON14_CHECKERS)  # lesson 14's checkers live in their own module
 
 _INSTANCES: dict[str, Checker] = {}
 
