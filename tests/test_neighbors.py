@@ -148,7 +148,7 @@ def test_cache_hit_returns_the_same_tensor_without_recomputing(small_net, tiny_s
         again = F.extract_features(small_net, tiny_shapes, "conv5", batch_size=4)
         assert again.vectors is first.vectors and calls == []
         # another layer is another scan
-        F.extract_features(small_net, tiny_shapes, "fc6")
+        F.extract_features(small_net, tiny_shapes, "fc6", batch_size=4)
         assert sum(calls) == len(tiny_shapes)
     finally:
         handle.remove()
