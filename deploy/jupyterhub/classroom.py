@@ -260,6 +260,7 @@ class Classroom:
         self.admin_token = secrets.token_hex(16)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.exchange = self.state / "exchange"   # nbgrader's, shared by the class
         self.process: subprocess.Popen | None = None
         self._seen_pids: set[int] = set()
         self._logfile = None
@@ -287,7 +288,10 @@ class Classroom:
         env = dict(os.environ)
         env.update(CNNVIZ_HUB_STATE=str(self.state), CNNVIZ_HUB_PORT=str(self.port),
                    CNNVIZ_HUB_API_PORT=str(free_port()), CNNVIZ_HUB_PROXY_API_PORT=str(free_port()),
-                   CNNVIZ_HUB_ADMIN_TOKEN=self.admin_token, CNNVIZ_OFFLINE="1")
+                   CNNVIZ_HUB_ADMIN_TOKEN=self.admin_token, CNNVIZ_OFFLINE="1",
+                   CNNVIZ_NBGRADER_EXCHANGE=str(self.exchange))
+        self.exchange.mkdir(parents=True, exist_ok=True)
+        self.exchange.chmod(0o777)   # every learner writes their submissions into it
         env.pop("CNNVIZ_QUICK", None)
         if self.quick:
             env["CNNVIZ_QUICK"] = "1"
@@ -528,6 +532,106 @@ class Classroom:
                     except Exception:
                         pass
         return learners
+
+
+# --- nbgrader: release, fetch, submit, collect, autograde ------------------------------------
+
+NBGRADER_CONFIG = REPO / "deploy" / "nbgrader"
+
+
+def _nbgrader_env(exchange: Path, quick: bool) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("JUPYTERHUB_USER", "CNNVIZ_QUICK")}
+    env.update(JUPYTER_CONFIG_PATH=str(NBGRADER_CONFIG), CNNVIZ_NBGRADER_EXCHANGE=str(exchange),
+               CNNVIZ_OFFLINE="1", MPLBACKEND="Agg", CNNVIZ_GRADING="1",
+               PYTHONPATH=os.pathsep.join([str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    if quick:
+        env["CNNVIZ_QUICK"] = "1"
+    return env
+
+
+class NbgraderRound:
+    """One lesson through nbgrader's exchange, on the classroom's hub.
+
+    The instructor (commands in the course folder, as in a terminal) writes the solution
+    version of the lesson (cnnviz_widgets.exercises.notebooks.solution_version) as the
+    source, generates the student version and releases it; each learner fetches it and
+    submits from their own kernel (`nbgrader fetch_assignment` / `submit`, what the
+    Assignments tab runs); the instructor collects and autogrades (the lesson runs whole,
+    its checks raising in grading mode). Scores come from nbgrader's gradebook."""
+
+    def __init__(self, room: "Classroom", lesson: str = "06"):
+        self.room = room
+        self.notebook = lesson_path(lesson)
+        self.assignment = self.notebook.stem
+        self.course = room.state / "course"
+        self.exchange = room.exchange
+        self.log: list[str] = []
+
+    def instructor(self, *args: str, timeout: float = 900) -> str:
+        cmd = [sys.executable, "-m", "nbgrader", *args]
+        done = subprocess.run(cmd, cwd=self.course, env=_nbgrader_env(self.exchange, self.room.quick),
+                              capture_output=True, text=True, timeout=timeout)
+        self.log.append(f"$ nbgrader {' '.join(args)}\n{done.stdout[-1500:]}{done.stderr[-3000:]}")
+        if done.returncode != 0:
+            raise ClassroomError(f"nbgrader {' '.join(args)} failed ({done.returncode}): {done.stderr[-1500:]}")
+        return done.stdout + done.stderr
+
+    def release(self) -> None:
+        import nbformat
+
+        from cnnviz_widgets.exercises.notebooks import solution_version
+
+        source = self.course / "source" / self.assignment
+        source.mkdir(parents=True, exist_ok=True)
+        nbformat.write(solution_version(nbformat.read(self.notebook, as_version=4)), source / self.notebook.name)
+        self.instructor("generate_assignment", self.assignment, "--force")
+        self.instructor("release_assignment", self.assignment, "--force")
+
+    def learner_runs(self, learner: Learner, *args: str) -> str:
+        """`nbgrader ARGS` from the learner's own kernel (their environment, their home)."""
+        kernel = self.room.open_kernel(learner, "nbgrader.ipynb")
+        try:
+            code = ("import subprocess, sys\n"
+                    f"_done = subprocess.run([sys.executable, '-m', 'nbgrader', *{list(args)!r}], "
+                    "capture_output=True, text=True)\n"
+                    "print(_done.stdout[-1500:], _done.stderr[-3000:], 'RC=%d' % _done.returncode)")
+            reply = kernel.execute(code, timeout=300)
+        finally:
+            kernel.close()
+            self.room.user_api(learner, "DELETE", f"/api/kernels/{learner.kernel_id}", timeout=30)
+        text = "".join(o.get("text", "") for o in reply["outputs"])
+        self.log.append(f"{learner.name}$ nbgrader {' '.join(args)}\n{text}")
+        if reply["error"] or "RC=0" not in text:
+            raise ClassroomError(f"{learner.name}: nbgrader {' '.join(args)}: {reply['error'] or text[-1500:]}")
+        return text
+
+    def fetch(self, learner: Learner) -> None:
+        self.learner_runs(learner, "fetch_assignment", self.assignment)
+
+    def answer(self, learner: Learner) -> None:
+        """The learner writes the model solution into the fetched notebook (contents API)."""
+        import nbformat
+
+        from cnnviz_widgets.exercises.notebooks import solution_version
+
+        path = f"/api/contents/{self.assignment}/{self.notebook.name}"
+        model = self.room._ok(self.room.user_api(learner, "GET", path), f"{learner.name} reads the assignment").json()
+        nb = solution_version(nbformat.from_dict(model["content"]))
+        self.room._ok(self.room.user_api(learner, "PUT", path, json={"type": "notebook", "format": "json",
+                                                                    "content": nb}), f"{learner.name} saves")
+
+    def submit(self, learner: Learner) -> None:
+        self.learner_runs(learner, "submit", self.assignment)
+
+    def grade(self) -> dict[str, float]:
+        self.instructor("collect", self.assignment)
+        self.instructor("autograde", self.assignment, "--create")
+        from nbgrader.api import Gradebook  # deferred: nbgrader is the [hub] extra
+
+        with Gradebook(f"sqlite:///{self.course / 'gradebook.db'}") as gb:
+            assignment = gb.find_assignment(self.assignment)
+            self.max_score = assignment.max_score
+            return {s.student.id: s.score for s in assignment.submissions}
 
 
 def summary(learners: list[Learner]) -> dict:

@@ -15,6 +15,7 @@
 #   CNNVIZ_HUB_KERNEL_THREADS  "default" leaves torch's own thread count (one per core of the machine)
 #   CNNVIZ_QUICK             passed on to the learners' kernels (quick mode, for CI)
 #   CNNVIZ_HUB_CULL_IDLE_S   stop a server idle this long [3600]; needs jupyterhub-idle-culler
+#   CNNVIZ_NBGRADER_EXCHANGE nbgrader's exchange folder, passed on to the learners (deploy/nbgrader)
 import os
 import shutil
 import sys
@@ -89,6 +90,11 @@ environment = {
     # installs the kit instead: deploy/z2jh).
     "PYTHONPATH": os.pathsep.join([str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]),
 }
+# nbgrader: every learner finds the course's config (deploy/nbgrader) and its exchange.
+environment["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
+    [str(REPO / "deploy" / "nbgrader")] + [p for p in os.environ.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p])
+if os.environ.get("CNNVIZ_NBGRADER_EXCHANGE"):
+    environment["CNNVIZ_NBGRADER_EXCHANGE"] = os.environ["CNNVIZ_NBGRADER_EXCHANGE"]
 if os.environ.get("CNNVIZ_QUICK"):
     environment["CNNVIZ_QUICK"] = os.environ["CNNVIZ_QUICK"]
 # Threads: torch starts one thread per core of the machine, whatever share a learner has;
