@@ -395,7 +395,7 @@ class Classroom:
         headers = {"Authorization": f"token {token or self.admin_token}"}
         return requests.request(method, self.url + path, headers=headers, timeout=timeout, **kwargs)
 
-    def _ok(self, response, what: str):
+    def check_response(self, response, what: str):
         if not response.ok:
             raise ClassroomError(f"{what}: HTTP {response.status_code} {response.text[:300]}")
         return response
@@ -405,8 +405,8 @@ class Classroom:
         """The admin creates the learner and a token for them (what a login gives a browser)."""
         r = self.api("POST", f"/hub/api/users/{name}")
         if r.status_code != 409:   # 409: already there
-            self._ok(r, f"create {name}")
-        token = self._ok(self.api("POST", f"/hub/api/users/{name}/tokens",
+            self.check_response(r, f"create {name}")
+        token = self.check_response(self.api("POST", f"/hub/api/users/{name}/tokens",
                                   json={"note": "classroom", "expires_in": 3600}), f"token for {name}").json()["token"]
         return Learner(name, token)
 
@@ -414,10 +414,10 @@ class Classroom:
         """The learner starts their own server with their own token, and waits until it is ready."""
         r = self.api("POST", f"/hub/api/users/{learner.name}/server", token=learner.token)
         if r.status_code not in (201, 202, 400):   # 400: already running
-            self._ok(r, f"start {learner.name}'s server")
+            self.check_response(r, f"start {learner.name}'s server")
         deadline = time.monotonic() + self.start_timeout
         while True:
-            user = self._ok(self.api("GET", f"/hub/api/users/{learner.name}", token=learner.token),
+            user = self.check_response(self.api("GET", f"/hub/api/users/{learner.name}", token=learner.token),
                             f"read {learner.name}").json()
             server = user.get("servers", {}).get("")
             if server and server.get("ready"):
@@ -435,12 +435,12 @@ class Classroom:
         """Put a notebook into the learner's home through their server's contents API."""
         name = name or notebook.name
         model = {"type": "notebook", "format": "json", "content": json.loads(notebook.read_text())}
-        self._ok(self.user_api(learner, "PUT", f"/api/contents/{name}", json=model), f"upload {name}")
+        self.check_response(self.user_api(learner, "PUT", f"/api/contents/{name}", json=model), f"upload {name}")
         return name
 
     def open_kernel(self, learner: Learner, path: str) -> Kernel:
         """A session for the notebook (as JupyterLab opens one), and its kernel's websocket."""
-        session = self._ok(self.user_api(learner, "POST", "/api/sessions", json={
+        session = self.check_response(self.user_api(learner, "POST", "/api/sessions", json={
             "path": path, "name": path, "type": "notebook", "kernel": {"name": "python3"}}),
             f"{learner.name}'s session").json()
         learner.kernel_id = session["kernel"]["id"]
@@ -615,9 +615,9 @@ class NbgraderRound:
         from cnnviz_widgets.exercises.notebooks import solution_version
 
         path = f"/api/contents/{self.assignment}/{self.notebook.name}"
-        model = self.room._ok(self.room.user_api(learner, "GET", path), f"{learner.name} reads the assignment").json()
+        model = self.room.check_response(self.room.user_api(learner, "GET", path), f"{learner.name} reads the assignment").json()
         nb = solution_version(nbformat.from_dict(model["content"]))
-        self.room._ok(self.room.user_api(learner, "PUT", path, json={"type": "notebook", "format": "json",
+        self.room.check_response(self.room.user_api(learner, "PUT", path, json={"type": "notebook", "format": "json",
                                                                     "content": nb}), f"{learner.name} saves")
 
     def submit(self, learner: Learner) -> None:
