@@ -102,6 +102,7 @@ def as_target(net, target: Any, n: int | None = None) -> Target:
     """A class index or name, a list of them (one per image), or a `Target` -> a checked `Target`.
 
     `n`: the number of images, to check a per-image list against."""
+    checks.network(net)
     if isinstance(target, Target):
         return target.bind(net)
     if isinstance(target, torch.Tensor) and target.dim() > 0 or isinstance(target, (list, tuple, np.ndarray)):
