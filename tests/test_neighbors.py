@@ -79,7 +79,7 @@ def test_index_query_leaves_itself_out_and_exclude_and_ties():
 
 
 def test_zero_vector_has_cosine_distance_one():
-    d = pairwise_distances(torch.tensor([[0.0, 0.0]]).double(), torch.tensor([[1.0, 2.0]]).double(), "cosine")
+    d = pairwise_distances(torch.tensor([[0.0, 0.0]]).double(), torch.tensor([[1.0, 2.0]]).double(), metric="cosine")
     assert d.item() == pytest.approx(1.0)
 
 

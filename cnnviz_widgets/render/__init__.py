@@ -96,7 +96,7 @@ def resize_to(image: np.ndarray, size: tuple[int, int], smooth: bool = True) -> 
     a = _to_numpy(image)
     if a.dtype != np.uint8:
         mode = "F"
-        pil = Image.fromarray(a.astype(np.float32), mode) if a.ndim == 2 else None
+        pil = Image.fromarray(a.astype(np.float32)) if a.ndim == 2 else None
         if pil is None:
             return np.stack([resize_to(a[..., c], size, smooth) for c in range(a.shape[-1])], -1)
     else:

@@ -162,7 +162,7 @@ class CompareApp(App):
                     continue
                 reference = stage == 0 and image_key + (target,) not in self._references
                 probe = net if stage == 0 else self._network(stage)
-                for p in C.compare_iter(probe, x, target, methods, mask=mask, settings=settings,
+                for p in C.compare_iter(probe, x, target, methods=methods, mask=mask, settings=settings,
                                         steps=curve_steps, reference=reference, should_stop=should_stop):
                     result = p.result
                     for m in methods:

@@ -80,7 +80,7 @@ class GuidedBackpropApp(App):
         layer, channel, rule, k = key[3:]
 
         def compute():
-            self._cache[key] = guided.neuron_pictures(net, net.preprocess(picture), layer, channel, k, rule)
+            self._cache[key] = guided.neuron_pictures(net, net.preprocess(picture), layer, channel, k=k, rule=rule)
 
         self.draw_when_ready(key, lambda: key in self._cache, single_step(compute), self.draw)
 

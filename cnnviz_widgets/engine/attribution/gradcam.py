@@ -73,8 +73,9 @@ def _cam_layer(net: Network, layer: Any) -> str:
 def to_image_size(layer_map: torch.Tensor, size: tuple[int, int] | int) -> torch.Tensor:
     """A layer-resolution map (h x w or N x h x w) upsampled bilinearly to `size` (the
     half-pixel convention of pytorch-grad-cam's cv2.resize and Captum's interpolate)."""
-    if isinstance(size, int):
+    if checks.is_integer(size):
         size = (size, size)
+    size = tuple(checks.integer(v, "size", low=1) for v in size)
     m = torch.as_tensor(layer_map).float()
     single = m.dim() == 2
     if single:

@@ -23,17 +23,17 @@ message, never given the plain gradient under the guided name.
 ``attribution.smoothgrad(guided_backprop, ...)``); `neuron_gradient(net, image, layer,
 channel)` is lesson 08's picture of one unit, at its strongest position by default.
 
-Also here: Adebayo et al. (2018)'s model-randomisation sanity check.
+Adebayo et al. (2018)'s model-randomisation sanity check of these maps is
+`evaluation.scores.cascading_randomisation` (lesson 08 runs it).
 """
 
 from __future__ import annotations
 
-import copy
 import inspect
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -47,7 +47,6 @@ from ..core.progress import Progress, StopCheck, run_to_end
 from ..core.targets import Neuron, Target
 from ..inspect.patches import crop_patch, crop_pixels
 from .base import Attribution, batched_iter, input_gradient
-from .saliency import saliency
 
 __all__ = [
     "RULES",
@@ -60,10 +59,6 @@ __all__ = [
     "top_positions",
     "NeuronPicture",
     "neuron_pictures",
-    "randomisation_test",
-    "RandomisationResult",
-    "reinitialise",
-    "layer_parameters",
 ]
 
 RULES = ("guided", "deconvnet", "plain")
@@ -262,7 +257,7 @@ def neuron_gradient(net: Network, image, layer: str, channel: int, *, position: 
     return result
 
 
-def top_positions(net: Network, image, layer: str, channel: int, k: int = 4) -> list[tuple[int, int, float]]:
+def top_positions(net: Network, image, layer: str, channel: int, *, k: int = 4) -> list[tuple[int, int, float]]:
     """The k strongest (row, col, activation) of a channel in this image, strongest first.
     A vector layer (fc) has one position: (0, 0)."""
     layer = checks.layer(net, layer)
@@ -272,9 +267,9 @@ def top_positions(net: Network, image, layer: str, channel: int, k: int = 4) -> 
 
 @dataclass
 class NeuronPicture:
-    """One activating position of a channel: where (row, col), how strongly, the
-    receptive-field crop of the image (uint8 S x S x 3, grey-padded at borders, as
-    `patches.crop_patch` gives) and of the gradient image (3 x S x S float on the CPU,
+    """One activating position of a channel: where (`position`: row, col), how strongly
+    (`activation`), the receptive-field `crop` of the image (uint8 S x S x 3, grey-padded at borders, as
+    `patches.crop_patch` gives) and of the `gradient` image (3 x S x S float on the CPU,
     zero-padded)."""
 
     position: tuple[int, int]
@@ -283,7 +278,7 @@ class NeuronPicture:
     gradient: torch.Tensor
 
 
-def neuron_pictures(net: Network, image, layer: str, channel: int, k: int = 4,
+def neuron_pictures(net: Network, image, layer: str, channel: int, *, k: int = 4,
                     rule: str = "guided") -> list[NeuronPicture]:
     """For the k strongest positions of `channel` in this image, the gradient image of
     that neuron under `rule`, cut to its receptive field next to the image's crop
@@ -291,109 +286,10 @@ def neuron_pictures(net: Network, image, layer: str, channel: int, k: int = 4,
     x = net.as_batch(image, single=True, what="neuron_pictures")
     rf = net.receptive_field(layer)
     pictures = []
-    for r, c, value in top_positions(net, x, layer, channel, k):
+    for r, c, value in top_positions(net, x, layer, channel, k=k):
         grad = neuron_gradient(net, x, layer, channel, position=None if rf.is_global else (r, c),
                                rule=rule).per_channel[0]
         hwc = grad.permute(1, 2, 0).numpy()
         cut = crop_pixels(hwc, rf, r, c, fill=np.float32(0)).transpose(2, 0, 1)
         pictures.append(NeuronPicture((r, c), value, crop_patch(net, x, rf, r, c), torch.from_numpy(cut.copy())))
     return pictures
-
-
-# --- the sanity check ----------------------------------------------------------------
-
-def layer_parameters(net: Network) -> dict[str, list[nn.Module]]:
-    """For each readable layer, the modules with parameters that run after the previous
-    layer and up to it (so AlexNet's conv1 owns features.0, its ReLU having none)."""
-    owned, seen = {}, set()
-    for layer in net.layers:
-        leaves, _ = net.executed_leaves(layer)
-        mods = []
-        for _name, m in leaves:
-            if id(m) not in seen and any(True for _ in m.parameters(recurse=False)):
-                mods.append(m)
-            seen.add(id(m))
-        owned[layer] = mods
-    return owned
-
-
-def reinitialise(modules: Sequence[nn.Module], generator: torch.Generator) -> None:
-    """Replace every parameter by Gaussian noise with that tensor's own mean and spread:
-    the layer forgets what it learnt but keeps its scale (activations neither vanish nor blow up)."""
-    with torch.no_grad():
-        for m in modules:
-            for p in m.parameters(recurse=False):
-                mean, std = p.mean(), (p.std() if p.numel() > 1 else p.abs().mean())
-                noise = torch.randn(p.shape, generator=generator, dtype=p.dtype, device="cpu").to(p.device)
-                p.copy_(mean + std * noise)
-
-
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    from scipy.stats import spearmanr  # deferred: scipy.stats is heavy and only this check needs it
-
-    rho = spearmanr(a.ravel(), b.ravel()).statistic
-    return float(0.0 if np.isnan(rho) else rho)
-
-
-def _as_map(result) -> torch.Tensor:
-    """A method's output for one image -> H x W importance: an `Attribution`'s map, or
-    for a method returning a plain tensor its |.| max over channels, as saliency."""
-    if isinstance(result, Attribution):
-        return result.map[0].detach().float().cpu()
-    m = result.detach().float().cpu()
-    if m.dim() == 4:
-        m = m[0]
-    if m.dim() == 3:
-        m = m.abs().amax(0)
-    return m
-
-
-METHODS: dict[str, Callable[..., Attribution]] = {
-    "saliency": lambda net, image, target: saliency(net, image, target),
-    "guided": lambda net, image, target: guided_backprop(net, image, target, rule="guided"),
-    "deconvnet": lambda net, image, target: guided_backprop(net, image, target, rule="deconvnet"),
-}
-
-
-@dataclass
-class RandomisationResult:
-    """stages[i] names the layers re-initialised so far ("original" first); for each
-    method, its Spearman correlation with the original map at each stage, and the maps
-    (H x W tensors on the CPU)."""
-
-    stages: list[str]
-    correlations: dict[str, list[float]]
-    maps: dict[str, list[torch.Tensor]]
-
-
-def randomisation_test(net: Network, image, target, methods: Sequence[str] | dict = ("saliency", "guided"),
-                       layers_top_down: Sequence[str] | None = None, seed: int = 0) -> RandomisationResult:
-    """Adebayo et al. 2018 ("Sanity Checks for Saliency Maps", arXiv:1810.03292):
-    re-initialise layers cumulatively from the top down on a COPY of the network and
-    measure how much each method's map changes (Spearman rank correlation with the
-    original map). A method that explains the model should change when the model is
-    destroyed. `net` itself is never modified. `methods`: names in `METHODS`, or
-    {name: method(net, image, target) -> Attribution}."""
-    x = net.as_batch(image, single=True, what="randomisation_test")
-    target = net.class_index(target)
-    if isinstance(methods, dict):
-        chosen = dict(methods)
-    else:
-        chosen = {checks.choice(m, "method", tuple(METHODS)): METHODS[m] for m in methods}
-    for name in chosen:
-        if not callable(chosen[name]):
-            raise ValueError(f"method {name!r} is not callable")
-    layers = [checks.layer(net, layer) for layer in
-              (layers_top_down if layers_top_down is not None else reversed(net.layers))]
-    probe = copy.deepcopy(net)
-    owned = layer_parameters(probe)
-    generator = torch.Generator().manual_seed(checks.integer(seed, "seed"))
-    maps = {name: [_as_map(fn(probe, x, target))] for name, fn in chosen.items()}
-    stages = ["original"]
-    for layer in layers:
-        reinitialise(owned[layer], generator)
-        stages.append(layer)
-        for name, fn in chosen.items():
-            maps[name].append(_as_map(fn(probe, x, target)))
-    correlations = {name: [_spearman(ms[0].numpy(), m.numpy()) for m in ms] for name, ms in maps.items()}
-    return RandomisationResult(stages, correlations, maps)

@@ -24,7 +24,7 @@ from typing import Iterator
 
 import torch
 
-from ..core import checks
+from ..core import checks, memory
 from ..core.network import Network
 from ..core.progress import Progress, StopCheck, run_to_end
 
@@ -199,17 +199,22 @@ def _describe(net: Network, x: torch.Tensor, layer: str) -> torch.Tensor:
     return out.reshape(out.shape[0], -1).float().cpu()
 
 
-def extract_features_iter(net: Network, dataset, layer: str, *, batch_size: int = 64,
+def extract_features_iter(net: Network, dataset, layer: str, *, batch_size: int | None = None,
                           should_stop: StopCheck = None) -> Iterator[Progress[Features]]:
     """Scan `dataset` and yield `Progress` after each batch, whose result holds the rows
     of the images done so far; the last carries all ``N x D`` features. See lesson 02.
 
-    `layer` is one of ``net.layers`` or ``"pixels"``. A cached scan yields its result
-    at once; a stopped scan (``ended="stopped"``) leaves nothing in the cache. Checks
-    its settings at the call.
+    `layer` is one of ``net.layers`` or ``"pixels"``. `batch_size`: images per forward;
+    None picks it from the memory budget (`engine.core.memory`). A cached scan yields
+    its result at once; a stopped scan (``ended="stopped"``) leaves nothing in the
+    cache. Checks its settings at the call.
     """
     if layer != PIXELS:
         layer = checks.layer(net, layer)
+    if batch_size is None:
+        # pixels: only the preprocessed images are held; a layer: a forward without gradients
+        batch_size = memory.batch_size_for(4 * 3 * net.input_size ** 2, most=256) if layer == PIXELS \
+            else memory.batch_size(net)
     batch_size = checks.integer(batch_size, "batch_size", low=1)
     n = _check_dataset(dataset)
     return _scan(net, dataset, layer, batch_size, n, should_stop)
@@ -249,12 +254,12 @@ def _scan(net, dataset, layer, batch_size, n, should_stop) -> Iterator[Progress[
     yield Progress(n, n, Features(out, layer, name), done=True)
 
 
-def extract_features(net: Network, dataset, layer: str, *, batch_size: int = 64) -> Features:
+def extract_features(net: Network, dataset, layer: str, *, batch_size: int | None = None) -> Features:
     """Each image's output at `layer`, flattened: ``.vectors`` N x D (cached). See lesson 02."""
     return run_to_end(extract_features_iter(net, dataset, layer, batch_size=batch_size))
 
 
-def pixel_features(net: Network, dataset, *, batch_size: int = 256) -> Features:
+def pixel_features(net: Network, dataset, *, batch_size: int | None = None) -> Features:
     """The preprocessed pixels in [0, 1], flattened: ``.vectors`` N x 3*S*S (cached): the
     "no network at all" description of each image."""
     return extract_features(net, dataset, PIXELS, batch_size=batch_size)

@@ -22,7 +22,7 @@ from typing import Iterator, Union
 import numpy as np
 import torch
 
-from ..core import checks
+from ..core import checks, memory
 from ..core.network import Network
 from ..core.progress import Progress, StopCheck, run_to_end
 from ..core.receptive_field import ReceptiveField
@@ -179,6 +179,8 @@ def _store(net: Network, dataset, scan: PatchScan) -> None:
 def _check_settings(net: Network, dataset, layer: str, k, batch_size) -> tuple[str, int, int]:
     layer = checks.layer(net, layer)
     k = checks.integer(k, "k", low=1)
+    if batch_size is None:
+        batch_size = memory.batch_size(net)  # a forward without gradients, at the net's input size
     batch_size = checks.integer(batch_size, "batch_size", low=1)
     if len(dataset) == 0:
         raise ValueError(f"dataset {getattr(dataset, 'name', dataset)!r} is empty: nothing to scan")
@@ -207,13 +209,14 @@ def _arrays_are_inputs(net: Network, dataset) -> bool:
     return (callable(getattr(dataset, "arrays", None)) and size == net.input_size == net.resize_size)
 
 
-def max_activating_patches_iter(net: Network, dataset, layer: str, *, k: int = 9, batch_size: int = 64,
+def max_activating_patches_iter(net: Network, dataset, layer: str, *, k: int = 9, batch_size: int | None = None,
                                 cache: bool = True, should_stop: StopCheck = None) -> Iterator[Progress[PatchScan]]:
     """Scan `dataset` once up to `layer`, keeping each channel's k strongest units;
     yield `Progress` after each batch, whose result is the scan so far (a `PatchScan`
     of the images seen). `should_stop()` is asked after each batch; when true the scan
     ends there with ``ended="stopped"`` (never cached). A cached scan is yielded at
-    once. Checks its settings at the call."""
+    once. `batch_size`: images per forward; None picks it from the memory budget
+    (`engine.core.memory`). Checks its settings at the call."""
     layer, k, batch_size = _check_settings(net, dataset, layer, k, batch_size)
     return _scan(net, dataset, layer, k, batch_size, cache, should_stop)
 
@@ -272,7 +275,7 @@ def _scan(net, dataset, layer, k, batch_size, cache, should_stop) -> Iterator[Pr
     yield Progress(n, n, scan, done=True)
 
 
-def max_activating_patches(net: Network, dataset, layer: str, *, k: int = 9, batch_size: int = 64,
+def max_activating_patches(net: Network, dataset, layer: str, *, k: int = 9, batch_size: int | None = None,
                            cache: bool = True) -> PatchScan:
     """`max_activating_patches_iter` run to the end: the `PatchScan`."""
     return run_to_end(max_activating_patches_iter(net, dataset, layer, k=k, batch_size=batch_size, cache=cache))

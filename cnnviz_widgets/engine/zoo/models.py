@@ -28,7 +28,7 @@ import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 from urllib.parse import urlparse
 
 import torch
@@ -36,7 +36,7 @@ import torchvision
 from torch import nn
 from torchvision.models import AlexNet_Weights, get_model_weights
 
-from ..core import checks
+from ..core import checks, threads
 from ..core.network import Network, make_activations_out_of_place
 from . import shapes, shapes_net
 
@@ -339,6 +339,7 @@ def load_model(model: str | nn.Module | None = None, device: str | torch.device 
     layer with a spatial map, an input size it cannot take, half precision, or weights
     spread over devices fail here, with the fix in the message.
     """
+    threads.use_allowed_cpus()  # once per process: torch's threads from the CPU share it has
     if isinstance(model, Network):
         return model
     if isinstance(model, nn.Module):
