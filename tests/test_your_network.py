@@ -138,16 +138,16 @@ def _run(net, lesson, given=None):
         "02": lambda f: f(subject, _dataset(net), last, batch_size=3),
         "04": lambda f: f(subject, x, last),
         "05": lambda f: f(subject, _dataset(net), last, k=1, batch_size=3, cache=False),
-        "06": lambda f: f(subject, x, 1, patch=s // 2, stride=s // 2),
-        "07": lambda f: f(subject, x, 1),
-        "08": lambda f: f(subject, x, 1),
+        "06": lambda f: f(subject, x, 1, patch=s // 2, stride=s // 2, batch_size=4),
+        "07": lambda f: f(subject, x, 1, batch_size=1),
+        "08": lambda f: f(subject, x, 1, batch_size=1),
         "09": lambda f: f(subject, 1, size=s, steps=1, jitter=0),
         "10": lambda f: f(subject, x, 1, steps=1, eps=0.05, step_size=0.01),
         "11": lambda f: f(subject, x, last, octaves=1, steps=1, jitter=0),
         "12": lambda f: f(subject, x, last, size=s, steps=1),
-        "13a": lambda f: f(subject, x, 1),
-        "13b": lambda f: f(subject, x, 1),
-        "13c": lambda f: f(subject, x, 1, steps=2),
+        "13a": lambda f: f(subject, x, 1, batch_size=1),
+        "13b": lambda f: f(subject, x, 1, batch_size=1),
+        "13c": lambda f: f(subject, x, 1, steps=2, batch_size=2),
     }
     return calls[lesson](technique.verb)
 
