@@ -83,6 +83,8 @@ RECIPES: dict[str, Recipe] = {
                   bad={"batch_size": 0}),
     "13c": Recipe(args=lambda net, d: (d["images"], [1, 0, 2]), ints={"steps": 4, "batch_size": 3, "seed": 2},
                   settings={"baseline": "noise"}, bad={"steps": 0}),
+    "15": Recipe(args=lambda net, d: (d["dataset"], "tiny_b"), ints={"batch_size": 3},
+                 settings={"quantile": 0.05}, bad={"quantile": 0}),
 }
 
 CHECKS = ("image argument", "iter twin", "numpy integers", "documented result", "state restored")
@@ -142,7 +144,7 @@ def same(a, b) -> bool:
 
 
 def test_every_lesson_has_a_technique_and_a_recipe():
-    assert sorted({t.lesson for t in TECHNIQUES.values()}) == [f"{i:02d}" for i in range(1, 14)]
+    assert sorted({t.lesson for t in TECHNIQUES.values()}) == [f"{i:02d}" for i in range(1, 14)] + ["15"]
     assert sorted(k for k in TECHNIQUES if k.startswith("13")) == ["13a", "13b", "13c"]
     assert set(RECIPES) == set(TECHNIQUES), "give every technique a recipe in tests/test_contract.py"
     for key, t in TECHNIQUES.items():

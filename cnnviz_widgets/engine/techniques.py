@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .attribution import gradcam, guided, integrated_gradients, occlusion, saliency
-from .inspect import activations, embedding, features, filters, patches
+from .inspect import activations, dissection, embedding, features, filters, patches
 from .optimize import adversarial, ascent, deepdream, inversion
 
 __all__ = ["Technique", "TECHNIQUES", "SUBJECTS"]
@@ -96,4 +96,7 @@ TECHNIQUES: dict[str, Technique] = {t.key: t for t in [
     Technique("13", "13_comparing_attributions", "Integrated Gradients", integrated_gradients.integrated_gradients,
               integrated_gradients.integrated_gradients_iter, "image",
               "Sundararajan, Taly & Yan 2017, Axiomatic Attribution for Deep Networks", part="c"),
+    Technique("15", "15_network_dissection", "network dissection", dissection.dissect, dissection.dissect_iter,
+              "dataset", "Bau, Zhou, Khosla, Oliva & Torralba 2017, Network Dissection: Quantifying "
+              "Interpretability of Deep Visual Representations (CVPR)"),
 ]}
