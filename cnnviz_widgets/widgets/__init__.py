@@ -30,6 +30,7 @@ _APPS: dict[str, str] = {
     "DeepDreamApp": "deepdream",
     "InversionApp": "inversion",
     "CompareApp": "compare",
+    "DissectionApp": "dissection",
 }
 
 __all__ = sorted(_APPS) + ["App", "Runner", "ChannelSlider", "ClassPicker", "ImagePicker", "ImageUpload",
