@@ -191,3 +191,18 @@ def test_a_stopped_run_dissects_the_images_seen():
     assert torch.isnan(steps[0].result.iou).all() and steps[0].result.ended == ""
     first_six = ListDataset([shapes[i] for i in range(6)], shapes.classes, "")
     assert torch.equal(last.iou, run_to_end(D.dissect_iter(net, first_six, "tiny_b", batch_size=3)).iou)
+
+
+def test_the_exercise_solution_agrees_with_the_engine(monkeypatch):
+    from cnnviz_widgets.exercises import check, solutions
+    from tests.exercise_mistakes_lesson15 import iou_with_ge_and_quantile
+
+    monkeypatch.setattr(D, "MASK_STEP", 1)
+    net, data = _picker(), _mask_dataset(block=1, seed=4)
+    result = D.dissect(net, data, "units", quantile=0.03)
+    maps = torch.cat([item.image[:, 1] for item in data.items])  # the green unit: classes b, c, d
+    for concept in (1, 2):
+        masks = torch.from_numpy(np.stack([item.mask if item.label == concept else np.zeros_like(item.mask)
+                                           for item in data.items]))
+        assert solutions.unit_iou(maps, masks, 0.03) == pytest.approx(float(result.iou[1, concept]), rel=1e-6)
+    assert check("unit_iou", iou_with_ge_and_quantile).passed  # an interpolated quantile and >= are fine too

@@ -46,6 +46,7 @@ LESSONS = {
     "guided_dream_step": "11_deepdream",
     "total_variation": "12_feature_inversion",
     "deletion_curve": "13_comparing_attributions",
+    "unit_iou": "15_network_dissection",
 }
 
 

@@ -1306,9 +1306,11 @@ class DeletionCurve(NumericChecker):
 
 # --- the registry ---------------------------------------------------------------------------------------
 
+from .lesson15 import UnitIou  # noqa: E402 - lesson 15's checker lives in its own module
+
 CHECKERS: dict[str, type[Checker]] = {c.name: c for c in (
     FilterTiles, NearestNeighbors, Pca2d, TopChannels, ReceptiveField, OcclusionMap, Saliency,
-    GuidedReluBackward, AscentStep, PgdStep, GuidedDreamStep, TotalVariation, DeletionCurve)}
+    GuidedReluBackward, AscentStep, PgdStep, GuidedDreamStep, TotalVariation, DeletionCurve, UnitIou)}
 
 _INSTANCES: dict[str, Checker] = {}
 
