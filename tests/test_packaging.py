@@ -59,8 +59,8 @@ def test_colab_safe_bounds():
     assert '"torch>=' in text and "torch==" not in text and "torch<" not in text  # reuse Colab's torch
 
 
-def test_there_are_fourteen_notebooks():
-    assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(14)]
+def test_the_lessons_are_numbered_in_order():
+    assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(14)] + ["15"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
