@@ -34,13 +34,14 @@ __all__ = ["Segmentation", "segment_from_saliency", "thresholded_saliency", "cen
 
 @dataclass(frozen=True)
 class Segmentation:
-    """One image segmented from its saliency map.
+    """Images segmented from their saliency maps.
 
-    mask: H x W bool, GrabCut's foreground; saliency: H x W float tensor, the map that
-    seeded it, blurred by `sigma` pixels (None: the raw map); seeds: H x W uint8, the
-    labels GrabCut started from (0 certain background, 1 certain object, 2 probably
-    background, 3 probably object: OpenCV's GC_* values); foreground, background: the
-    quantiles of the map that made the seeds; iterations: GrabCut's iterations.
+    mask: N x H x W bool, GrabCut's foreground; saliency: N x H x W float tensor, the
+    maps that seeded it, blurred by `sigma` pixels (None: the raw maps); seeds: N x H x W
+    uint8, the labels GrabCut started from (0 certain background, 1 certain object,
+    2 probably background, 3 probably object: OpenCV's GC_* values); foreground,
+    background: the quantiles of each map that made the seeds; iterations: GrabCut's
+    iterations.
     """
 
     mask: np.ndarray
@@ -63,13 +64,14 @@ def _check_quantiles(foreground, background) -> tuple[float, float]:
 
 def segment_from_saliency(net, image, target, *, foreground: float = 0.95, background: float = 0.30,
                           iterations: int = 5, sigma: float | None = 2.0) -> Segmentation:
-    """GrabCut seeded by the saliency map of `target` for one image (Simonyan et al. 2014).
+    """GrabCut seeded by the saliency map of `target` (Simonyan et al. 2014), for one image
+    or a batch (`target` then one class per image; the maps come from one batched pass).
 
     Pixels whose saliency is above the map's `foreground` quantile start as certain
     object, those below the `background` quantile as certain background, the rest as
     "probably background" (the map blurred by a Gaussian of `sigma` pixels first, None:
-    not blurred); GrabCut fits a colour model (Gaussian mixtures) to each side
-    and cuts the image with a graph cut, `iterations` times.
+    not blurred); GrabCut fits a colour model (Gaussian mixtures) to each side and cuts
+    the image with a graph cut, `iterations` times.
     """
     import cv2  # deferred: an optional heavy dependency that only this section needs
 
@@ -77,21 +79,25 @@ def segment_from_saliency(net, image, target, *, foreground: float = 0.95, backg
     iterations = checks.integer(iterations, "iterations", low=1)
     if sigma is not None:
         sigma = checks.number(sigma, "sigma", low=0, low_open=True)
-    x = net.as_batch(image, single=True, what="segment_from_saliency")
-    heat = saliency(net, x, target).map[0]
+    x = net.as_batch(image, what="segment_from_saliency")
+    heat = saliency(net, x, target).map
     if sigma is not None:
-        heat = gaussian_blur(heat[None, None], sigma)[0, 0]
-    low, high = torch.quantile(heat.flatten().double(), torch.tensor([background, foreground], dtype=torch.float64))
-    seeds = np.full(heat.shape, cv2.GC_PR_BGD, dtype=np.uint8)
-    seeds[(heat.double() <= low).numpy()] = cv2.GC_BGD
-    seeds[(heat.double() >= high).numpy()] = cv2.GC_FGD
-    pixels = np.ascontiguousarray(net.deprocess(x))
-    mask = seeds.copy()
-    background_model, foreground_model = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    cv2.setRNGSeed(0)  # GrabCut's k-means starts from random centres: the same answer every run
-    cv2.grabCut(pixels, mask, None, background_model, foreground_model, iterations, cv2.GC_INIT_WITH_MASK)
-    return Segmentation(mask=(mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD), saliency=heat, seeds=seeds,
-                        foreground=foreground, background=background, iterations=iterations, sigma=sigma)
+        heat = gaussian_blur(heat[:, None], sigma)[:, 0]
+    pixels = [np.ascontiguousarray(net.deprocess(x[i:i + 1])) for i in range(len(x))]
+    seeds = np.full(tuple(heat.shape), cv2.GC_PR_BGD, dtype=np.uint8)
+    masks = np.zeros(tuple(heat.shape), dtype=bool)
+    for i, one in enumerate(heat.double()):
+        low, high = torch.quantile(one.flatten(), torch.tensor([background, foreground], dtype=torch.float64))
+        seeds[i][(one <= low).numpy()] = cv2.GC_BGD
+        seeds[i][(one >= high).numpy()] = cv2.GC_FGD
+        labels = seeds[i].copy()
+        background_model, foreground_model = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        cv2.setRNGSeed(0)  # GrabCut's k-means starts from random centres: the same answer every run
+        cv2.grabCut(pixels[i], labels, None, background_model, foreground_model, iterations,
+                    cv2.GC_INIT_WITH_MASK)
+        masks[i] = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
+    return Segmentation(mask=masks, saliency=heat, seeds=seeds, foreground=foreground, background=background,
+                        iterations=iterations, sigma=sigma)
 
 
 def thresholded_saliency(heat, keep: float = 0.25) -> np.ndarray:
