@@ -31,7 +31,9 @@ from cnnviz_widgets.engine.zoo.models import load_model
 LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
 
 
-def run(n: int = 1000, repeats: int = 3, seed: int = 12345) -> dict:
+def run(n: int = 1000, repeats: int = 3, seed: int = 12345, quick: bool = False) -> dict:
+    if quick:  # the suite's smoke run
+        n, repeats = 200, 1
     net = load_model("shapes")
     data = load_dataset("shapes", n=n, seed=seed)
     images = data.arrays()[0]  # generated once, outside every timing
