@@ -148,6 +148,11 @@ LESSONS: dict[str, Lesson] = {lesson.number: lesson for lesson in [
            part="b")),
         _WIDGETS + "style:StyleApp", (("gram_matrix", "cnnviz_widgets.exercises.lesson14:GramMatrix"),
                                       ("style_loss", "cnnviz_widgets.exercises.lesson14:StyleLoss"))),
+    Lesson("15", "15_network_dissection", (
+        _t("network dissection", "inspect.dissection:dissect", "inspect.dissection:dissect_iter", "dataset",
+           "Bau, Zhou, Khosla, Oliva & Torralba 2017, Network Dissection: Quantifying Interpretability of Deep "
+           "Visual Representations (CVPR)"),),
+        _WIDGETS + "dissection:DissectionApp", (("unit_iou", "cnnviz_widgets.exercises.lesson15:UnitIou"),)),
 ]}
 
 

@@ -44,8 +44,9 @@ APPS = {
     "InversionApp": ({"image": "cat", "size": 32, "steps": 2}, True),
     "StyleApp": ({"image": "cat", "style": "waves", "size": 32, "steps": 2}, True),
     "CompareApp": ({"image": "cat", "methods": ["saliency", "grad_cam"]}, False),
+    "DissectionApp": ({"k": 2, "rows": 2, "quantile": 0.05}, False),
 }
-DATASET_APPS = {"NeighborsApp", "EmbeddingApp", "PatchesApp"}
+DATASET_APPS = {"NeighborsApp", "EmbeddingApp", "PatchesApp", "DissectionApp"}
 
 
 def test_every_lesson_app_is_covered():

@@ -206,6 +206,8 @@ VERBS: dict[str, Verb] = {
                      ints={"steps": 4, "seed": 1, "every": 1}, settings={"step_size": 0.05}, bad={"steps": -1}),
     "judge": Verb(judge.judge, None, args=lambda net, d: (_image(d), 1), ints={"crops": 3, "seed": 1, "batch_size": 2},
                   bad={"crops": 0}, class_arg=1),
+    "15": _technique("15", args=lambda net, d: (d["dataset"], "tiny_b"), ints={"batch_size": 3},
+                     settings={"quantile": 0.05}, bad={"quantile": 0}),
 }
 
 def cases(needs_iter: bool = False, needs_net: bool = False):

@@ -15,7 +15,7 @@ from .helpers import assert_restored, model_state
 
 EXERCISES = ["filter_tiles", "nearest_neighbors", "pca_2d", "top_channels", "receptive_field", "occlusion_map",
              "saliency", "guided_relu_backward", "ascent_step", "pgd_step", "guided_dream_step",
-             "total_variation", "deletion_curve", "gram_matrix", "style_loss"]
+             "total_variation", "deletion_curve", "gram_matrix", "style_loss", "unit_iou"]
 
 
 def test_names_lists_the_exercises_in_lesson_order():

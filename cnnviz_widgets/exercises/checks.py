@@ -10,7 +10,6 @@ the learner's answer equals, within the same tolerance, what that mistake comput
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 import numpy as np
@@ -1307,9 +1306,11 @@ class DeletionCurve(NumericChecker):
 
 # --- the registry ---------------------------------------------------------------------------------------
 
+from .lesson15 import UnitIou  # noqa: E402 - lesson 15's checker lives in its own module
+
 CHECKERS: dict[str, type[Checker]] = {c.name: c for c in (
     FilterTiles, NearestNeighbors, Pca2d, TopChannels, ReceptiveField, OcclusionMap, Saliency,
-    GuidedReluBackward, AscentStep, PgdStep, GuidedDreamStep, TotalVariation, DeletionCurve)}
+    GuidedReluBackward, AscentStep, PgdStep, GuidedDreamStep, TotalVariation, DeletionCurve, UnitIou)}
 CHECKERS.update(LESSON14_CHECKERS)  # lesson 14's checkers live in their own module
 
 _INSTANCES: dict[str, Checker] = {}

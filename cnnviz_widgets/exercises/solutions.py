@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 __all__ = ["filter_tiles", "nearest_neighbors", "pca_2d", "top_channels", "receptive_field", "occlusion_map",
            "saliency", "guided_relu_backward", "ascent_step", "pgd_step", "guided_dream_step",
-           "total_variation", "deletion_curve", "gram_matrix", "style_loss"]
+           "total_variation", "deletion_curve", "gram_matrix", "style_loss", "unit_iou"]
 
 
 def filter_tiles(weights):
@@ -206,4 +206,19 @@ def style_loss(features, style_grams, weights):
         difference = gram_matrix(features[layer]) - style_grams[layer]
         total = total + weight * (difference ** 2).sum()
     return total
+
+
+def unit_iou(maps, masks, quantile):
+    """N x H x W activations of one unit (upsampled to the masks' size), N x H x W bool
+    masks of one concept, the share of values to keep -> the unit's IoU with the concept
+    over the whole dataset, a float. The threshold T is the k-th largest of all N*H*W
+    values, k = ceil(quantile * N*H*W); the unit is on where maps > T; the IoU is
+    |on & masks| / |on | masks|, both counted over all the images together."""
+    ### BEGIN SOLUTION
+    values = maps.flatten()
+    k = max(1, int(torch.tensor(quantile * values.numel()).ceil()))
+    threshold = values.topk(k).values[-1]
+    on = maps > threshold
+    union = (on | masks).sum()
+    return float((on & masks).sum() / union) if union > 0 else 0.0
     ### END SOLUTION
