@@ -83,4 +83,4 @@ def draw_texture(name: str, size: int = SIZE) -> Image.Image:
         picture = np.stack([0.15 + 0.8 * band, 0.25 + 0.5 * band ** 2, 0.85 - 0.6 * band], axis=-1)
     else:
         raise ValueError(f"the kit draws 'mosaic' and 'waves', not {name!r}")
-    return Image.fromarray((picture.clip(0, 1) * 255).round().astype(np.uint8), "RGB")
+    return Image.fromarray((picture.clip(0, 1) * 255).round().astype(np.uint8))
