@@ -32,7 +32,7 @@ RESULTS = HERE / "results"
 # The colleagues' benchmarks: each exposes run() -> dict; run in a subprocess each, so
 # one that crashes or hangs costs a row, not the suite.
 PEERS = ("bench_shapes_generation", "bench_activations_app", "bench_patch_scan", "bench_optimize",
-         "bench_recognisability", "bench_diversity")
+         "bench_recognisability", "bench_diversity", "bench_dissection")
 PEER_TIMEOUT_S = 1800
 
 

@@ -102,10 +102,10 @@ def bench_full_comparison(device, quick: bool) -> dict:
     per_method = {}
     for name in METHODS:  # each alone, for the breakdown (map and its two curves)
         t = time.perf_counter()
-        compare(net, x, target, [name], settings=settings, steps=steps, reference=False)
+        compare(net, x, target, methods=[name], settings=settings, steps=steps, reference=False)
         per_method[name] = round(time.perf_counter() - t, 2)
     t = time.perf_counter()
-    compare(net, x, target, list(METHODS), settings=settings, steps=steps, reference=False)
+    compare(net, x, target, methods=list(METHODS), settings=settings, steps=steps, reference=False)
     total = time.perf_counter() - t
     return {"benchmark": "attribution_compare", "device": str(device), "model": "efficientnet_lite0",
             "method": "app: seven methods, each scored", "input": int(x.shape[-1]), "curve_steps": steps,

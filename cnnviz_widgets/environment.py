@@ -17,12 +17,13 @@ def environment_report() -> dict:
     """A dict a learner (or an instructor debugging a laptop) can read at a glance."""
     import torch
 
+    from .engine.core.threads import use_allowed_cpus
     from .engine.zoo.models import available_models
 
     if torch.cuda.is_available():
         device = f"cuda ({torch.cuda.get_device_name(0)})"
     else:
-        device = f"cpu ({torch.get_num_threads()} threads)"
+        device = f"cpu, {use_allowed_cpus()}"
     return {
         "python": platform.python_version(),
         "packages": {p: _version(p) for p in ("cnnviz-widgets", "torch", "torchvision", "timm", "ipywidgets",

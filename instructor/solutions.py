@@ -1,4 +1,4 @@
-"""Model solutions of the "Your turn" exercises (lessons 01-13). SPOILERS: write your own first.
+"""Model solutions of the "Your turn" exercises (lessons 01-14). SPOILERS: write your own first.
 
 These are the answers: each lesson's exercise cell holds the same function with its
 body cleared. They live in the repository's ``instructor/`` folder, outside the
@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 __all__ = ["filter_tiles", "nearest_neighbors", "pca_2d", "top_channels", "receptive_field", "occlusion_map",
            "saliency", "guided_relu_backward", "ascent_step", "pgd_step", "guided_dream_step",
-           "total_variation", "deletion_curve"]
+           "total_variation", "deletion_curve", "gram_matrix", "style_loss", "unit_iou"]
 
 
 def filter_tiles(weights):
@@ -183,4 +183,45 @@ def deletion_curve(net, image, target, heat, steps):
         with torch.no_grad():
             probabilities.append(net(x).softmax(dim=1)[0, target])
     return torch.stack(probabilities)
+    ### END SOLUTION
+
+
+# --- lesson 14 (style transfer) ------------------------------------------------------------------
+
+def gram_matrix(features):
+    """N x C x H x W features -> N x C x C: each image's channels flattened to rows of
+    H * W values (F: N x C x HW), then F F^T divided by C * H * W."""
+    ### BEGIN SOLUTION
+    n, c, h, w = features.shape
+    flat = features.reshape(n, c, h * w)
+    return flat @ flat.transpose(1, 2) / (c * h * w)
+    ### END SOLUTION
+
+
+def style_loss(features, style_grams, weights):
+    """A scalar tensor: the sum over the style layers (the keys of `weights`) of
+    weights[layer] times the sum of the squared differences between the Gram matrix of
+    features[layer] (as `gram_matrix` computes it) and style_grams[layer]."""
+    ### BEGIN SOLUTION
+    total = 0.0
+    for layer, weight in weights.items():
+        difference = gram_matrix(features[layer]) - style_grams[layer]
+        total = total + weight * (difference ** 2).sum()
+    return total
+    ### END SOLUTION
+
+
+def unit_iou(maps, masks, quantile):
+    """N x H x W activations of one unit (upsampled to the masks' size), N x H x W bool
+    masks of one concept, the share of values to keep -> the unit's IoU with the concept
+    over the whole dataset, a float. The threshold T is the k-th largest of all N*H*W
+    values, k = ceil(quantile * N*H*W); the unit is on where maps > T; the IoU is
+    |on & masks| / |on | masks|, both counted over all the images together."""
+    ### BEGIN SOLUTION
+    values = maps.flatten()
+    k = max(1, int(torch.tensor(quantile * values.numel()).ceil()))
+    threshold = values.topk(k).values[-1]
+    on = maps > threshold
+    union = (on | masks).sum()
+    return float((on & masks).sum() / union) if union > 0 else 0.0
     ### END SOLUTION

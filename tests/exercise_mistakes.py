@@ -820,3 +820,92 @@ def deletion_in_place(net, image, target, heat, steps):
         with torch.no_grad():
             out.append(net(image).softmax(dim=1)[0, target])
     return torch.stack(out)
+
+
+# --- 14 gram_matrix (written as a learner would, not with the checker's helper)
+@wrong("gram_matrix", "no_normalisation")
+def gram_unnormalised(features):
+    n, c, h, w = features.shape
+    f = features.view(n, c, -1)
+    return torch.bmm(f, f.transpose(1, 2))
+
+
+@wrong("gram_matrix", "positions_only")
+def gram_over_positions(features):
+    n, c, h, w = features.shape
+    f = features.view(n, c, -1)
+    return torch.bmm(f, f.transpose(1, 2)) / (h * w)
+
+
+@wrong("gram_matrix", "channels_only")
+def gram_over_channels(features):
+    f = features.flatten(2)
+    return f @ f.transpose(1, 2) / features.shape[1]
+
+
+@wrong("gram_matrix", "transposed")
+def gram_positions(features):
+    n, c, h, w = features.shape
+    f = features.reshape(n, c, h * w)
+    return f.transpose(1, 2) @ f / (c * h * w)
+
+
+@wrong("gram_matrix", "not_flattened_per_channel")
+def gram_memory_order(features):
+    n, c, h, w = features.shape
+    f = features.reshape(n, h * w, c)
+    return f.transpose(1, 2) @ f / (c * h * w)
+
+
+@wrong("gram_matrix", "batch_mixed")
+def gram_one_for_the_batch(features):
+    n, c, h, w = features.shape
+    f = features.permute(1, 0, 2, 3).reshape(c, -1)
+    return (f @ f.T / (c * h * w))[None]
+
+
+# --- 14 style_loss
+def _learner_gram(f, normalise=True):
+    n, c, h, w = f.shape
+    flat = f.reshape(n, c, h * w)
+    return flat @ flat.transpose(1, 2) / ((c * h * w) if normalise else 1)
+
+
+@wrong("style_loss", "mean")
+def style_mean(features, style_grams, weights):
+    return sum(w * ((_learner_gram(features[l]) - style_grams[l]) ** 2).mean() for l, w in weights.items())
+
+
+@wrong("style_loss", "no_weights")
+def style_unweighted(features, style_grams, weights):
+    return sum(((_learner_gram(features[l]) - style_grams[l]) ** 2).sum() for l in weights)
+
+
+@wrong("style_loss", "content_layer")
+def style_every_layer(features, style_grams, weights):
+    return sum(weights.get(l, 1.0) * ((_learner_gram(f) - style_grams[l]) ** 2).sum() for l, f in features.items())
+
+
+@wrong("style_loss", "not_squared")
+def style_abs(features, style_grams, weights):
+    return sum(w * (_learner_gram(features[l]) - style_grams[l]).abs().sum() for l, w in weights.items())
+
+
+@wrong("style_loss", "norm")
+def style_norm(features, style_grams, weights):
+    return sum(w * torch.norm(_learner_gram(features[l]) - style_grams[l]) for l, w in weights.items())
+
+
+@wrong("style_loss", "no_normalisation")
+def style_raw_gram(features, style_grams, weights):
+    return sum(w * ((_learner_gram(features[l], False) - style_grams[l]) ** 2).sum() for l, w in weights.items())
+
+
+@wrong("style_loss", "not_scalar")
+def style_one_element(features, style_grams, weights):
+    total = sum(w * ((_learner_gram(features[l]) - style_grams[l]) ** 2).sum() for l, w in weights.items())
+    return total.reshape(1)
+
+
+# --- 15 unit_iou: in its own module, registered on import
+from tests import exercise_mistakes_lesson15  # noqa: E402,F401

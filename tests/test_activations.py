@@ -81,7 +81,7 @@ def test_engine_calls_restore_the_model_also_when_they_raise(tiny, x8, effnet):
             A.activations(tiny, x8, "conv7")
         with pytest.raises(ValueError, match="one RGB image"):
             A.activations(tiny, torch.rand(2, 3, 8, 8), "conv1")
-        with pytest.raises(RuntimeError):  # 2x2 is too small for conv2: raises mid-forward
+        with pytest.raises(ValueError, match="too small"):  # 2x2 is too small for conv2: refused before the forward
             A.all_activations(tiny, torch.rand(1, 3, 2, 2))
     assert tiny.training
     with assert_restored(effnet):

@@ -42,9 +42,11 @@ APPS = {
     "FoolingApp": ({"image": "cat", "target": "quokka", "steps": 2}, True),
     "DeepDreamApp": ({"image": "cat", "size": 64, "steps": 2, "octaves": 1}, True),
     "InversionApp": ({"image": "cat", "size": 32, "steps": 2}, True),
+    "StyleApp": ({"image": "cat", "style": "waves", "size": 32, "steps": 2}, True),
     "CompareApp": ({"image": "cat", "methods": ["saliency", "grad_cam"]}, False),
+    "DissectionApp": ({"k": 2, "rows": 2, "quantile": 0.05}, False),
 }
-DATASET_APPS = {"NeighborsApp", "EmbeddingApp", "PatchesApp"}
+DATASET_APPS = {"NeighborsApp", "EmbeddingApp", "PatchesApp", "DissectionApp"}
 
 
 def test_every_lesson_app_is_covered():

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from cnnviz_widgets.engine.core.cache import clear_caches
 from cnnviz_widgets.engine.optimize import ascent
 from tests.helpers import assert_restored, png_to_array
 
@@ -240,7 +241,7 @@ def test_app_channel_mode_shows_the_images_beside_the_units_top_patches(effnet, 
     from cnnviz_widgets.widgets import AscentApp
     from cnnviz_widgets.widgets import ascent as app_module
 
-    patches.clear_scan_cache()
+    clear_caches()
     scans = []
     real = patches.max_activating_patches_iter
     monkeypatch.setattr(patches, "max_activating_patches_iter", lambda *a, **kw: scans.append(a[2]) or real(*a, **kw))

@@ -56,7 +56,7 @@ def test_occlusion_map_is_the_logit_drop_per_pixel(shapes_net, shape_item):
 def test_compare_scores_each_map_and_a_random_reference(shapes_net, shape_item):
     x = shapes_net.preprocess(shape_item.image)
     mask = shapes_net.preprocess_mask(shape_item.mask)
-    result = C.compare(shapes_net, x, shape_item.label, ["grad_cam", "saliency"], mask=mask, steps=6, settings=FAST)
+    result = C.compare(shapes_net, x, shape_item.label, methods=["grad_cam", "saliency"], mask=mask, steps=6, settings=FAST)
     assert result.methods == ["grad_cam", "saliency"] and result.target == shape_item.label
     for name in result.methods:
         s = result.scores[name]
@@ -64,7 +64,7 @@ def test_compare_scores_each_map_and_a_random_reference(shapes_net, shape_item):
         assert 0 <= s.deletion <= 1 and 0 <= s.insertion <= 1
     ref = result.reference
     assert ref is not None and 0 <= ref.mask_mass <= 1 and 0 <= ref.deletion <= 1
-    no_mask = C.compare(shapes_net, x, shape_item.label, ["grad_cam"], steps=4, reference=False)
+    no_mask = C.compare(shapes_net, x, shape_item.label, methods=["grad_cam"], steps=4, reference=False)
     assert no_mask.scores["grad_cam"].pointing is None and no_mask.reference is None
     # the same map as the method alone
     assert torch.equal(no_mask.attributions["grad_cam"].map, C.METHODS["grad_cam"](shapes_net, x, shape_item.label).map)
@@ -72,11 +72,11 @@ def test_compare_scores_each_map_and_a_random_reference(shapes_net, shape_item):
 
 def test_compare_reports_progress_and_stops_between_methods(shapes_net, shape_item):
     x = shapes_net.preprocess(shape_item.image)
-    steps = list(C.compare_iter(shapes_net, x, shape_item.label, ["saliency", "grad_cam"], steps=4))
+    steps = list(C.compare_iter(shapes_net, x, shape_item.label, methods=["saliency", "grad_cam"], steps=4))
     assert [p.step for p in steps] == [1, 2, 3, 4, 5] and [p.done for p in steps] == [False] * 4 + [True]
     assert steps[0].result.attributions.keys() == {"saliency"}
     answers = iter([False, False, True, True])
-    stopped = run_to_end(C.compare_iter(shapes_net, x, shape_item.label, ["saliency", "grad_cam"], steps=4,
+    stopped = run_to_end(C.compare_iter(shapes_net, x, shape_item.label, methods=["saliency", "grad_cam"], steps=4,
                                         should_stop=lambda: next(answers, True)))
     assert stopped.ended == "stopped" and list(stopped.attributions) == ["saliency"]
 

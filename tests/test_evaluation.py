@@ -115,14 +115,14 @@ def test_auc_scores_of_many_maps_equal_one_map_at_a_time(shapes_net, shapes_set)
     maps = [masks[1].astype(float), E.random_map(64, seed=4), coarse]
     for fill in ("blur", "black"):
         table = E.auc_scores(shapes_net, x[1], labels[1], maps, steps=6, fill=fill, batch_size=5)
-        assert set(table) == {"deletion", "insertion"} and table["deletion"].shape == (3,)
+        assert table.kinds == ["deletion", "insertion"] and table.deletion.shape == (3,) and table.ended == "done"
         for k, m in enumerate(maps):
             one = E.deletion_auc(shapes_net, x[1], labels[1], m, steps=6, fill=fill)
-            assert table["deletion"][k] == pytest.approx(one, rel=1e-5)
+            assert table.deletion[k] == pytest.approx(one, rel=1e-5)
             one = E.insertion_auc(shapes_net, x[1], labels[1], m, steps=6, fill=fill)
-            assert table["insertion"][k] == pytest.approx(one, rel=1e-5)
+            assert table.insertion[k] == pytest.approx(one, rel=1e-5)
     only = E.auc_scores(shapes_net, x[1], labels[1], np.stack(maps[:2]), kinds=["insertion"], steps=6)
-    assert set(only) == {"insertion"} and only["insertion"].shape == (2,)
+    assert only.deletion is None and only.insertion.shape == (2,)
     with pytest.raises(ValueError, match="kind must be one of"):
         E.auc_scores(shapes_net, x[1], labels[1], maps, kinds=["erasure"])
 
@@ -183,10 +183,10 @@ def test_every_method_beats_a_random_map(shapes_net, shapes_set, reference_score
 
 def test_scores_of_one_map(shapes_net, shapes_set):
     x, labels, masks, _ = shapes_set
-    s = E.score_map(shapes_net, x[0], labels[0], masks[0], masks[0], steps=4)
+    s = E.score_map(shapes_net, x[0], labels[0], masks[0], mask=masks[0], steps=4)
     assert s.pointing is True and s.mask_mass == 1.0 and 0 <= s.deletion <= 1 and 0 <= s.insertion <= 1
     assert E.score_map(shapes_net, x[0], labels[0], masks[0], steps=4).as_dict().keys() == {"deletion", "insertion"}
-    assert E.score_map(shapes_net, x[0], labels[0], masks[0], masks[0], curves=False).deletion is None
+    assert E.score_map(shapes_net, x[0], labels[0], masks[0], mask=masks[0], curves=False).deletion is None
 
 
 # --- the sanity check for any method ------------------------------------------------------------
@@ -225,7 +225,7 @@ def test_cascading_randomisation_for_every_method(shapes_net, shapes_set):
     final = {"grad_cam": [], "guided_backprop": [], "integrated_gradients": []}
     with assert_restored(shapes_net):
         for i in range(4):
-            r = E.cascading_randomisation(shapes_net, x[i], labels[i], list(final), layers_top_down=stages)
+            r = E.cascading_randomisation(shapes_net, x[i], labels[i], methods=list(final), layers_top_down=stages)
             assert r.stages == ["original"] + stages
             for m in final:
                 assert r.correlations[m][0] == pytest.approx(1.0) and len(r.maps[m]) == 5
@@ -234,17 +234,17 @@ def test_cascading_randomisation_for_every_method(shapes_net, shapes_set):
     assert np.mean(final["grad_cam"]) < 0.5
     assert np.mean(final["integrated_gradients"]) < np.mean(final["guided_backprop"]) - 0.3
     # A dict of any callables works too (here a method of one's own).
-    r = E.cascading_randomisation(shapes_net, x[0], labels[0], {"mine": lambda net, image, t: torch.ones(1, 64, 64)},
-                                  layers_top_down=["fc8"])
+    r = E.cascading_randomisation(shapes_net, x[0], labels[0],
+                                  methods={"mine": lambda net, image, t: torch.ones(1, 64, 64)}, layers_top_down=["fc8"])
     assert r.correlations["mine"] == [0.0, 0.0]  # a flat map correlates with nothing
     with pytest.raises(ValueError, match="method must be one of"):
-        E.cascading_randomisation(shapes_net, x[0], labels[0], ["lime"])
+        E.cascading_randomisation(shapes_net, x[0], labels[0], methods=["lime"])
 
 
 def test_cascading_randomisation_can_stop(shapes_net, shapes_set):
     x, labels, _, _ = shapes_set
     answers = iter([False, True])
-    steps = list(E.cascading_randomisation_iter(shapes_net, x[0], labels[0], ["saliency"],
+    steps = list(E.cascading_randomisation_iter(shapes_net, x[0], labels[0], methods=["saliency"],
                                                 layers_top_down=["fc8", "fc7", "fc6"],
                                                 should_stop=lambda: next(answers)))
     assert steps[-1].done and steps[-1].result.ended == "stopped"

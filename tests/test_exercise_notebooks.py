@@ -1,4 +1,4 @@
-"""The "Your turn" sections of lessons 01-13: where they sit, what they hold, and the two
+"""The "Your turn" sections of lessons 01-14: where they sit, what they hold, and the two
 versions an instructor can hand out. The stored (student) notebooks themselves run under
 nbval with the stubs unfilled (testpaths); here the *solved* exercise cells run in a real
 kernel, and each check cell's value must be its full points (what nbgrader reads).
@@ -33,17 +33,26 @@ def _read(name):
 def test_each_lesson_has_its_exercise_right_before_its_check_cell(name):
     nb = _read(name)
     parts = exercise_cells(nb)
-    assert list(parts) == [name], f"{LESSONS[name].name} has exercises {list(parts)}"
-    at = [parts[name][p] for p in PARTS]
-    assert at == list(range(at[0], at[0] + 4)), "statement, stub, check, questions: together and in that order"
+    together = [n for n in names() if lesson_of(n) == lesson_of(name)]  # lesson 14 asks for two, one after the other
+    assert list(parts) == together, f"{LESSONS[name].name} has exercises {list(parts)}"
+    last = name == together[-1]
+    wanted = PARTS if last else PARTS[:3]  # the questions come once, after the last exercise
+    at = [parts[name][p] for p in wanted]
+    assert at == list(range(at[0], at[0] + len(wanted))), "statement, stub, check, questions: together and in that order"
     following = nb.cells[at[-1] + 1]
-    assert following.cell_type == "code" and following.source.lstrip().startswith("# Check") or \
-        following.source.lstrip().startswith("## Check"), "the lesson's check comes right after the questions"
-    statement, stub, check, questions = (nb.cells[i] for i in at)
-    assert statement.source.startswith("## Your turn\n") and f"`{name}(" in statement.source
+    if last:
+        assert following.cell_type == "code" and following.source.lstrip().startswith("# Check") or \
+            following.source.lstrip().startswith("## Check"), "the lesson's check comes right after the questions"
+    else:
+        assert at[-1] + 1 == parts[together[together.index(name) + 1]]["statement"], "the next exercise follows"
+    statement, stub, check = (nb.cells[i] for i in at[:3])
+    heading = "## Your turn\n" if name == together[0] else "**Exercise "
+    assert statement.source.startswith(heading) and f"`{name}(" in statement.source
     assert check.source == f'check("{name}", {name})'
-    numbered = re.findall(r"^(\d)\. ", questions.source, flags=re.M)
-    assert questions.source.startswith("**Questions** (predict, then run)") and numbered in (["1", "2"], ["1", "2", "3"])
+    if last:
+        questions = nb.cells[at[3]]
+        numbered = re.findall(r"^(\d)\. ", questions.source, flags=re.M)
+        assert questions.source.startswith("**Questions** (predict, then run)") and numbered in (["1", "2"], ["1", "2", "3"])
 
 
 @pytest.mark.parametrize("name", names())
@@ -99,7 +108,8 @@ def test_the_command_writes_both_versions(tmp_path):
     solved, handout = tmp_path / "solved", tmp_path / "handout"
     done = run("solution", "notebooks", str(solved))
     assert done.returncode == 0, done.stderr
-    assert "14 notebook(s)" in done.stdout  # lesson 00 has no exercise and is copied as it is
+    lessons = len(list((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")))
+    assert f"{lessons} notebook(s)" in done.stdout  # lesson 00 has no exercise and is copied as it is
     assert run("student", str(solved), str(handout)).returncode == 0
     for name, path in LESSONS.items():
         assert BEGIN in (solved / path.name).read_text()

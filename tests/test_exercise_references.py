@@ -204,3 +204,15 @@ def test_deletion_curve_is_the_engines_deletion_to_black(shapes_net):
     theirs = deletion_curve(shapes_net, x, label, heat, steps=8, fill="black")
     tensors_close(mine, torch.from_numpy(theirs.probabilities), 1e-4)
     assert float(mine[0]) > float(mine[-1])  # all black: the shape is gone
+
+
+def test_gram_matrix_and_style_loss_are_the_engines():
+    from cnnviz_widgets.engine.optimize import style  # lesson 14 only: the module imports the whole optimize package
+
+    g = torch.Generator().manual_seed(14)
+    features = {"a": torch.randn(2, 4, 5, 6, generator=g), "b": torch.randn(2, 3, 3, 3, generator=g)}
+    tensors_close(S.gram_matrix(features["a"]), style.gram_matrix(features["a"]), 1e-6)
+    grams = {k: style.gram_matrix(torch.randn(v.shape, generator=g)) for k, v in features.items()}
+    weights = {"a": 0.3, "b": 2.0}
+    tensors_close(torch.as_tensor(S.style_loss(features, grams, weights)),
+                         style.style_loss(features, grams, weights), 1e-6)

@@ -17,7 +17,7 @@ HEADERS = ["## The idea", "## The technique", "## The app", "## Things to try", 
 OPTIONAL = {"## Your turn"}  # lesson 00 has no exercise
 # The lessons given this shape so far (issue 14, and lesson 13 from the start); lessons
 # 10-12 join when theirs lands.
-SHAPED = [f"{i:02d}" for i in range(10)] + ["13"]
+SHAPED = [f"{i:02d}" for i in range(10)] + ["13", "14", "15"]
 LESSONS = [p for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")) if p.name[:2] in SHAPED]
 
 
@@ -78,3 +78,28 @@ def test_the_idea_cites_its_papers_with_a_link(path):
     text = "\n".join(idea)
     assert re.search(r"\b(19|20)\d\d\b", text), f"{path.name}: the idea cites no paper with its year"
     assert "https://" in text, f"{path.name}: the idea links no paper"
+
+
+# The guides (issue 27's `your_network`) are not lessons: no number, no exercise, no paper of
+# their own to cite in the idea; they keep the rest of the one shape.
+GUIDES = sorted(p for p in (ROOT / "notebooks").glob("[a-z]*.ipynb"))
+
+
+def test_the_guides_are_there():
+    assert [p.name for p in GUIDES] == ["your_network.ipynb"]
+
+
+@pytest.mark.parametrize("path", GUIDES, ids=lambda p: p.name)
+def test_a_guide_has_the_lesson_shape_where_it_fits(path):
+    nb = nbformat.read(path, as_version=4)
+    first = nb.cells[0].source
+    assert re.match(r"# [A-Z]", first) and "colab-badge.svg" in first and path.name in first, path.name
+    goals = first.split("**Goals**", 1)[1].strip().splitlines()
+    assert 3 <= sum(line.startswith("- ") for line in goals) <= 4, f"{path.name}: 3-4 goals"
+    assert '"google.colab" in sys.modules' in nb.cells[1].source, f"{path.name}: the install cell comes second"
+    names = [h for h, _ in _sections(nb)]
+    assert names == [h for h in HEADERS if h != "## Your turn"], f"{path.name}: headers {names}"
+    checks = [c for c in nb.cells if c.cell_type == "code" and c.source.startswith("# Check")]
+    assert checks and all("assert" in c.source for c in checks), f"{path.name}: a check cell that asserts"
+    assert nb.cells[-1].source.startswith("## Under the hood")
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "stored without outputs"

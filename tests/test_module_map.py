@@ -52,3 +52,14 @@ def test_every_folder_init_lists_its_modules():
         modules |= {p.name for p in init.parent.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
         missing = [m for m in sorted(modules) if f"`{m}`" not in doc and f"`{m}/`" not in doc]
         assert not missing, f"{init.relative_to(ROOT)} does not list {missing}"
+
+
+def test_every_render_module_is_in_its_map_and_in_the_package_table():
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    section = text[text.index("### Module map of render"):text.index("## The app skeleton")]
+    mapped = set(re.findall(r"^\|[ \t]*`(\w+\.py)`[ \t]*\|", section, re.M))
+    folder = ROOT / "cnnviz_widgets" / "render"
+    actual = {p.name for p in folder.glob("*.py") if p.name != "__init__.py"}
+    assert mapped == actual, f"missing from the map: {sorted(actual - mapped)}; rows with no file: {sorted(mapped - actual)}"
+    doc = (folder / "__init__.py").read_text(encoding="utf-8")
+    assert not [m for m in sorted(actual) if f"`{m[:-3]}`" not in doc]

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from cnnviz_widgets.engine.core.cache import clear_caches
 from cnnviz_widgets.engine.inspect import features as F
 from cnnviz_widgets.engine.zoo.data import ListDataset, load_dataset
 from cnnviz_widgets.engine.inspect.neighbors import (all_nearest_neighbors, nearest_neighbors, neighbor_agreement,
@@ -79,7 +80,7 @@ def test_index_query_leaves_itself_out_and_exclude_and_ties():
 
 
 def test_zero_vector_has_cosine_distance_one():
-    d = pairwise_distances(torch.tensor([[0.0, 0.0]]).double(), torch.tensor([[1.0, 2.0]]).double(), "cosine")
+    d = pairwise_distances(torch.tensor([[0.0, 0.0]]).double(), torch.tensor([[1.0, 2.0]]).double(), metric="cosine")
     assert d.item() == pytest.approx(1.0)
 
 
@@ -138,7 +139,7 @@ def _count_forwards(net):
 
 
 def test_cache_hit_returns_the_same_tensor_without_recomputing(small_net, tiny_shapes):
-    F.clear_feature_cache()
+    clear_caches()
     calls, handle = _count_forwards(small_net)
     try:
         first = F.extract_features(small_net, tiny_shapes, "conv5", batch_size=4)
@@ -147,11 +148,11 @@ def test_cache_hit_returns_the_same_tensor_without_recomputing(small_net, tiny_s
         again = F.extract_features(small_net, tiny_shapes, "conv5", batch_size=4)
         assert again.vectors is first.vectors and calls == []
         # another layer is another scan
-        F.extract_features(small_net, tiny_shapes, "fc6")
+        F.extract_features(small_net, tiny_shapes, "fc6", batch_size=4)
         assert sum(calls) == len(tiny_shapes)
     finally:
         handle.remove()
-    assert F.feature_cache_info()["hits"] >= 1
+    assert F.feature_cache_info(small_net)["hits"] >= 1
 
 
 def test_same_name_different_weights_never_share_a_scan(tiny_shapes):
@@ -162,17 +163,8 @@ def test_same_name_different_weights_never_share_a_scan(tiny_shapes):
     assert not torch.allclose(fa.vectors, fb.vectors)
 
 
-def test_cache_is_bounded():
-    cache = F.FeatureCache(max_entries=2, max_bytes=10_000)
-    for i in range(4):
-        cache.put(("k", i), torch.zeros(10))
-    assert cache.keys() == [("k", 2), ("k", 3)]
-    cache.put(("big",), torch.zeros(5000))  # alone over the byte budget: kept, the rest go
-    assert cache.keys() == [("big",)]
-
-
 def test_progress_is_reported_per_batch(small_net, tiny_shapes):
-    F.clear_feature_cache()
+    clear_caches()
     steps = list(F.extract_features_iter(small_net, tiny_shapes, "conv3", batch_size=5))
     assert [(s.step, s.total, s.done) for s in steps] == [(5, 12, False), (10, 12, False), (12, 12, True)]
     # a preview holds the rows done so far; the last, all of them
@@ -204,12 +196,12 @@ def test_state_restored_also_when_a_scan_raises(small_net, tiny_shapes):
         with assert_restored(small_net), pytest.raises(ValueError, match="item 6"):
             F.extract_features(small_net, broken, "conv2", batch_size=4)
         # a scan stopped half way leaves nothing in the cache
-        before = F.feature_cache_info()["entries"]
+        before = F.feature_cache_info(small_net)["entries"]
         with assert_restored(small_net):
             gen = F.extract_features_iter(small_net, tiny_shapes, "conv1", batch_size=4)
             next(gen)
             gen.close()
-        assert F.feature_cache_info()["entries"] == before
+        assert F.feature_cache_info(small_net)["entries"] == before
     finally:
         small_net.eval()
 
@@ -303,7 +295,7 @@ def test_app_scans_in_the_worker_and_answers_cached_settings_at_once(small_net, 
     in the cache is drawn synchronously, with no thread started."""
     from cnnviz_widgets.widgets import NeighborsApp
 
-    F.clear_feature_cache()
+    clear_caches()
     app = NeighborsApp(small_net, dataset=app_data, layer="fc6")
     app.runner.wait()
     assert app.error == "" and app.runner.progress.value == 1.0 and app.runner.status.value == "done"

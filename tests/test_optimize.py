@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from cnnviz_widgets.engine.optimize import (AlphaNorm, Blur, Clip, Diverged, FourierParam, Jitter, L2, LinfBall,
-                                            PixelParam, RandomRotate, RandomScale, TotalVariation, optimize,
-                                            optimize_iter)
+                                            PixelParam, RandomRotate, RandomScale, TotalVariation, optimize_iter)
+from cnnviz_widgets.engine.core.progress import run_to_end
 from cnnviz_widgets.engine.optimize import objectives as O
 from tests.helpers import assert_restored, close_to_scale
 
@@ -22,9 +22,10 @@ def grey(seed=0, size=S):
 
 
 def run(net, objective=None, param=None, **kw):
+    """The loop run to the end (`optimize_iter`, so that `should_stop` can be given too)."""
     kw.setdefault("steps", 4)
     kw.setdefault("step_size", 0.05)
-    return optimize(net, objective or O.class_score(1), param or PixelParam(grey()), **kw)
+    return run_to_end(optimize_iter(net, objective or O.class_score(1), param or PixelParam(grey()), **kw))
 
 
 def no_param_grads(net):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from cnnviz_widgets.engine.core.cache import clear_caches
 from cnnviz_widgets.engine.inspect import patches as P
 from cnnviz_widgets.engine.zoo.data import Item, ListDataset, load_dataset
 from tests.helpers import assert_restored, close_to_scale
@@ -26,7 +27,7 @@ def _all_activations(net, dataset, layer):
 
 @pytest.mark.parametrize("layer", ["conv2", "conv5", "fc6"])
 def test_top_k_matches_brute_force(random_alexnet, small_data, layer):
-    P.clear_scan_cache()
+    clear_caches()
     # batch_size 4 over 14 images: the running top-k is merged across four batches.
     scan = P.max_activating_patches(random_alexnet, small_data, layer, k=5, batch_size=4, cache=False)
     acts = _all_activations(random_alexnet, small_data, layer)
@@ -73,7 +74,7 @@ def test_memory_is_bounded_to_k_per_channel(random_alexnet, small_data):
 
 
 def test_progress_then_result_and_cache(random_alexnet, small_data):
-    P.clear_scan_cache()
+    clear_caches()
     steps = list(P.max_activating_patches_iter(random_alexnet, small_data, "conv1", k=2, batch_size=5))
     assert [(p.step, p.total, p.done) for p in steps] == [(5, 14, False), (10, 14, False), (14, 14, True)]
     preview, result = steps[0].result, steps[-1].result
@@ -87,7 +88,7 @@ def test_progress_then_result_and_cache(random_alexnet, small_data):
 
 
 def test_stop_gives_partial_uncached_scan(random_alexnet, small_data):
-    P.clear_scan_cache()
+    clear_caches()
     calls = []
 
     def stop_after_first_batch():
@@ -166,7 +167,7 @@ from tests.helpers import png_to_array  # noqa: E402
 
 @pytest.fixture()
 def app(random_alexnet, small_data):
-    P.clear_scan_cache()
+    clear_caches()
     return PatchesApp(dataset=small_data, model=random_alexnet, layer="conv3", rows=3, k=4, threaded=False)
 
 
@@ -223,7 +224,7 @@ def test_app_bad_layer_and_channel_show_a_message_and_keep_working(app, random_a
 
 
 def test_app_scans_in_a_worker_thread(random_alexnet, small_data):
-    P.clear_scan_cache()
+    clear_caches()
     app = PatchesApp(dataset=small_data, model=random_alexnet, layer="conv2", rows=2, k=3, batch_size=5)
     app.runner.wait()
     assert app.runner.status.value == "done" and app.runner.progress.value == 1.0
@@ -232,7 +233,7 @@ def test_app_scans_in_a_worker_thread(random_alexnet, small_data):
 
 
 def test_app_stop_keeps_the_partial_scan_and_scan_runs_it_again(random_alexnet, small_data):
-    P.clear_scan_cache()
+    clear_caches()
     holder = []
 
     class StopsOnce(ListDataset):
@@ -310,7 +311,7 @@ def test_shapes_patch_values_and_crops(shapes_net, shapes_data):
 
 
 def test_default_app_is_the_shapes_lesson():
-    P.clear_scan_cache()
+    clear_caches()
     app = PatchesApp(threaded=False)
     assert app.net.name == "shapes" and app.dataset.name.startswith("shapes")
     assert app.layer.value == "conv5" and app.error == ""

@@ -97,3 +97,32 @@ def test_channel_comparison_puts_the_optimised_images_beside_the_patches():
         channel_comparison(images, [], size=size)
     with pytest.raises(ValueError, match="one value per patch"):
         channel_comparison(images, patches, values=[1.0], size=size)
+
+
+def test_render_keeps_no_module_level_state_and_keeps_its_names():
+    """Every module of `render` holds only functions and constants (no `global`, no
+    mutable value at module level); the names notebooks and apps use stay on `render`."""
+    import ast
+    from pathlib import Path
+
+    from cnnviz_widgets import render
+
+    folder = Path(render.__file__).parent
+    found = []
+    for path in sorted(folder.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        found += [f"{path.name}:{n.lineno} global" for n in ast.walk(tree) if isinstance(n, ast.Global)]
+        for node in tree.body:
+            if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names = [t.id for t in targets if isinstance(t, ast.Name)]
+                if names == ["__all__"]:
+                    continue
+                if isinstance(node.value, ast.Name):
+                    continue  # another name for a function
+                if not isinstance(node.value, (ast.Constant, ast.Tuple)) or not all(n.isupper() for n in names):
+                    found.append(f"{path.name}:{node.lineno} {', '.join(names)}")
+    assert not found, f"module-level state in render: {found}"
+    for name in render.__all__:
+        assert callable(getattr(render, name)), name
+    assert render.text.label_font() is render.text.label_font()  # loaded once, cached

@@ -190,3 +190,56 @@ def test_gradient_input_is_a_fresh_leaf_in_the_fast_layout(random_alexnet):
         assert g.is_leaf and g.requires_grad and not x.requires_grad
         assert g.is_contiguous(memory_format=torch.channels_last)
         assert g.data_ptr() != x.data_ptr() and torch.equal(g.detach(), x)
+
+
+def test_stop_ends_a_50_sample_smoothgrad_run_in_the_app_within_one_batch(monkeypatch):
+    """The app runs SmoothGrad through `smoothgrad_iter`: Stop, pressed while the first
+    batch of noisy copies is in the network, ends the run when that batch is done."""
+    import threading
+
+    from cnnviz_widgets.engine.core import memory
+    from cnnviz_widgets.widgets import SaliencyApp
+    from tests.helpers import tiny_network
+
+    net = tiny_network()
+    monkeypatch.setenv("CNNVIZ_MEMORY_BUDGET", str(6 * memory.image_cost(net, backward=True)))
+    batch = memory.batch_size(net, backward=True)  # measured now, so the run below only explains
+    assert 1 < batch < 50
+    app = SaliencyApp(net, image=torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(0)))
+    app.runner.wait()
+    app.class_picker.value = net.classes[1]
+    app.samples.value = 50
+    app.runner.wait()
+    assert app.error == "" and len(app._cache) == 2  # raw maps, before and after choosing the class
+    images_explained: list[int] = []
+    hook = net.model.register_forward_pre_hook(
+        lambda _m, args: images_explained.append(args[0].shape[0]) if torch.is_grad_enabled() else None)
+    body = net.model
+    body.gate, body.entered = threading.Event(), threading.Event()
+    try:
+        app.method.value = "SmoothGrad"  # 50 noisy copies, `batch` at a time
+        assert body.entered.wait(30), "the SmoothGrad run never reached the network"
+        app.runner.stop_button.click()  # the learner's Stop, during the first batch
+        body.gate.set()
+        app.runner.wait()
+    finally:
+        body.gate.set()
+        hook.remove()
+    assert images_explained == [batch]  # one batch of noisy copies, not 50
+    assert app.runner.status.value == "stopped"
+    assert app.runner.progress.value == pytest.approx(batch / 50)
+    assert len(app._cache) == 2  # a stopped run is not cached as the map of these settings
+    assert app.error == ""
+
+
+def test_target_none_means_the_predicted_class_of_each_image(random_alexnet, two_images):
+    from cnnviz_widgets.engine.core.targets import ClassLogit, as_target
+
+    with torch.no_grad():
+        predicted = random_alexnet(two_images).argmax(1).tolist()
+    assert as_target(random_alexnet, None, 2, image=two_images) == ClassLogit(tuple(predicted))
+    assert as_target(random_alexnet, None, 1, image=two_images[1:]) == ClassLogit(predicted[1])
+    close_to_scale(saliency(random_alexnet, two_images, None).map,
+                   saliency(random_alexnet, two_images, predicted).map, 1e-6)
+    with pytest.raises(ValueError, match="no image"):
+        as_target(random_alexnet, None, 1)

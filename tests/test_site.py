@@ -231,8 +231,8 @@ def test_staging_fixes_links_for_each_pages_new_place(tmp_path):
         "[start](../index.ipynb)"
     # a repository file that is no page opens on GitHub (a folder as a tree)
     assert fix("[r](../README.md) [n](../notebooks)", "docs/GUIDE.md", "docs/GUIDE.md") == (
-        "[r](https://github.com/cnnviz-widgets/cnnviz-widgets/blob/main/README.md) "
-        "[n](https://github.com/cnnviz-widgets/cnnviz-widgets/tree/main/notebooks)")
+        f"[r](https://github.com/{site_build.REPOSITORY}/blob/main/README.md) "
+        f"[n](https://github.com/{site_build.REPOSITORY}/tree/main/notebooks)")
     # an image beside a page is copied along; HTML attributes are fixed like markdown links
     assert fix('<img src="img/figure.png">', "docs/GUIDE.md", "docs/GUIDE.md") == '<img src="img/figure.png">'
     assert (tmp_path / "src" / "docs" / "img" / "figure.png").is_file()
@@ -295,7 +295,7 @@ def _notebook(path: Path, title: str, markdown: str, code: str) -> None:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     badge = ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
-             f"(https://colab.research.google.com/github/cnnviz-widgets/cnnviz-widgets/blob/main/notebooks/{path.name})")
+             f"(https://colab.research.google.com/github/{_build_module().REPOSITORY}/blob/main/notebooks/{path.name})")
     nb.cells = [nbformat.v4.new_markdown_cell(f"# {title}\n\n{badge}\n\n{markdown}"),
                 nbformat.v4.new_code_cell(code)]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -350,15 +350,16 @@ def test_build_stages_pages_fixes_links_and_typesets_math(tiny):
     assert "notebooks/01_one.html" in hrefs and "docs/GUIDE.html#a-section" in hrefs, hrefs
     guide_hrefs = {a["href"] for a in article(guide).find_all("a", href=True)}
     assert "../index.html" in guide_hrefs, guide_hrefs
-    assert "https://github.com/cnnviz-widgets/cnnviz-widgets/blob/main/pyproject.toml" in guide_hrefs
+    repository = _build_module().REPOSITORY
+    assert f"https://github.com/{repository}/blob/main/pyproject.toml" in guide_hrefs
     figure = article(guide).find("img")
     assert decode_image(out, out / "docs" / "GUIDE.html", figure["src"]).getpixel((0, 0)) == (200, 30, 30)
     assert "hello from lesson 00" in text_of(article(index))
     assert any(decode_image(out, out / "notebooks" / "01_one.html", img["src"]) for img in article(one).find_all("img"))
     assert [a["href"] for a in article(one).select("a.cnnviz-launch-colab")] == [
-        "https://colab.research.google.com/github/cnnviz-widgets/cnnviz-widgets/blob/main/notebooks/01_one.ipynb"]
+        f"https://colab.research.google.com/github/{repository}/blob/main/notebooks/01_one.ipynb"]
     assert [a["href"] for a in article(index).select("a.cnnviz-launch-binder")] == [
-        "https://mybinder.org/v2/gh/cnnviz-widgets/cnnviz-widgets/main?urlpath=lab/tree/notebooks/00_start_here.ipynb"]
+        f"https://mybinder.org/v2/gh/{repository}/main?urlpath=lab/tree/notebooks/00_start_here.ipynb"]
     assert len(article(one).select("span.math")) == 1 and len(article(one).select("div.math")) == 2
     assert not any("$" in _prose(p) for p in article(one).find_all("p"))
     assert [s["src"].split("?")[0] for s in one.find_all("script", src=True) if "mathjax" in s["src"]] == \

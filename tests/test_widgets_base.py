@@ -136,3 +136,21 @@ def test_hello_app_renders_and_survives_a_bad_upload():
     app.image_picker.value = "coffee"
     assert app.error == "" and app.predictions[0][0] == "espresso"
     assert not (png_to_array(app.view.value) == first).all()
+
+
+def test_in_sequence_is_one_bar_over_several_engine_runs_and_ends_at_a_stop():
+    from types import SimpleNamespace
+
+    from cnnviz_widgets.engine.core.progress import Progress
+    from cnnviz_widgets.widgets.runner import in_sequence
+
+    def run(ended_at_end: str, steps: int = 2):
+        for i in range(1, steps + 1):
+            last = i == steps
+            yield Progress(i, steps, SimpleNamespace(ended=ended_at_end if last else ""), done=last)
+
+    joined = list(in_sequence([lambda: run("done"), lambda: run("done")]))
+    assert [(p.step, p.total, p.done) for p in joined] == [(1, 4, False), (2, 4, False), (3, 4, False), (4, 4, True)]
+    stopped = list(in_sequence([lambda: run("stopped"), lambda: run("done")]))  # the second never starts
+    assert [(p.step, p.total, p.done) for p in stopped] == [(1, 4, False), (2, 4, True)]
+    assert stopped[-1].result.ended == "stopped"

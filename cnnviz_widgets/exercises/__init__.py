@@ -1,6 +1,6 @@
 """Exercise checkers: the learner writes each technique, and `check` says what is wrong.
 
-Every lesson 01-13 ends with a "Your turn" section: a function to write, and one line
+Every lesson 01-14 ends with a "Your turn" section: a function to write (lesson 14: two), and one line
 that checks it::
 
     from cnnviz_widgets.exercises import check
@@ -45,40 +45,30 @@ import tempfile
 import warnings
 from typing import TYPE_CHECKING, Callable
 
+from ..course import exercises
+
 if TYPE_CHECKING:
     from .result import CheckResult
 
 __all__ = ["check", "names", "lesson_of", "POINTS", "CheckResult"]
 
-# exercise -> the lesson notebook that asks for it
-LESSONS = {
-    "filter_tiles": "01_first_layer_filters",
-    "nearest_neighbors": "02_nearest_neighbors",
-    "pca_2d": "03_dimensionality_reduction",
-    "top_channels": "04_activations",
-    "receptive_field": "05_max_activating_patches",
-    "occlusion_map": "06_occlusion",
-    "saliency": "07_saliency_maps",
-    "guided_relu_backward": "08_guided_backprop",
-    "ascent_step": "09_gradient_ascent",
-    "pgd_step": "10_fooling_images",
-    "guided_dream_step": "11_deepdream",
-    "total_variation": "12_feature_inversion",
-    "deletion_curve": "13_comparing_attributions",
-}
+# exercise -> the lesson notebook that asks for it, from the course table
+LESSONS: dict[str, str] = exercises()
 
 
 # exercise -> its points in nbgrader's metadata: the exercises the guide says to grade (06, 07,
-# 09, 10, 12, 13: a lesson's core skill) weigh more than the warm-ups and the quick extras.
+# 09, 10, 12, 13, 14's style_loss, 15: a lesson's core skill) weigh more than the warm-ups and
+# the quick extras.
 POINTS = {
     "filter_tiles": 2, "nearest_neighbors": 2, "pca_2d": 2, "top_channels": 2, "receptive_field": 2,
     "occlusion_map": 4, "saliency": 4, "guided_relu_backward": 2, "ascent_step": 4, "pgd_step": 4,
-    "guided_dream_step": 2, "total_variation": 4, "deletion_curve": 4,
+    "guided_dream_step": 2, "total_variation": 4, "deletion_curve": 4, "gram_matrix": 2, "style_loss": 4,
+    "unit_iou": 4,
 }
 
 
 def names() -> list[str]:
-    """The exercises, one per lesson, in lesson order (01 to 13)."""
+    """The exercises in lesson order (01 to 15; one per lesson, two in lesson 14)."""
     return list(LESSONS)
 
 

@@ -12,9 +12,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import heatmap_overlay
-from . import normalize as _normalize
-from . import tile_grid as _tile_grid
+from .arrays import normalize as _normalize
+from .colour import heatmap_overlay
+from .layout import tile_grid as _tile_grid
 from .filters import frame_tile
 
 __all__ = ["activation_grid", "channel_overlay"]

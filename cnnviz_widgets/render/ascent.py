@@ -11,7 +11,9 @@ from typing import Sequence
 
 import numpy as np
 
-from . import beside, fit_tile, tile_grid, to_uint8, with_heading
+from .arrays import fit_tile, to_uint8
+from .layout import beside, tile_grid
+from .text import with_heading
 
 __all__ = ["channel_comparison"]
 

@@ -11,9 +11,11 @@ import io
 from typing import Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
-from . import colorize, resize_to, to_uint8
+from .arrays import resize_to, to_uint8
+from .colour import colorize
+from .text import label_font
 
 __all__ = ["display_map", "mask_outline", "attribution_grid", "curves_figure"]
 
@@ -75,7 +77,7 @@ def attribution_grid(image, maps: Sequence, titles: Sequence[str], captions: Seq
         x, y = pad + c * (size + pad), pad + r * (cell_h + pad)
         grid.paste(Image.fromarray(tile), (x, y))
         for k, line in enumerate(text):
-            draw.text((x + 1, y + size + 2 + k * line_h), str(line)[:max_chars], fill=(0, 0, 0), font=ImageFont.load_default())
+            draw.text((x + 1, y + size + 2 + k * line_h), str(line)[:max_chars], fill=(0, 0, 0), font=label_font())
     return np.asarray(grid)
 
 

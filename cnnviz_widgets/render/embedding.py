@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import figure_png
+from .output import figure_png
 
 __all__ = ["map_figure"]
 

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from . import tile_grid as _tile_grid
+from .layout import tile_grid as _tile_grid
 
 __all__ = ["filter_grid", "filter_zoom", "frame_tile", "NORMALIZATIONS"]
 

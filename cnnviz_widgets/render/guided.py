@@ -10,7 +10,9 @@ from typing import Sequence
 
 import numpy as np
 
-from . import fit_tile, gradient_picture, tile_grid
+from .arrays import fit_tile
+from .colour import gradient_picture
+from .layout import tile_grid
 
 __all__ = ["neuron_pairs"]
 

@@ -72,7 +72,7 @@ class ActivationsApp(App):
         key, net, picture = self._key(), self.net, self.image_picker.image
 
         def forward():
-            x = net.preprocess(picture)
+            x = net.as_batch(picture, single=True, what="the activations app")
             self._cache[key] = (net.deprocess(x), {l: a.maps for l, a in A.all_activations(net, x).items()})
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)

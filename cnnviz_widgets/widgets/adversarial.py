@@ -7,6 +7,7 @@ import html
 import ipywidgets as W
 
 from .. import render
+from ..engine.core.targets import as_target
 from ..engine.optimize import adversarial
 from .compat import set_tooltip
 from .optimize_app import OptimizeApp
@@ -54,14 +55,14 @@ class FoolingApp(OptimizeApp):
 
     def prepare(self):
         net = self.net
-        x = net.preprocess(self.image_picker.image)
+        x = net.as_batch(self.image_picker.image, single=True, what="the fooling app")
         if not (self.class_picker.value or "").strip():
             raise ValueError("choose a target class (type to search)")
         target = self.class_picker.class_index(net)
         eps = self.budget.value / 255
         steps = self.n_steps.value
         method = self.method.value
-        original = adversarial.predicted_class(net, x)
+        original = as_target(net, None, 1, image=x).index  # the class the model predicts
         self._x, self._target, self._original = x, target, original
         step_size = min(eps, 1 / 255)
         if method == "fool":

@@ -19,11 +19,12 @@ import ipywidgets as W
 import numpy as np
 
 from .. import quick_mode
+from ..engine.core.targets import as_target
 from ..engine.evaluation import compare as C
 from ..engine.evaluation import scores as E
-from ..engine.optimize.adversarial import predicted_class
 from ..render.attributions import attribution_grid
 from .base import App
+from .runner import in_sequence
 
 __all__ = ["CompareApp"]
 
@@ -96,7 +97,7 @@ class CompareApp(App):
         key = self._image_key()
         if key not in self._subjects:
             net = self.net
-            x = net.preprocess(self.image_picker.image)
+            x = net.as_batch(self.image_picker.image, single=True, what="the comparison app")
             mask = self.image_picker.mask
             if mask is not None:
                 mask = net.preprocess_mask(mask)
@@ -149,32 +150,34 @@ class CompareApp(App):
         net, stage_now, methods_now = self.net, self.randomised.value, self.methods
         settings, curve_steps = dict(self.settings), self.curve_steps
 
+        def stage_run(stage, methods, target, should_stop):
+            """One stage's maps and scores (the engine's `compare_iter`), kept as they come."""
+            reference = stage == 0 and image_key + (target,) not in self._references
+            probe = net if stage == 0 else self._network(stage)
+            for p in C.compare_iter(probe, x, target, methods=methods, mask=mask, settings=settings,
+                                    steps=curve_steps, reference=reference, should_stop=should_stop):
+                result = p.result
+                for m in methods:
+                    s = result.scores.get(m)
+                    if s is not None and s.deletion is not None and image_key + (target, m, stage) not in self._cache:
+                        self._store(image_key + (target, m, stage), result.attributions[m].map[0].numpy(), s)
+                if p.done and result.reference is not None:
+                    self._references[image_key + (target,)] = result.reference
+                yield p
+
         def steps(should_stop):
             if chosen is None and self._subjects[image_key][2] is None:
-                self._subjects[image_key] = (x, mask, predicted_class(net, x))
+                predicted = as_target(net, None, 1, image=x).index  # None: the class the model predicts
+                self._subjects[image_key] = (x, mask, predicted)
             target = chosen if chosen is not None else self._subjects[image_key][2]
             stages = [0] if stage_now == 0 else [0, stage_now]
             missing = [(s, m) for s in stages for m in methods_now if image_key + (target, m, s) not in self._cache]
-            total, done = max(1, len(missing)), 0
+            runs = []
             for stage in stages:
                 methods = [m for s, m in missing if s == stage]
-                if not methods:
-                    continue
-                reference = stage == 0 and image_key + (target,) not in self._references
-                probe = net if stage == 0 else self._network(stage)
-                for p in C.compare_iter(probe, x, target, methods, mask=mask, settings=settings,
-                                        steps=curve_steps, reference=reference, should_stop=should_stop):
-                    result = p.result
-                    for m in methods:
-                        s = result.scores.get(m)
-                        if s is not None and s.deletion is not None and image_key + (target, m, stage) not in self._cache:
-                            self._store(image_key + (target, m, stage), result.attributions[m].map[0].numpy(), s)
-                    if p.done and result.reference is not None:
-                        self._references[image_key + (target,)] = result.reference
-                    yield (done + p.fraction * len(methods)) / total
-                    if should_stop():
-                        return
-                done += len(methods)
+                if methods:
+                    runs.append(lambda stage=stage, methods=methods: stage_run(stage, methods, target, should_stop))
+            return in_sequence(runs)
         return steps
 
     def _store(self, key: tuple, heat: np.ndarray, scores: E.Scores) -> None:

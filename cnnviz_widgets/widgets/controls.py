@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import ipywidgets as W
 import numpy as np
+import torch
 from PIL import Image
 
 from ..engine.core.images import BadImage, as_pil, load_image
@@ -36,6 +37,9 @@ def resolve_network(model: Any = None, default: str | None = None) -> models.Net
         return model
     if model is None or isinstance(model, str):
         return models.load_model(model or default)
+    if isinstance(model, torch.nn.Module):
+        raise TypeError(f"model is a Network or a model name, not a bare {type(model).__name__} module: wrap it "
+                        f"with load_model(model, classes=...), which finds its layers and preprocessing")
     raise TypeError(f"model is a Network or a model name, not {type(model).__name__}")
 
 

@@ -74,27 +74,26 @@ class EmbeddingApp(App):
                 self.perplexity.value if method == "tsne" else None)
 
     def _map_steps(self, key: tuple):
-        """Scan the set (progress per batch), then embed it: in the worker thread."""
+        """Scan the set (the engine's `extract_features_iter`: progress per batch, Stop
+        between batches), then embed it: in the worker thread. The embedding itself
+        reports no progress."""
         net, data, labels, (_, _, layer, method, perplexity) = self.net, self.dataset, self.labels, key
         perplexity = perplexity if perplexity is not None else self.perplexity.value  # PCA ignores it
 
         def steps(should_stop):
             if key in self._maps:
-                yield 1.0
                 return
-            feats = None
-            for p in F.extract_features_iter(net, data, layer):
-                feats = p.result.vectors
-                yield 0.8 * p.step / p.total  # the embedding itself reports no progress
-                if should_stop():
-                    return
-            emb = embed(feats, method, perplexity=perplexity, seed=self.seed)
+            last = None
+            for last in F.extract_features_iter(net, data, layer, should_stop=should_stop):
+                yield last
+            if last is None or last.result.ended != "done" or should_stop():
+                return
+            emb = embed(last.result.vectors, method, perplexity=perplexity, seed=self.seed)
             try:
                 accuracy = knn_accuracy(emb.coords, labels, k=5, seed=self.seed)
             except ValueError:  # too few images per class to cross-validate: the map still stands
                 accuracy = None
             self._maps[key] = (emb, accuracy)
-            yield 1.0
         return steps
 
     def current_map(self) -> tuple[Embedding, float | None]:

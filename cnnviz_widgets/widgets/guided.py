@@ -80,7 +80,8 @@ class GuidedBackpropApp(App):
         layer, channel, rule, k = key[3:]
 
         def compute():
-            self._cache[key] = guided.neuron_pictures(net, net.preprocess(picture), layer, channel, k, rule)
+            x = net.as_batch(picture, single=True, what="the guided backprop app")
+            self._cache[key] = guided.neuron_pictures(net, x, layer, channel, k=k, rule=rule)
 
         self.draw_when_ready(key, lambda: key in self._cache, single_step(compute), self.draw)
 

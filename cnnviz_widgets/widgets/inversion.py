@@ -7,9 +7,9 @@ import html
 import ipywidgets as W
 
 from .. import render
-from ..engine.core.progress import Progress
 from ..engine.optimize import inversion
 from .optimize_app import OptimizeApp
+from .runner import in_sequence
 
 __all__ = ["InversionApp"]
 
@@ -59,18 +59,14 @@ class InversionApp(OptimizeApp):
         self.results = {}
         self._order = layers
 
-        def run_all(stop):
-            for i, layer in enumerate(layers):
-                for p in inversion.invert_features_iter(net, photo, layer, should_stop=stop, **kw):
-                    stopped = p.result.ended == "stopped"
-                    if p.done:
-                        self.results[layer] = p.result
-                    # one bar for the whole set of layers
-                    yield Progress(i * p.total + p.step, len(layers) * p.total, p.result,
-                                   done=p.done and (stopped or i == len(layers) - 1))
-                    if stopped:
-                        return
-        return run_all
+        def invert(layer, stop):
+            for p in inversion.invert_features_iter(net, photo, layer, should_stop=stop, **kw):
+                if p.done:
+                    self.results[layer] = p.result
+                yield p
+
+        # one bar for the whole set of layers
+        return lambda stop: in_sequence([lambda layer=layer: invert(layer, stop) for layer in layers])
 
     def picture(self, progress):
         h = self.display_height

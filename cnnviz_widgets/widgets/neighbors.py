@@ -12,6 +12,7 @@ from .. import render
 from ..engine.inspect import features as F
 from ..engine.inspect.neighbors import METRICS, nearest_neighbors
 from .base import App
+from .runner import in_sequence, single_step
 from .controls import ImageUpload, LayerPicker
 
 __all__ = ["NeighborsApp", "layer_fits"]
@@ -86,22 +87,25 @@ class NeighborsApp(App):
         return (F.PIXELS, self.layer.value)
 
     def _scan_steps(self, net, spaces: list[str], upload: Image.Image | None):
-        """The scans still missing, then the upload's features, as one stream of
-        progress fractions (worker thread)."""
+        """The scans still missing (the engine's `extract_features_iter`), then the
+        upload's features, as one job with one progress bar (worker thread)."""
         data = self.dataset
 
+        def scan(space, should_stop):
+            for p in F.extract_features_iter(net, data, space, should_stop=should_stop):
+                if p.done and p.result.ended == "done":
+                    self._features[(id(net), id(data), space)] = p.result.vectors
+                yield p
+
+        def describe_upload():
+            for space in self._spaces():
+                self._query_features(net, upload, space)
+
         def steps(should_stop):
-            for i, space in enumerate(spaces):
-                for p in F.extract_features_iter(net, data, space):
-                    if p.done and p.result.ended == "done":
-                        self._features[(id(net), id(data), space)] = p.result.vectors
-                    yield (i + p.step / p.total) / max(1, len(spaces))
-                    if should_stop():
-                        return
+            runs = [lambda space=space: scan(space, should_stop) for space in spaces]
             if upload is not None:
-                for space in self._spaces():
-                    self._query_features(net, upload, space)
-                yield 1.0
+                runs.append(lambda: single_step(describe_upload)(should_stop))
+            return in_sequence(runs)
         return steps
 
     def _query_features(self, net, upload: Image.Image, space: str):
@@ -156,7 +160,7 @@ class NeighborsApp(App):
         self.show_text(self._summary(texts, k))
 
     def _tile(self, image) -> np.ndarray:
-        return self.net.deprocess(self.net.preprocess(image))
+        return self.net.deprocess(self.net.as_batch(image, single=True, what="the neighbours app"))
 
     def _query_tile(self) -> tuple[np.ndarray, str]:
         if self.uploaded is not None:

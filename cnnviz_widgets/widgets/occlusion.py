@@ -1,7 +1,9 @@
 """Lesson 06's app: slide a patch over the image, watch the class probability.
 
-The map runs in the Runner's worker thread (progress, live preview, Stop); opacity and
-the chosen position answer from the cached map without recomputing it.
+The map runs in the Runner's worker thread (progress, live preview, Stop); its plan
+(the patch positions and how the network scores them) is made here, once per model,
+image size, patch and stride; opacity and the chosen position answer from the cached
+map (and its fill, made once per map) without recomputing it.
 """
 
 from __future__ import annotations
@@ -14,8 +16,7 @@ import torch
 
 from .. import render
 from ..engine.attribution import occlusion as occ
-from ..engine.core.targets import ClassLogit, ClassProbability
-from ..engine.optimize.adversarial import predicted_class
+from ..engine.core.targets import ClassLogit, ClassProbability, as_target
 from . import compat
 from .base import App, single_step
 
@@ -65,6 +66,7 @@ class OcclusionApp(App):
         # image, class or fill reuses it).
         self.plan: occ.OcclusionPlan | None = None
         self.x: torch.Tensor | None = None
+        self._fill: torch.Tensor | None = None  # the finished map's fill image
         self._partial: np.ndarray | None = None
         self._top5: dict[tuple, list] = {}  # (map, row, col) -> the top 5 with the patch there
         self.watch([self.patch, self.stride, self.fill, self.output, self.approximate], self.refresh)
@@ -87,7 +89,7 @@ class OcclusionApp(App):
     def refresh(self) -> None:
         """Recompute the map for the current settings (in the Runner)."""
         net = self.net
-        x = net.preprocess(self.image_picker.image)
+        x = net.as_batch(self.image_picker.image, single=True, what="the occlusion app")
         chosen = self.class_picker.chosen(net)  # a bad name is a message at once
         patch, stride = self.patch.value, self.stride.value
         kind = ClassProbability if self.output.value == "prob" else ClassLogit
@@ -95,14 +97,13 @@ class OcclusionApp(App):
                         coarse_to_fine=APPROXIMATE_FRACTION if self.approximate.value else None)
         # Check the settings here so a bad one shows at once, not from the worker thread.
         occ.check_settings(x, patch, stride)
-        self.x, self.omap, self._partial, self._top5 = x, None, None, {}
+        plan = self._plan(net, x, patch, stride)
+        self.x, self.omap, self._partial, self._top5, self._fill = x, None, None, {}, None
         job = {}
 
         def steps(should_stop):
-            job["target"] = chosen if chosen is not None else predicted_class(net, x)
-            if self.plan is None or not self.plan.fits(net, x.shape[-2:], patch, stride):
-                self.plan = occ.OcclusionPlan(net, tuple(x.shape[-2:]), patch, stride)
-            yield from occ.occlusion_iter(net, x, kind(job["target"]), plan=self.plan, should_stop=should_stop,
+            job["target"] = as_target(net, chosen, 1, image=x).index  # None: the class the model predicts
+            yield from occ.occlusion_iter(net, x, kind(job["target"]), plan=plan, should_stop=should_stop,
                                           **settings)
 
         def preview(progress) -> None:
@@ -115,6 +116,12 @@ class OcclusionApp(App):
 
         self.runner.start(steps, preview, finish)
 
+    def _plan(self, net, x: torch.Tensor, patch: int, stride: int) -> occ.OcclusionPlan:
+        """The plan for this model, image size, patch and stride: the one kept, or a new one."""
+        if self.plan is None or not self.plan.fits(net, x.shape[-2:], patch, stride):
+            self.plan = occ.OcclusionPlan(net, tuple(x.shape[-2:]), patch, stride)
+        return self.plan
+
     def _preview(self, progress) -> None:
         if not progress.done:
             heat = progress.result.heat
@@ -124,6 +131,7 @@ class OcclusionApp(App):
     def _finish(self, last, stopped: bool) -> None:
         if last is not None and last.done and last.result.ended == "done":
             self.omap = last.result
+            self._fill = occ.fill_image(self.x, self.omap.fill, self.omap.patch)  # once per map, not per move
             rows, cols = self.omap.heat.shape
             r, c = self.omap.lowest()
             self.set_quietly(self.row, max=rows - 1, value=r)
@@ -138,8 +146,7 @@ class OcclusionApp(App):
 
     def _hidden(self, r: int, c: int) -> torch.Tensor:
         """The image with the patch at (r, c), as the map scored it."""
-        m = self.omap
-        return occ.occluded_image(self.x, occ.fill_image(self.x, m.fill, m.patch), m.box(r, c))
+        return occ.occluded_image(self.x, self._fill, self.omap.box(r, c))
 
     def show_position(self) -> None:
         """Draw the map with the patch at the chosen position; what the network then

@@ -136,7 +136,8 @@ class PatchesApp(App):
         """Image `index` as the network sees it (uint8), kept for the last few hundred."""
         key = (id(self.net), id(self.dataset), index)
         if key not in self._pixels:
-            self._pixels[key] = self.net.deprocess(self.net.preprocess(self.dataset[index].image))
+            x = self.net.as_batch(self.dataset[index].image, single=True, what="the patches app")
+            self._pixels[key] = self.net.deprocess(x)
             while len(self._pixels) > 512:
                 self._pixels.popitem(last=False)
         self._pixels.move_to_end(key)

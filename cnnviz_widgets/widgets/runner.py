@@ -4,7 +4,8 @@ An app never computes in its own thread for long: it hands the Runner a job, usu
 engine `*_iter` verb (`runner.start(lambda should_stop: verb_iter(..., should_stop=should_stop),
 on_update, on_done)`), and the Runner drives it: a progress bar, a status line, Run and Stop
 buttons, and the one place that cancels a job whose settings were replaced (a stale job
-never draws). `single_step` makes a plain verb a one-step job.
+never draws). `single_step` makes a plain verb a one-step job; `in_sequence` joins
+several engine runs into one job with one progress bar.
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import ipywidgets as W
 import numpy as np
 
 from ..engine.core.progress import Progress
 
-__all__ = ["Runner", "single_step", "MakeSteps", "describe", "debug"]
+__all__ = ["Runner", "single_step", "in_sequence", "MakeSteps", "describe", "debug"]
 
 MakeSteps = Callable[[Callable[[], bool]], Iterable[Any]]
 
@@ -30,6 +31,22 @@ def single_step(compute: Callable[[], Any]) -> MakeSteps:
     def steps(_should_stop):
         yield Progress(1, 1, compute(), done=True)
     return steps
+
+
+def in_sequence(runs: Sequence[Callable[[], Iterable[Progress]]]) -> Iterator[Progress]:
+    """Several engine runs (each a function that starts one, e.g. ``lambda: verb_iter(...,
+    should_stop=should_stop)``) as one stream of `Progress` for one bar: run i of k fills
+    the bar's i-th k-th. Each run's own results pass through; a run that ends stopped
+    ends the sequence, and only the last run's last progress is ``done``."""
+    count = len(runs)
+    for i, start in enumerate(runs):
+        for p in start():
+            stopped = getattr(p.result, "ended", "") == "stopped"
+            total = max(1, p.total)
+            yield Progress(i * total + p.step, count * total, p.result,
+                           done=p.done and (stopped or i == count - 1))
+            if stopped:
+                return
 
 
 def describe(e: BaseException) -> str:

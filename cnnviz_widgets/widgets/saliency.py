@@ -1,8 +1,9 @@
 """Lesson 07's app: the saliency map of a class, raw or SmoothGrad, over the image;
 and the lecture's side-by-side of every bundled photo (image above, saliency below).
 
-Maps are made in the Runner (progress, Stop) and cached per (model, image, class,
-method); the opacity slider redraws from the cache.
+Maps are made in the Runner from the engine's `saliency_iter` / `smoothgrad_iter`
+(progress batch by batch, so Stop ends a long SmoothGrad run within a batch) and cached
+per (model, image, class, method); the opacity slider redraws from the cache.
 """
 
 from __future__ import annotations
@@ -10,25 +11,25 @@ from __future__ import annotations
 import html
 
 import ipywidgets as W
-import numpy as np
 import torch
 
 from .. import quick_mode, render
-from ..engine.attribution.base import smoothgrad
-from ..engine.attribution.saliency import saliency
-from ..engine.optimize.adversarial import predicted_class
+from ..engine.attribution.base import smoothgrad_iter
+from ..engine.attribution.saliency import saliency, saliency_iter
+from ..engine.core.targets import as_target
 from ..engine.zoo.samples import sample_images
-from .base import App, single_step
+from .base import App
 
 __all__ = ["SaliencyApp"]
 
 _WIDE = {"description_width": "70px"}
 
 
-def _saliency_maps(net, x, target, options: dict) -> np.ndarray:
-    """N x H x W saliency (or SmoothGrad) maps of `target` for the images `x`."""
-    result = smoothgrad(saliency, net, x, target, **options) if options else saliency(net, x, target)
-    return result.map.numpy()
+def _saliency_iter(net, x, target, options: dict, should_stop):
+    """The engine's run of saliency (or SmoothGrad, with `options`) for the images `x`."""
+    if options:
+        return smoothgrad_iter(saliency, net, x, target, should_stop=should_stop, **options)
+    return saliency_iter(net, x, target, should_stop=should_stop)
 
 
 class SaliencyApp(App):
@@ -77,25 +78,24 @@ class SaliencyApp(App):
         """Make the map(s) for the current settings in the Runner, or draw them from the cache."""
         net, key, options = self.net, self._key(), self._options()
         if self.show_all.value == "all samples":
-            def compute():
-                self._cache[key] = self._all_samples(net, options)
+            photos = sample_images()
+            pictures, names, chosen = list(photos.values()), list(photos), None  # each photo's predicted class
         else:
-            picture, chosen = self.image_picker.image, self.class_picker.chosen(net)
+            pictures, names, chosen = [self.image_picker.image], None, self.class_picker.chosen(net)
 
-            def compute():
-                x = net.preprocess(picture)
-                target = chosen if chosen is not None else predicted_class(net, x)
-                self._cache[key] = (net.deprocess(x), target, _saliency_maps(net, x, target, options)[0])
-        self.draw_when_ready(key, lambda: key in self._cache, single_step(compute), self.draw)
+        def steps(should_stop):
+            x = torch.cat([net.as_batch(p, single=True, what="the saliency app") for p in pictures])
+            target = as_target(net, chosen, len(x), image=x)  # None: the class the model predicts
+            images = [net.deprocess(x[i]) for i in range(len(x))]
+            for progress in _saliency_iter(net, x, target, options, should_stop):
+                if progress.done and progress.result.ended == "done":  # a stopped map is never kept
+                    maps = progress.result.map.numpy()
+                    classes = target.classes * len(x) if len(target.classes) == 1 else target.classes
+                    self._cache[key] = ((images, names, classes, maps) if names is not None
+                                        else (images[0], classes[0], maps[0]))
+                yield progress
 
-    @staticmethod
-    def _all_samples(net, options: dict) -> tuple:
-        """Every bundled photo as the network sees it, with its predicted class's saliency."""
-        photos = sample_images()
-        x = torch.cat([net.preprocess(img) for img in photos.values()])
-        targets = [predicted_class(net, x[i:i + 1]) for i in range(len(x))]
-        maps = _saliency_maps(net, x, targets, options)
-        return [net.deprocess(x[i]) for i in range(len(x))], list(photos), targets, maps
+        self.draw_when_ready(key, lambda: key in self._cache, steps, self.draw)
 
     def draw(self) -> None:
         entry = self._cache.get(self._key())

@@ -37,7 +37,8 @@ class HelloApp(App):
 
         def predict():
             # What the network sees (resized and cropped) and its top guesses.
-            self._answers[key] = (net.deprocess(net.preprocess(picture)), net.predict(picture, top=self.top))
+            x = net.as_batch(picture, single=True, what="the start app")
+            self._answers[key] = (net.deprocess(x), net.predict(x, top=self.top))
 
         self.draw_when_ready(key, lambda: key in self._answers, single_step(predict), self.draw)
 

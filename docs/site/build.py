@@ -40,9 +40,24 @@ import nbformat
 HERE = Path(__file__).resolve().parent  # docs/site
 REPO = HERE.parents[1]
 
-# Copied from the README's badges (repository cnnviz-widgets/cnnviz-widgets, branch main).
-REPOSITORY = "cnnviz-widgets/cnnviz-widgets"
-BRANCH = "main"
+
+
+def repository(root: Path = REPO) -> str:
+    """OWNER/NAME of the kit's repository, from pyproject.toml's [project.urls] Repository:
+    the one place the address lives (python -m tools.address writes the badges from it)."""
+    try:
+        import tomllib
+    except ImportError:  # deferred: Python 3.10 has tomli instead
+        import tomli as tomllib
+    url = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]["urls"]["Repository"]
+    match = re.match(r"https://github\.com/([^/]+/[^/]+?)(?:\.git)?/?$", url)
+    if not match:
+        raise SystemExit(f"site: pyproject.toml's Repository {url!r} is not https://github.com/OWNER/NAME")
+    return match.group(1)
+
+
+REPOSITORY = repository()
+BRANCH = "main"  # the branch the launch buttons open (as tools/address.py's badges)
 BINDER_URL = "https://mybinder.org/v2/gh/{repository}/{branch}?urlpath=lab/tree/{path}"
 COLAB_URL = "https://colab.research.google.com/github/{repository}/blob/{branch}/{path}"
 GITHUB_URL = "https://github.com/{repository}/{kind}/{branch}/{path}"

@@ -143,7 +143,7 @@ def lab_server(chromium_path, tmp_path_factory) -> LabServer:
     try:
         import jupyterlab  # noqa: F401
     except ImportError:
-        unavailable("JupyterLab is not installed: pip install -e .")
+        unavailable("JupyterLab is not installed: pip install -e \".[lab]\"")
 
     tmp = tmp_path_factory.mktemp("jupyterlab")
     root = tmp / "notebooks"

@@ -8,6 +8,7 @@
 `guided`                   08: guided backprop, a neuron's gradient, Adebayo's check
 `gradcam`                  13: Grad-CAM and Guided Grad-CAM
 `integrated_gradients`     13: Integrated Gradients
+`segmentation`             13: GrabCut seeded by a saliency map (Simonyan et al.), two baselines
 `methods`                  every method by name with one call shape (`METHODS`): what 13 compares
 =========================  ======================================================
 

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from ..core import checks, memory
+from ..core.network import noisy_copies
 from ..core.progress import Progress, StopCheck, run_to_end
 from ..core.targets import ClassLogit, ClassProbability, Target, as_target, score
 
@@ -85,9 +86,9 @@ def batched_iter(explain: Callable[..., Attribution], net, image, target: Any, *
     over the images `batch_size` at a time (None: from the memory budget, `engine.memory`);
     yield `Progress` after each batch, whose result holds the maps of the images done so
     far. Checks its arguments at once."""
-    x = net.as_batch(image, what=what)
+    x = checks.network(net, what).as_batch(image, what=what)
     n = x.shape[0]
-    target = as_target(net, target, n)
+    target = as_target(net, target, n, image=x)
     batch_size = _batch_size(net, x, batch_size)
     return _batches(explain, net, x, target, batch_size, should_stop, settings)
 
@@ -140,9 +141,9 @@ def smoothgrad_iter(method: Callable[..., Attribution], net, image, target: Any,
     samples = checks.integer(samples, "samples", low=1)
     noise = checks.fraction(noise, "noise")
     seed = checks.integer(seed, "seed")
-    x = net.as_batch(image, what="SmoothGrad")
+    x = checks.network(net, "SmoothGrad").as_batch(image, what="SmoothGrad")
     batch_size = _batch_size(net, x, batch_size)
-    target = as_target(net, target, x.shape[0])
+    target = as_target(net, target, x.shape[0], image=x)
     return _smooth(method, net, x, target, samples, noise, seed, batch_size, should_stop, settings)
 
 
@@ -176,7 +177,8 @@ def _smooth(method, net, x, target, samples, noise, seed, batch_size, should_sto
         part = slice(start, start + batch_size)
         images = owner[part].to(x.device)
         noisy = x[images] + torch.randn((len(images), *x.shape[1:]), generator=generator, device=x.device) * spread[images]
-        result = method(net, noisy, target_for_images(copy_target, part), **settings)
+        with noisy_copies():  # the noise is not clipped: as_batch lets these copies past [0, 1]
+            result = method(net, noisy, target_for_images(copy_target, part), **settings)
         first = first or result
         if total_map is None:
             total_map = torch.zeros(n, *result.map.shape[1:], dtype=result.map.dtype)

@@ -17,7 +17,9 @@ ICCV. https://arxiv.org/abs/1610.02391
 
 The backward pass stops at the layer: its output is swapped, inside a forward hook,
 for a leaf tensor of the same values, so nothing below the layer is differentiated
-(cheaper than saliency's full backward). The hook is removed when the call ends,
+(cheaper than saliency's full backward). The rest of the pass gets a copy of that leaf,
+so an in-place operation after the layer (DenseNet's ``F.relu(features, inplace=True)``
+after ``features.norm5``) changes the copy, never the activations A^k. The hook is removed when the call ends,
 also when it raises. Both methods take any `engine.targets` target (a class means its
 logit) and have `_iter` twins that go `batch_size` images at a time
 (`attribution.batched_iter`).
@@ -25,7 +27,6 @@ logit) and have `_iter` twins that go `batch_size` images at a time
 
 from __future__ import annotations
 
-import weakref
 from typing import Any, Iterator
 
 import torch
@@ -41,20 +42,10 @@ from .guided import guided_backprop
 __all__ = ["grad_cam", "grad_cam_iter", "guided_grad_cam", "guided_grad_cam_iter", "last_spatial_layer",
            "spatial_layers", "to_image_size", "layer_gradient"]
 
-_SPATIAL: "weakref.WeakKeyDictionary[Network, list[str]]" = weakref.WeakKeyDictionary()
-
-
 def spatial_layers(net: Network) -> list[str]:
-    """The readable layers whose output is a spatial map (C x h x w with h, w > 1), in order."""
-    cached = _SPATIAL.get(net)  # layer_shape runs a forward per layer: once per network
-    if cached is None:
-        cached = []
-        for layer in net.layers:
-            shape = net.layer_shape(layer)
-            if len(shape) == 3 and shape[1] * shape[2] > 1:
-                cached.append(layer)
-        _SPATIAL[net] = cached
-    return list(cached)
+    """The readable layers whose output is a spatial map (C x h x w with h, w > 1), in
+    order (`Network.spatial_layers`: one forward, cached on the network)."""
+    return checks.network(net, "Grad-CAM").spatial_layers()
 
 
 def last_spatial_layer(net: Network) -> str:
@@ -69,6 +60,7 @@ def last_spatial_layer(net: Network) -> str:
 def _cam_layer(net: Network, layer: Any) -> str:
     """The checked Grad-CAM layer: None = the last spatial one; a layer without a spatial
     map is refused before any work."""
+    checks.network(net, "Grad-CAM")
     if layer is None:
         return last_spatial_layer(net)
     layer = checks.layer(net, layer)
@@ -81,8 +73,9 @@ def _cam_layer(net: Network, layer: Any) -> str:
 def to_image_size(layer_map: torch.Tensor, size: tuple[int, int] | int) -> torch.Tensor:
     """A layer-resolution map (h x w or N x h x w) upsampled bilinearly to `size` (the
     half-pixel convention of pytorch-grad-cam's cv2.resize and Captum's interpolate)."""
-    if isinstance(size, int):
+    if checks.is_integer(size):
         size = (size, size)
+    size = tuple(checks.integer(v, "size", low=1) for v in size)
     m = torch.as_tensor(layer_map).float()
     single = m.dim() == 2
     if single:
@@ -106,7 +99,9 @@ def layer_gradient(net: Network, x: torch.Tensor, layer: str, target: Target) ->
             raise ValueError(f"layer {layer} does not output one tensor: Grad-CAM cannot use it")
         leaf = output.detach().requires_grad_(True)
         found["leaf"] = leaf
-        return leaf
+        # The rest of the pass gets a copy: an in-place op on it (a functional ReLU) must
+        # neither fail on a leaf nor change the activations kept here.
+        return leaf.clone()
 
     with net.guard():
         handle = net.module(layer).register_forward_hook(swap)

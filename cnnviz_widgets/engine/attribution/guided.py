@@ -2,35 +2,44 @@
 2014) and plain gradients: one mechanism, three backward rules for the rectifiers.
 Lesson ``08_guided_backprop``.
 
-Inside ``with backprop_rule(net, rule):`` every ``nn.ReLU`` and ``nn.ReLU6`` (also the
-ReLU6 that timm's ``BatchNormAct2d`` applies as its ``act`` module) keeps its forward
-value but gets a new backward:
+Inside ``with backprop_rule(net, rule):`` every rectifier the forward pass runs, as a
+module or a functional call (``nn.ReLU``, ``F.relu``, ``nn.ReLU6``, also the ReLU6 that
+timm's ``BatchNormAct2d`` applies, GELU, SiLU, Hardswish, ...), keeps its forward value
+but gets a new backward:
 
 * plain:     the true derivative (ReLU: pass where input > 0; ReLU6: 0 < input < 6)
 * deconvnet: pass only where the incoming gradient > 0 (the input is ignored)
-* guided:    both: where the true derivative passes AND the incoming gradient > 0
+* guided:    both: where the true derivative passes AND the incoming gradient > 0;
+  at a smooth rectifier (GELU, SiLU) the true slope f'(x) where x > 0 and the incoming
+  gradient > 0, else 0 (`backprop_rule` says why)
 
-It works by a forward hook on each rectifier that re-applies it through an autograd
-Function with that backward; the hooks are removed when the block ends, also on error.
+It works by a PyTorch function mode that re-applies each rectifier through an autograd
+Function with that backward; the mode ends with the block, also on error, and the model
+is never touched. A network in which the rule meets no rectifier is refused with a
+message, never given the plain gradient under the guided name.
 
 `guided_backprop(net, image, target, rule=...)` is an attribution method like saliency
 (an `Attribution`; any target, a `Neuron` included; SmoothGrad over it with
 ``attribution.smoothgrad(guided_backprop, ...)``); `neuron_gradient(net, image, layer,
 channel)` is lesson 08's picture of one unit, at its strongest position by default.
 
-Also here: Adebayo et al. (2018)'s model-randomisation sanity check.
+Adebayo et al. (2018)'s model-randomisation sanity check of these maps is
+`evaluation.scores.cascading_randomisation` (lesson 08 runs it).
 """
 
 from __future__ import annotations
 
-import copy
+import inspect
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from ..core import checks
 from ..core.network import Network, lock_for
@@ -38,79 +47,166 @@ from ..core.progress import Progress, StopCheck, run_to_end
 from ..core.targets import Neuron, Target
 from ..inspect.patches import crop_patch, crop_pixels
 from .base import Attribution, batched_iter, input_gradient
-from .saliency import saliency
 
 __all__ = [
     "RULES",
+    "RECTIFIERS",
     "backprop_rule",
+    "rectifier_calls",
     "guided_backprop",
     "guided_backprop_iter",
     "neuron_gradient",
     "top_positions",
     "NeuronPicture",
     "neuron_pictures",
-    "randomisation_test",
-    "RandomisationResult",
-    "reinitialise",
-    "layer_parameters",
 ]
 
 RULES = ("guided", "deconvnet", "plain")
 
 
 class _Rectifier(torch.autograd.Function):
-    """clamp(x, 0, upper) forward; the chosen rule backward."""
+    """The rectifier's own forward value; the chosen rule backward, from the gate saved
+    in the forward: f'(x) where x > 0 (a bool mask for ReLU and ReLU6), else 0."""
 
     @staticmethod
-    def forward(ctx, x, upper, rule):
-        ctx.save_for_backward(x)
-        ctx.upper, ctx.rule = upper, rule
-        return x.clamp(0, upper) if upper is not None else x.clamp_min(0)
+    def forward(ctx, x, compute, rule):
+        value, gate = compute(x)
+        ctx.rule = rule
+        if rule == "guided":
+            ctx.save_for_backward(gate)
+        return value
 
     @staticmethod
     def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
         if ctx.rule == "deconvnet":
             return grad.clamp_min(0), None, None
-        passes = x > 0
-        if ctx.upper is not None:
-            passes = passes & (x < ctx.upper)  # ReLU6 is flat above 6 too
-        g = grad * passes
-        if ctx.rule == "guided":
-            g = g.clamp_min(0)
-        return g, None, None
+        (gate,) = ctx.saved_tensors
+        return grad.clamp_min(0) * gate, None, None
 
 
-def _upper(module: nn.Module) -> float | None:
-    if isinstance(module, nn.ReLU6):
-        return 6.0
-    return None
+def _inplace_off(fn, args, kwargs):
+    """The call's arguments with `inplace` switched off (positional or keyword)."""
+    kwargs = {k: v for k, v in kwargs.items() if k != "inplace"}
+    try:
+        names = list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):  # a builtin without a signature takes no inplace flag
+        return args, kwargs
+    if "inplace" in names and len(args) > names.index("inplace"):
+        args = args[:names.index("inplace")]
+    return args, kwargs
+
+
+def _clamp_rule(upper):
+    def compute(x):
+        value = x.clamp(0, upper) if upper is not None else x.clamp_min(0)
+        gate = (x > 0) & (x < upper) if upper is not None else x > 0
+        return value, gate
+    return compute
+
+
+def _smooth_rule(fn, args, kwargs):
+    """GELU, SiLU, Hardswish, Mish, ELU, LeakyReLU: the value and the derivative f'(x) by
+    autograd on a detached copy (the function is elementwise), gated by x > 0."""
+    args, kwargs = _inplace_off(fn, args, kwargs)
+
+    def compute(x):
+        with torch.enable_grad():
+            xd = x.detach().requires_grad_(True)
+            y = fn(xd, *args, **kwargs)
+            (derivative,) = torch.autograd.grad(y.sum(), xd)
+        return y.detach(), derivative * (x > 0)
+    return compute
+
+
+_RELUS = {F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_}
+_SMOOTH = {F.gelu, F.silu, F.hardswish, F.mish, F.elu, F.leaky_relu, F.celu, F.selu}
+#: The non-linearities the rules apply at, as modules or functional calls.
+RECTIFIERS = ("ReLU", "ReLU6", "GELU", "SiLU (Swish)", "Hardswish", "Mish", "ELU", "CELU", "SELU", "LeakyReLU")
+
+
+class _RuleMode(TorchFunctionMode):
+    """Every rectifier call of the forward passes in the block goes through `_Rectifier`."""
+
+    def __init__(self, rule: str):
+        super().__init__()
+        self.rule = rule
+        self.count = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        compute = None
+        x = args[0] if args else kwargs.get("input")
+        if isinstance(x, torch.Tensor) and x.is_floating_point():
+            rest = args[1:]
+            if func in _RELUS:
+                compute = _clamp_rule(None)
+            elif func is F.relu6:
+                compute = _clamp_rule(6.0)
+            elif func is F.hardtanh:
+                low = rest[0] if rest else kwargs.get("min_val", -1.0)
+                high = rest[1] if len(rest) > 1 else kwargs.get("max_val", 1.0)
+                if low == 0:  # nn.ReLU6 is hardtanh(x, 0, 6); other clamps are not rectifiers
+                    compute = _clamp_rule(float(high))
+            elif func in _SMOOTH:
+                compute = _smooth_rule(func, rest, {k: v for k, v in kwargs.items() if k != "input"})
+        if compute is None:
+            return func(*args, **kwargs)
+        self.count += 1
+        return _Rectifier.apply(x, compute, self.rule)
 
 
 @contextmanager
 def backprop_rule(net: nn.Module, rule: str = "guided") -> Iterator[nn.Module]:
-    """Give every ReLU / ReLU6 module of `net` the `rule` backward inside the block."""
+    """Give every rectifier of `net`'s forward passes in the block the `rule` backward.
+
+    The rectifiers are found as they run, modules and functional calls alike (``nn.ReLU``,
+    ``F.relu``, timm's ``BatchNormAct2d`` ReLU6, ConvNeXt's GELU, MobileViT's SiLU, ...;
+    `RECTIFIERS`), by a PyTorch function mode: nothing is hooked and the model is not
+    touched. The rule at a rectifier f with input x and incoming gradient g:
+
+    * plain:     f'(x) g, the true gradient (no rule is applied)
+    * deconvnet: max(g, 0), the input ignored (Zeiler & Fergus 2014)
+    * guided:    f'(x) max(g, 0) where x > 0, else 0. For ReLU (f' = 1 where x > 0) and
+      ReLU6 this is Springenberg et al. 2015's rule exactly; for the smooth rectifiers
+      (GELU, SiLU, ...) it keeps the rule's two gates (the unit fired, the signal is
+      positive) and the true slope between them, so every guided signal stays >= 0 as
+      with ReLU.
+
+    Yields `net`. A forward pass outside the block is untouched; the mode is this
+    thread's only. `guided_backprop` counts the rectifier calls the rule met, and refuses
+    a network where it met none.
+    """
     rule = checks.choice(rule, "rule", RULES)
-    handles = []
-
-    def hook(module, inputs, _output):
-        return _Rectifier.apply(inputs[0], _upper(module), rule)
-
+    mode = _RuleMode(rule)
     with lock_for(net):  # the rule applies to this thread's passes only
-        try:
-            for m in net.modules():
-                if isinstance(m, (nn.ReLU, nn.ReLU6)):
-                    handles.append(m.register_forward_hook(hook))
+        if rule == "plain":
             yield net
-        finally:
-            for h in handles:
-                h.remove()
+            return
+        with mode:
+            yield net
+        _LAST.count = mode.count
+
+
+_LAST = threading.local()
+
+
+def rectifier_calls(net: nn.Module, x: torch.Tensor) -> int:
+    """How many rectifier calls (`RECTIFIERS`, modules and functional alike) one forward
+    pass of `x` through `net` makes: the places where guided backprop's rule applies."""
+    mode = _RuleMode("guided")
+    with lock_for(net), torch.no_grad(), mode:
+        net(x)
+    return mode.count
 
 
 def _explain(net: Network, x: torch.Tensor, target: Target, rule: str = "guided") -> Attribution:
-    # The rule's hooks go on before forward_to's stop hook, so the target sees the rule's output.
     with backprop_rule(net, rule):
         gradient = input_gradient(net, x, target)
+    if rule != "plain" and not _LAST.count:
+        raise ValueError(
+            f"{rule} backprop met no rectifier ({', '.join(RECTIFIERS[:5])}, ...) between the image and the "
+            f"target in {net.name}: its result would be the plain gradient under another name. Use "
+            f"saliency(...) (or rule='plain') for this network")
     return Attribution(map=gradient.abs().amax(dim=1).cpu(), per_channel=gradient.cpu(),
                        method="guided backprop" if rule == "guided" else rule, extra={"rule": rule})
 
@@ -161,7 +257,7 @@ def neuron_gradient(net: Network, image, layer: str, channel: int, *, position: 
     return result
 
 
-def top_positions(net: Network, image, layer: str, channel: int, k: int = 4) -> list[tuple[int, int, float]]:
+def top_positions(net: Network, image, layer: str, channel: int, *, k: int = 4) -> list[tuple[int, int, float]]:
     """The k strongest (row, col, activation) of a channel in this image, strongest first.
     A vector layer (fc) has one position: (0, 0)."""
     layer = checks.layer(net, layer)
@@ -171,9 +267,9 @@ def top_positions(net: Network, image, layer: str, channel: int, k: int = 4) -> 
 
 @dataclass
 class NeuronPicture:
-    """One activating position of a channel: where (row, col), how strongly, the
-    receptive-field crop of the image (uint8 S x S x 3, grey-padded at borders, as
-    `patches.crop_patch` gives) and of the gradient image (3 x S x S float on the CPU,
+    """One activating position of a channel: where (`position`: row, col), how strongly
+    (`activation`), the receptive-field `crop` of the image (uint8 S x S x 3, grey-padded at borders, as
+    `patches.crop_patch` gives) and of the `gradient` image (3 x S x S float on the CPU,
     zero-padded)."""
 
     position: tuple[int, int]
@@ -182,7 +278,7 @@ class NeuronPicture:
     gradient: torch.Tensor
 
 
-def neuron_pictures(net: Network, image, layer: str, channel: int, k: int = 4,
+def neuron_pictures(net: Network, image, layer: str, channel: int, *, k: int = 4,
                     rule: str = "guided") -> list[NeuronPicture]:
     """For the k strongest positions of `channel` in this image, the gradient image of
     that neuron under `rule`, cut to its receptive field next to the image's crop
@@ -190,109 +286,10 @@ def neuron_pictures(net: Network, image, layer: str, channel: int, k: int = 4,
     x = net.as_batch(image, single=True, what="neuron_pictures")
     rf = net.receptive_field(layer)
     pictures = []
-    for r, c, value in top_positions(net, x, layer, channel, k):
+    for r, c, value in top_positions(net, x, layer, channel, k=k):
         grad = neuron_gradient(net, x, layer, channel, position=None if rf.is_global else (r, c),
                                rule=rule).per_channel[0]
         hwc = grad.permute(1, 2, 0).numpy()
         cut = crop_pixels(hwc, rf, r, c, fill=np.float32(0)).transpose(2, 0, 1)
         pictures.append(NeuronPicture((r, c), value, crop_patch(net, x, rf, r, c), torch.from_numpy(cut.copy())))
     return pictures
-
-
-# --- the sanity check ----------------------------------------------------------------
-
-def layer_parameters(net: Network) -> dict[str, list[nn.Module]]:
-    """For each readable layer, the modules with parameters that run after the previous
-    layer and up to it (so AlexNet's conv1 owns features.0, its ReLU having none)."""
-    owned, seen = {}, set()
-    for layer in net.layers:
-        leaves, _ = net.executed_leaves(layer)
-        mods = []
-        for _name, m in leaves:
-            if id(m) not in seen and any(True for _ in m.parameters(recurse=False)):
-                mods.append(m)
-            seen.add(id(m))
-        owned[layer] = mods
-    return owned
-
-
-def reinitialise(modules: Sequence[nn.Module], generator: torch.Generator) -> None:
-    """Replace every parameter by Gaussian noise with that tensor's own mean and spread:
-    the layer forgets what it learnt but keeps its scale (activations neither vanish nor blow up)."""
-    with torch.no_grad():
-        for m in modules:
-            for p in m.parameters(recurse=False):
-                mean, std = p.mean(), (p.std() if p.numel() > 1 else p.abs().mean())
-                noise = torch.randn(p.shape, generator=generator, dtype=p.dtype, device="cpu").to(p.device)
-                p.copy_(mean + std * noise)
-
-
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    from scipy.stats import spearmanr  # deferred: scipy.stats is heavy and only this check needs it
-
-    rho = spearmanr(a.ravel(), b.ravel()).statistic
-    return float(0.0 if np.isnan(rho) else rho)
-
-
-def _as_map(result) -> torch.Tensor:
-    """A method's output for one image -> H x W importance: an `Attribution`'s map, or
-    for a method returning a plain tensor its |.| max over channels, as saliency."""
-    if isinstance(result, Attribution):
-        return result.map[0].detach().float().cpu()
-    m = result.detach().float().cpu()
-    if m.dim() == 4:
-        m = m[0]
-    if m.dim() == 3:
-        m = m.abs().amax(0)
-    return m
-
-
-METHODS: dict[str, Callable[..., Attribution]] = {
-    "saliency": lambda net, image, target: saliency(net, image, target),
-    "guided": lambda net, image, target: guided_backprop(net, image, target, rule="guided"),
-    "deconvnet": lambda net, image, target: guided_backprop(net, image, target, rule="deconvnet"),
-}
-
-
-@dataclass
-class RandomisationResult:
-    """stages[i] names the layers re-initialised so far ("original" first); for each
-    method, its Spearman correlation with the original map at each stage, and the maps
-    (H x W tensors on the CPU)."""
-
-    stages: list[str]
-    correlations: dict[str, list[float]]
-    maps: dict[str, list[torch.Tensor]]
-
-
-def randomisation_test(net: Network, image, target, methods: Sequence[str] | dict = ("saliency", "guided"),
-                       layers_top_down: Sequence[str] | None = None, seed: int = 0) -> RandomisationResult:
-    """Adebayo et al. 2018 ("Sanity Checks for Saliency Maps", arXiv:1810.03292):
-    re-initialise layers cumulatively from the top down on a COPY of the network and
-    measure how much each method's map changes (Spearman rank correlation with the
-    original map). A method that explains the model should change when the model is
-    destroyed. `net` itself is never modified. `methods`: names in `METHODS`, or
-    {name: method(net, image, target) -> Attribution}."""
-    x = net.as_batch(image, single=True, what="randomisation_test")
-    target = net.class_index(target)
-    if isinstance(methods, dict):
-        chosen = dict(methods)
-    else:
-        chosen = {checks.choice(m, "method", tuple(METHODS)): METHODS[m] for m in methods}
-    for name in chosen:
-        if not callable(chosen[name]):
-            raise ValueError(f"method {name!r} is not callable")
-    layers = [checks.layer(net, layer) for layer in
-              (layers_top_down if layers_top_down is not None else reversed(net.layers))]
-    probe = copy.deepcopy(net)
-    owned = layer_parameters(probe)
-    generator = torch.Generator().manual_seed(checks.integer(seed, "seed"))
-    maps = {name: [_as_map(fn(probe, x, target))] for name, fn in chosen.items()}
-    stages = ["original"]
-    for layer in layers:
-        reinitialise(owned[layer], generator)
-        stages.append(layer)
-        for name, fn in chosen.items():
-            maps[name].append(_as_map(fn(probe, x, target)))
-    correlations = {name: [_spearman(ms[0].numpy(), m.numpy()) for m in ms] for name, ms in maps.items()}
-    return RandomisationResult(stages, correlations, maps)

@@ -114,7 +114,7 @@ def integrated_gradients_iter(net: Network, image, target: Any, *, baseline: Any
     ``points_done``. A preview (``ended == ""``) and a stopped run's result (``ended ==
     "stopped"``) integrate only the points done so far. Checks its settings at once.
     """
-    x = net.as_batch(image, what="Integrated Gradients")
+    x = checks.network(net, "Integrated Gradients").as_batch(image, what="Integrated Gradients")
     n = x.shape[0]
     alphas, weights = path_points(steps, rule)
     if batch_size is None:

@@ -8,7 +8,11 @@
 `targets`              what is explained or maximised: `ClassLogit`, `Neuron`, `as_target`
 `progress`             `Progress`, `run_to_end`: the shape of every long run
 `memory`               batch sizes from a memory budget (`batch_size=None`)
+`cache`                one weak cache per network (`cache_for`, `clear_caches`): image
+                       costs, spatial layers, feature and patch scans
 `blur`                 the engine's one Gaussian blur
+`threads`              torch's threads from the CPU share the process has (cgroup quota,
+                       affinity), set on the first `load_model`
 `images`               decoding untrusted files (`load_image`, Pillow's bomb guard on),
                        `as_pil`, `image_to_array`
 =====================  ==========================================================

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 __all__ = ["is_integer", "integer", "number", "fraction", "percentile", "choice", "channel", "layer", "position",
-           "index", "pixels"]
+           "index", "pixels", "pixel_band", "network"]
 
 
 def _plain_integer(value: Any) -> int | None:
@@ -94,7 +94,7 @@ def choice(value: Any, name: str, options: Sequence[str]) -> str:
 
 def layer(net, name: Any) -> str:
     """A layer of `net` by its readable name (the message lists the layers it has)."""
-    return net.check_layer(name)
+    return network(net).check_layer(name)
 
 
 def channel(net, layer_name: str, value: Any, *, channels: int | None = None) -> int:
@@ -145,5 +145,38 @@ def pixels(x: torch.Tensor, name: str = "image") -> torch.Tensor:
         raise ValueError(f"{name} has NaN or infinite values")
     low, high = float(x.min()), float(x.max())
     if low < 0 or high > 1:
-        raise ValueError(f"{name} must hold pixels in [0, 1]; its values go from {low:.3g} to {high:.3g}")
+        raise ValueError(f"{name} must hold pixels in [0, 1]; its values go from {low:.3g} to {high:.3g}"
+                         f"{_pixel_fix(low, high)}")
     return x
+
+
+def _pixel_fix(low: float, high: float) -> str:
+    """What to do about pixels outside [0, 1], by what they look like."""
+    if low >= 0 and high > 2:
+        return ": pixels are in [0, 1]: divide by 255 (x / 255)"
+    if low < 0:
+        return (": pixels are in [0, 1], not normalised: the network normalises inside, so give the image "
+                "before transforms.Normalize (or clamp it to [0, 1])")
+    return ": clamp it to [0, 1]"
+
+
+def pixel_band(x: torch.Tensor, name: str, band: tuple[float, float]) -> torch.Tensor:
+    """Pixels that are [0, 1] pixels, give or take some noise: values inside `band`
+    (a noisy copy of an image passes; an image in 0..255, or one normalised with
+    ImageNet's statistics, does not: the message says what to do)."""
+    low, high = float(x.min()), float(x.max())
+    if low < band[0] or high > band[1]:
+        raise ValueError(f"{name} has values from {low:.3g} to {high:.3g}{_pixel_fix(low, high)}")
+    return x
+
+
+def network(net: Any, what: str = "this technique"):
+    """`net` if it is the kit's `Network`; a bare PyTorch module (or anything else) is
+    refused with the one call that makes it one."""
+    if hasattr(net, "as_batch") and hasattr(net, "layers"):
+        return net
+    if isinstance(net, torch.nn.Module):
+        raise TypeError(f"{what} takes a Network, not a bare {type(net).__name__} module: wrap it with "
+                        f"load_model(model, classes=...) (from cnnviz_widgets), which finds its layers, "
+                        f"input size and preprocessing")
+    raise TypeError(f"{what} takes a Network (from load_model(...)), not {type(net).__name__}")

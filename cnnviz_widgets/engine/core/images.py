@@ -337,7 +337,7 @@ def _to_rgb(img: Image.Image) -> tuple[Image.Image, list[str]]:
         arr = np.asarray(img)
         arr8, how = _scale_to_8bit(arr, mode)
         notes.append(how)
-        return Image.fromarray(arr8, "L").convert("RGB"), notes
+        return Image.fromarray(arr8).convert("RGB"), notes
 
     if mode == "CMYK":
         notes.append("CMYK image converted to RGB")
@@ -471,11 +471,11 @@ def _hwc_to_pil(a: np.ndarray, what: str) -> Image.Image:
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
     if a.ndim == 2:
-        return Image.fromarray(np.ascontiguousarray(a), "L").convert("RGB")
+        return Image.fromarray(np.ascontiguousarray(a)).convert("RGB")
     if a.ndim == 3 and a.shape[2] == 3:
-        return Image.fromarray(np.ascontiguousarray(a), "RGB")
+        return Image.fromarray(np.ascontiguousarray(a))
     if a.ndim == 3 and a.shape[2] == 4:
-        rgba = Image.fromarray(np.ascontiguousarray(a), "RGBA")
+        rgba = Image.fromarray(np.ascontiguousarray(a))
         return _to_rgb(rgba)[0]
     raise BadImage(
         f"{what} has shape {tuple(a.shape)}; expected H x W x 3 (or H x W, H x W x 1, "

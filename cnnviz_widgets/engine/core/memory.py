@@ -33,10 +33,10 @@ from __future__ import annotations
 
 import os
 import re
-import threading
-import weakref
-
 import torch
+
+from . import checks
+from .cache import cache_for
 
 __all__ = ["DEFAULT_BUDGET", "memory_budget", "parse_bytes", "batch_size_for", "image_cost", "batch_size"]
 
@@ -45,14 +45,12 @@ BACKWARD_OVERHEAD = 1.25  # gradients alive during the backward, over the saved 
 FORWARD_OVERHEAD = 1.5  # a forward's live tensors over its four largest layer outputs
 _UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "kib": 2**10, "m": 2**20, "mb": 2**20, "mib": 2**20,
           "g": 2**30, "gb": 2**30, "gib": 2**30}
-_costs: "weakref.WeakKeyDictionary[torch.nn.Module, dict]" = weakref.WeakKeyDictionary()
-_costs_lock = threading.Lock()
 
 
 def parse_bytes(text: str | int) -> int:
     """'512MB', '1.5 GB', '300m' or a number of bytes -> bytes (powers of 1024)."""
-    if isinstance(text, int) and not isinstance(text, bool):
-        value = text
+    if checks.is_integer(text):
+        value = checks.integer(text, "a memory size")
     else:
         m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
         if not m or m.group(2).lower() not in _UNITS:
@@ -79,10 +77,9 @@ def batch_size_for(bytes_per_image: int, budget: int | None = None, most: int = 
     at least 1 (one image always runs), at most `most`."""
     if bytes_per_image <= 0:
         raise ValueError(f"bytes_per_image must be positive, not {bytes_per_image}")
-    if isinstance(most, bool) or not isinstance(most, int) or most < 1:
-        raise ValueError(f"most must be a positive integer, not {most!r}")
+    most = checks.integer(most, "most", low=1)
     budget = memory_budget() if budget is None else parse_bytes(budget)
-    return max(1, min(int(most), int(budget // bytes_per_image)))
+    return max(1, min(most, int(budget // bytes_per_image)))
 
 
 def _saved_bytes(net, n: int, size: int) -> int:
@@ -120,19 +117,18 @@ def _largest_outputs(net, size: int, count: int = 4) -> int:
 
 def image_cost(net, size: int | None = None, backward: bool = False) -> int:
     """Bytes one image of `size` x `size` pixels (default: the net's input size) costs in
-    a forward pass of `net`, with its backward if `backward`. Measured once, then cached."""
-    size = int(size or net.input_size)
+    a forward pass of `net`, with its backward if `backward`. Measured once, then kept in
+    the network's cache (`engine.core.cache`)."""
+    size = net.input_size if size is None else checks.integer(size, "size", low=1)
     key = (size, bool(backward))
-    with _costs_lock:
-        known = _costs.get(net, {})
-        if key in known:
-            return known[key]
-    if backward:
-        cost = int(BACKWARD_OVERHEAD * max(1, _saved_bytes(net, 2, size) - _saved_bytes(net, 1, size)))
-    else:
-        cost = max(1, int(FORWARD_OVERHEAD * _largest_outputs(net, size)))
-    with _costs_lock:
-        _costs.setdefault(net, {})[key] = cost
+    known = cache_for(net).part("image costs")
+    cost = known.get(key)  # a dict's get and setdefault are atomic: no lock of its own
+    if cost is None:
+        if backward:
+            cost = int(BACKWARD_OVERHEAD * max(1, _saved_bytes(net, 2, size) - _saved_bytes(net, 1, size)))
+        else:
+            cost = max(1, int(FORWARD_OVERHEAD * _largest_outputs(net, size)))
+        cost = known.setdefault(key, cost)
     return cost
 
 

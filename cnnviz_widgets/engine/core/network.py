@@ -1,7 +1,9 @@
 """The `Network`: a classifier that takes [0, 1] pixels and knows how to be looked inside.
 
-Every technique receives a `Network` (`engine.models.load_model` gives one; a
-hand-made one comes from `engine.models.build_network` or the constructor). It owns
+Every technique receives a `Network`: ``load_model("shapes")`` gives a kit model,
+``load_model(your_module)`` wraps any PyTorch image classifier (layers, classes and
+preprocessing found for you), `build_network(name, model)` wraps a copy of a kit
+architecture, and the constructor takes every detail by hand. It owns
 what every technique needs and none should write twice: the one image entry path
 (`as_batch`), readable layer names (`layers`, `check_layer`, `layer_path`), running
 only as far as a layer (`forward_to`), recording layer outputs (`capture`), the state
@@ -13,6 +15,7 @@ optimised images are all in plain pixel units.
 from __future__ import annotations
 
 import difflib
+import math
 import threading
 import weakref
 from contextlib import contextmanager
@@ -25,10 +28,11 @@ from torch import nn
 from torchvision.transforms import functional as TF
 
 from . import checks
+from .cache import cache_for
 from .images import as_pil, load_image
 from .receptive_field import ReceptiveField, analytic_receptive_field
 
-__all__ = ["Network", "lock_for"]
+__all__ = ["Network", "lock_for", "noisy_copies", "make_activations_out_of_place"]
 
 
 class _StopForward(Exception):
@@ -51,25 +55,86 @@ def lock_for(net: nn.Module) -> threading.RLock:
         return lock
 
 
+# SmoothGrad hands its noisy copies of a checked image to the method it wraps; inside
+# `noisy_copies()` `as_batch` lets their values past [0, 1] (per thread: an app's worker
+# and the notebook do not share it).
+_NOISY = threading.local()
+
+
+@contextmanager
+def noisy_copies() -> Iterator[None]:
+    """Inside the block, `Network.as_batch` accepts values outside [0, 1]: SmoothGrad's
+    noisy copies of an image it has already checked (the noise is not clipped, as in
+    the paper and in Captum's NoiseTunnel)."""
+    depth = getattr(_NOISY, "depth", 0)
+    _NOISY.depth = depth + 1
+    try:
+        yield
+    finally:
+        _NOISY.depth = depth
+
+
+# A [0, 1] image with some noise on it (a noisy copy made by hand) stays inside this band;
+# an image in 0..255 or one normalised with ImageNet's statistics does not.
+PIXEL_BAND = (-1.0, 2.0)
+
+
 class Network(nn.Module):
     """A classifier that takes pixels in [0, 1] and knows how to be looked inside.
 
-    Layer names are readable (`conv1`..`conv5`, `fc6`..`fc8` for AlexNet-shaped nets;
-    `stage1`..`stage7`, `head`, `logits` for EfficientNet; see `LAYER_SCHEMES` in the
-    README) and listed in forward order by `layers`.
+    Get one with ``load_model(...)``: ``load_model("shapes")`` for a kit model,
+    ``load_model(module, classes=[...])`` for any PyTorch image classifier of your own
+    (its layers, classes, input size and preprocessing found for you; see
+    `cnnviz_widgets.engine.zoo.models.load_model`). Every technique, app, exercise
+    checker and render function takes the result.
+
+    What it holds: ``name``; ``model`` (your module, in eval mode with its parameters
+    frozen, its activation modules made out-of-place); ``classes`` (one name per output);
+    ``layers`` (readable layer names, in forward order: ``conv1``..``conv5``,
+    ``fc6``..``fc8`` for AlexNet-shaped nets, ``stage1``..``stage7``, ``head``,
+    ``logits`` for EfficientNet, module paths such as ``layer3`` or ``features.7`` for a
+    network of yours), each the output of one module (`layer_path`, `module`);
+    ``input_size`` / ``resize_size`` (a PIL image is resized to ``resize_size`` and
+    centre-cropped to ``input_size``); ``mean`` / ``std`` (the normalisation, applied
+    inside `forward`, so pixels in and gradients out are in plain [0, 1] units);
+    ``preprocessing`` (where those came from, in words).
+
+    What a technique uses: `as_batch` (the one image entry: PIL, uint8 array, file
+    bytes, or a [0, 1] float tensor), `forward_to` (run as far as a layer), `capture`
+    (record layer outputs), `guard` (eval mode and frozen parameters, restored
+    afterwards), `layer_shape`, `spatial_layers`, `receptive_field`, `predict`.
     """
 
     def __init__(
         self,
         name: str,
         model: nn.Module,
-        layer_paths: dict[str, str],
-        classes: Sequence[str],
-        mean: Sequence[float],
-        std: Sequence[float],
-        input_size: int,
-        resize_size: int,
+        layer_paths: dict[str, str] | None = None,
+        classes: Sequence[str] | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        input_size: int | None = None,
+        resize_size: int | None = None,
     ):
+        """Wrap `model` with every detail given by hand.
+
+        name: what the network is called in messages and pickers. model: the
+        `nn.Module`, taking normalised N x 3 x H x W images, giving N x classes logits.
+        layer_paths: {readable layer name: dotted module path inside `model`}, in
+        forward order. classes: one name per logit. mean, std: the per-channel
+        normalisation the model was trained with. input_size: the square size it runs
+        at; resize_size: the shorter side a photo is resized to before the centre crop.
+
+        ``load_model(model, classes=...)`` finds all of these for you; use the
+        constructor only to set them by hand.
+        """
+        missing = [k for k, v in dict(layer_paths=layer_paths, classes=classes, mean=mean, std=std,
+                                      input_size=input_size, resize_size=resize_size).items() if v is None]
+        if missing:
+            raise TypeError(
+                f"Network(name, model, ...) takes every detail by hand, and {', '.join(missing)} "
+                f"{'is' if len(missing) == 1 else 'are'} missing: load_model(model, classes=...) finds "
+                "layers, input size and preprocessing for you")
         super().__init__()
         self.name = name
         self.model = model
@@ -78,7 +143,7 @@ class Network(nn.Module):
         self.resize_size = int(resize_size)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
-        _make_activations_out_of_place(model)
+        make_activations_out_of_place(model)
         modules = dict(model.named_modules())
         for layer, path in layer_paths.items():
             if path not in modules:
@@ -86,6 +151,8 @@ class Network(nn.Module):
         self._layer_paths = dict(layer_paths)
         self._layer_modules = {k: modules[v] for k, v in layer_paths.items()}
         self._rf_cache: dict[str, ReceptiveField] = {}
+        self._smallest: dict[tuple, int] = {}
+        self.preprocessing = "given by hand"
         self.eval()
         for p in self.parameters():
             p.requires_grad_(False)
@@ -190,14 +257,33 @@ class Network(nn.Module):
             raise ValueError(f"{what} takes {wanted}, not a tensor of shape {tuple(x.shape)}")
         if not x.is_floating_point():
             raise TypeError(f"{what} takes [0, 1] float pixels; convert integer tensors with x.float() / 255")
+        if x.shape[0] == 0:
+            raise ValueError(f"the batch given to {what} is empty (0 images): give at least one image")
         x = x.detach().to(self.device, torch.float32)
         if not torch.isfinite(x).all():
             raise ValueError(f"the image given to {what} has NaN or infinite values")
+        if not getattr(_NOISY, "depth", 0):
+            checks.pixel_band(x, f"the image given to {what}", PIXEL_BAND)
         if size is not None:
             size = checks.integer(size, "size", low=16)
             if tuple(x.shape[-2:]) != (size, size):
                 x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        self.check_image_size(tuple(x.shape[-2:]), what)
         return x
+
+    def check_image_size(self, hw: tuple[int, int], what: str = "this technique") -> None:
+        """Refuse an image too small for the network to give a meaningful map: its last
+        spatial layer would be smaller than 2 x 2 (`smallest_input`)."""
+        if min(hw) >= self.input_size or self.device.type == "meta":
+            return  # the size the network was made for, or larger: nothing to work out
+        smallest = self.smallest_input()
+        if min(hw) < smallest:
+            layers = self.spatial_layers()
+            raise ValueError(
+                f"the image given to {what} is {hw[0]}x{hw[1]} pixels, too small for {self.name}: "
+                f"its last spatial layer ({layers[-1] if layers else 'none'}) needs images of at least "
+                f"{smallest}x{smallest} for a map of 2 x 2; give a larger image ({self.input_size} px is "
+                f"the size it was made for)")
 
     def fast_layout(self, x: torch.Tensor) -> torch.Tensor:
         """x in the memory layout the network runs fastest in: channels-last on a CPU,
@@ -268,10 +354,19 @@ class Network(nn.Module):
         outputs: dict[str, torch.Tensor] = {}
         handles = []
         with lock_for(self):  # the hooks live only while this thread holds the network
+            for name in names:
+                self.check_layer(name)
+            # An in-place op later in the pass (DenseNet's F.relu(features, inplace=True)
+            # after norm5) must not change what is recorded: a detached record is a copy;
+            # a record with its graph hands the rest of the pass a copy instead, for the
+            # layers found to be overwritten (`overwritten_layers`, one pass, cached).
+            overwritten = set() if detach else self.overwritten_layers() & set(names)
             try:
                 for name in names:
                     def hook(_m, _inp, out, name=name):
-                        outputs[name] = out.detach() if detach else out
+                        outputs[name] = out.detach().clone() if detach else out
+                        if name in overwritten and isinstance(out, torch.Tensor):
+                            return out.clone()
                     handles.append(self.module(name).register_forward_hook(hook))
                 yield outputs
             finally:
@@ -295,9 +390,80 @@ class Network(nn.Module):
 
     def layer_shape(self, layer: str) -> tuple[int, ...]:
         """Output shape (without batch) of `layer` at the model's input size."""
+        self.check_layer(layer)
+        return self._probe()[0][layer]
+
+    def layer_shapes(self) -> dict[str, tuple[int, ...]]:
+        """{layer: output shape without batch} at the model's input size (one forward, cached)."""
+        return dict(self._probe()[0])
+
+    def spatial_layers(self) -> list[str]:
+        """The layers whose output is a spatial map (C x h x w with h * w > 1 at the
+        input size), in forward order: where Grad-CAM, activations and patches look."""
+        shapes = self._probe()[0]
+        return [k for k in self.layers if len(shapes[k]) == 3 and shapes[k][1] * shapes[k][2] > 1]
+
+    def overwritten_layers(self) -> frozenset:
+        """Layers whose output tensor an in-place operation later in the forward pass
+        overwrites (found once from the tensors' version counters)."""
+        return self._probe()[1]
+
+    def _probe(self) -> tuple[dict[str, tuple[int, ...]], frozenset]:
+        key = (self.input_size, str(self.device))
+        # one forward per input size and device, kept in the network's one cache (clear_caches forgets it)
+        probes = cache_for(self).setdefault("layer probes", {})
+        found = probes.get(key)
+        if found is not None:
+            return found
+        outs: dict[str, tuple[torch.Tensor, int]] = {}
+        handles = []
         with torch.no_grad(), self.guard():
-            out = self.forward_to(torch.zeros(1, 3, self.input_size, self.input_size, device=self.device), layer)
-        return tuple(out.shape[1:])
+            try:
+                for layer, module in self._layer_modules.items():
+                    def hook(_m, _inp, out, layer=layer):
+                        if layer not in outs:  # a module run twice: its first output, as forward_to sees it
+                            outs[layer] = (out, out._version if isinstance(out, torch.Tensor) else 0)
+                    handles.append(module.register_forward_hook(hook))
+                s = self.input_size
+                self(torch.zeros(1, 3, s, s, device=self.device))
+            finally:
+                for h in handles:
+                    h.remove()
+        missing = [k for k in self.layers if k not in outs]
+        if missing:
+            raise RuntimeError(f"{self.name}: layers {', '.join(missing)} were never reached in the forward pass")
+        bad = [k for k, (o, _) in outs.items() if not isinstance(o, torch.Tensor)]
+        if bad:
+            raise ValueError(f"{self.name}: layers {', '.join(bad)} do not output one tensor; "
+                             "name modules that do (layers= in load_model)")
+        shapes = {k: tuple(o.shape[1:]) for k, (o, _) in outs.items()}
+        overwritten = frozenset(k for k, (o, v) in outs.items() if o._version != v)
+        probes[key] = found = (shapes, overwritten)
+        return found
+
+    def smallest_input(self) -> int:
+        """The smallest square image (pixels) for which the last spatial layer still has
+        a map of at least 2 x 2: below it no technique can give a meaningful map."""
+        key = (self.input_size, str(self.device))
+        if key in self._smallest:
+            return self._smallest[key]
+        layers = self.spatial_layers()
+        size = self.input_size
+        if layers:
+            last = layers[-1]
+            h, w = self.layer_shape(last)[1:]
+            size = min(self.input_size, max(1, math.ceil(2 * self.input_size / min(h, w))))
+            while size < self.input_size:
+                try:
+                    with torch.no_grad(), self.guard():
+                        out = self.forward_to(torch.zeros(1, 3, size, size, device=self.device), last)
+                    if out.dim() == 4 and min(out.shape[-2:]) >= 2:
+                        break
+                except RuntimeError:
+                    pass  # too small for some layer before: try larger
+                size = min(self.input_size, size + max(1, size // 8))
+        self._smallest[key] = size
+        return size
 
     # -- geometry
     def receptive_field(self, layer: str) -> ReceptiveField:
@@ -337,8 +503,9 @@ class Network(nn.Module):
         return order, out.dim() < 4
 
 
-def _make_activations_out_of_place(model: nn.Module) -> None:
-    # In-place activations overwrite the tensors hooks capture and break guided backprop.
+def make_activations_out_of_place(model: nn.Module) -> None:
+    """Switch `model`'s in-place activation modules (``nn.ReLU(inplace=True)``, ...) to
+    out-of-place: the same values, but they no longer overwrite the tensors hooks record."""
     for m in model.modules():
         if getattr(m, "inplace", False) is True:
             m.inplace = False

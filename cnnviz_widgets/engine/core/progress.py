@@ -1,8 +1,10 @@
 """How long techniques report progress, and how a caller runs one to the end.
 
 Every technique that can take more than a moment has two forms:
-``verb(net, image, ..., **settings) -> Result`` and
-``verb_iter(net, image, ..., should_stop=None, **settings)`` yielding `Progress`.
+``verb(net, image, ..., *, settings...) -> Result`` and
+``verb_iter(net, image, ..., *, settings..., should_stop=None)`` yielding `Progress`.
+The twin is a plain function: it checks its settings when called and returns a
+generator that holds no guard and no grad mode across a ``yield``.
 `should_stop` is asked between steps; when it answers True the run ends early and
 its last `Progress` carries the result so far with ``result.ended == "stopped"``.
 The last `Progress` of every run has ``done=True`` and its ``result`` set;

@@ -7,9 +7,9 @@ guided backprop, Grad-CAM, Integrated Gradients and the optimisation objectives 
 take the same targets, so "the tabby logit", "the tabby probability" and "conv5
 channel 3 at (6, 6)" mean the same thing everywhere.
 
-Techniques accept a class index, a class name, a list with one class per image, or a
-`Target`; `as_target(net, target)` turns any of these into a `Target` and checks it
-against the network once.
+Techniques accept a class index, a class name, a list with one class per image, a
+`Target`, or None (the class the model predicts for each image); `as_target(net, target)`
+turns any of these into a `Target` and checks it against the network once.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 
 from . import checks
 
-__all__ = ["Target", "ClassLogit", "ClassProbability", "Neuron", "as_target", "score"]
+__all__ = ["Target", "ClassLogit", "ClassProbability", "Neuron", "as_target", "predicted_classes", "score"]
 
 
 class Target:
@@ -98,10 +98,25 @@ class Neuron(Target):
         return self
 
 
-def as_target(net, target: Any, n: int | None = None) -> Target:
-    """A class index or name, a list of them (one per image), or a `Target` -> a checked `Target`.
+def predicted_classes(net, x: torch.Tensor) -> list[int]:
+    """The model's top-1 class index for each image of the batch `x` (one forward, no gradient)."""
+    with torch.no_grad(), net.guard():
+        return [int(i) for i in net(x).argmax(-1)]
 
-    `n`: the number of images, to check a per-image list against."""
+
+def as_target(net, target: Any, n: int | None = None, *, image: torch.Tensor | None = None) -> Target:
+    """A class index or name, a list of them (one per image), a `Target`, or None -> a checked `Target`.
+
+    `n`: the number of images, to check a per-image list against. None means the class
+    the model predicts for each image of `image` (the batch, as `Network.as_batch` gives
+    it): the logit of that class, one per image (a single image: a plain index)."""
+    checks.network(net)
+    if target is None:
+        if image is None:
+            raise ValueError("target is None but no image was given to predict the class of: "
+                             "give a class index or name, or a Target")
+        predicted = predicted_classes(net, image)
+        return ClassLogit(predicted[0] if len(predicted) == 1 else tuple(predicted))
     if isinstance(target, Target):
         return target.bind(net)
     if isinstance(target, torch.Tensor) and target.dim() > 0 or isinstance(target, (list, tuple, np.ndarray)):

@@ -115,7 +115,7 @@ def _embed(features, method: str, perplexity: float, seed: int, max_iter: int) -
     return Embedding(coords.astype(np.float32), "tsne", kept, float(tsne.kl_divergence_), float(perplexity))
 
 
-def knn_accuracy(coords, labels, k: int = 5, folds: int = 5, seed: int = 0) -> float:
+def knn_accuracy(coords, labels, *, k: int = 5, folds: int = 5, seed: int = 0) -> float:
     """Cross-validated accuracy of a k-nearest-neighbour classifier on `coords`: how well
     the classes separate on the map (1.0: every image sits among its own class)."""
     from sklearn.model_selection import StratifiedKFold, cross_val_score  # deferred: scikit-learn's import is heavy (lessons 02-03 only)
@@ -136,7 +136,7 @@ def knn_accuracy(coords, labels, k: int = 5, folds: int = 5, seed: int = 0) -> f
     return float(cross_val_score(KNeighborsClassifier(n_neighbors=k), x, y, cv=split).mean())
 
 
-def thumbnail_positions(coords, count: int = 60, min_distance: float = 0.06, seed: int = 0) -> np.ndarray:
+def thumbnail_positions(coords, *, count: int = 60, min_distance: float = 0.06, seed: int = 0) -> np.ndarray:
     """Indices of up to `count` points, spread out over the map, to draw pictures at.
 
     Greedy, in a random order: a point is taken when it is at least `min_distance`
@@ -144,6 +144,8 @@ def thumbnail_positions(coords, count: int = 60, min_distance: float = 0.06, see
     thumbnails cover the map instead of stacking up in its densest cluster.
     """
     c = _as_features(coords)[:, :2]
+    count, seed = checks.integer(count, "count", low=0), checks.integer(seed, "seed")
+    min_distance = checks.number(min_distance, "min_distance", low=0.0)
     span = float(np.ptp(c, axis=0).max()) or 1.0
     order = np.random.default_rng(seed).permutation(len(c))
     taken: list[int] = []

@@ -8,29 +8,26 @@ and others can reuse the same scan. `extract_features(net, dataset, layer)` retu
 ``net.guard()`` and ``torch.no_grad()``. `pixel_features` gives the preprocessed
 pixels flattened the same way, the baseline the lessons compare against.
 
-Scans of the same (model, dataset, layer) are kept in a small in-memory LRU cache:
-moving a slider in an app must not rescan the dataset.
+Scans of the same (model, dataset, layer) are kept in a small LRU in the network's
+cache (`engine.core.cache`; `clear_caches()` forgets them): moving a slider in an app
+must not rescan the dataset.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-import threading
-import weakref
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Iterator
 
 import torch
 
-from ..core import checks
+from ..core import checks, memory
+from ..core.cache import LRU, cache_for
 from ..core.network import Network
 from ..core.progress import Progress, StopCheck, run_to_end
 
 __all__ = [
     "Features",
-    "FeatureCache",
     "PIXELS",
     "extract_features",
     "extract_features_iter",
@@ -39,7 +36,6 @@ __all__ = [
     "default_feature_layer",
     "dataset_labels",
     "feature_size",
-    "clear_feature_cache",
     "is_cached",
     "feature_cache_info",
     "MAX_FEATURE_BYTES",
@@ -52,6 +48,7 @@ PIXELS = "pixels"
 #: otherwise quietly fill the memory of a Binder or Colab machine.
 MAX_FEATURE_BYTES = 1 << 30
 
+# Per network: lessons 02 and 03 scan a few layers of one or two networks.
 _CACHE_ENTRIES = 12
 _CACHE_BYTES = 1 << 30
 
@@ -74,81 +71,28 @@ class Features:
         return int(self.vectors.shape[0])
 
 
-class FeatureCache:
-    """An LRU map from (model, dataset, layer) to a CPU tensor, bounded in entries and bytes."""
-
-    def __init__(self, max_entries: int, max_bytes: int):
-        self.max_entries, self.max_bytes = max_entries, max_bytes
-        self._items: OrderedDict[tuple, torch.Tensor] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = self.misses = 0
-
-    def get(self, key: tuple) -> torch.Tensor | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is None:
-                self.misses += 1
-                return None
-            self._items.move_to_end(key)
-            self.hits += 1
-            return value
-
-    def put(self, key: tuple, value: torch.Tensor) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.max_entries or (len(self._items) > 1 and self.nbytes() > self.max_bytes):
-                self._items.popitem(last=False)
-
-    def __contains__(self, key: tuple) -> bool:  # no hit or miss counted: only a look
-        with self._lock:
-            return key in self._items
-
-    def keys(self) -> list[tuple]:
-        """The keys held, least recently used first."""
-        with self._lock:
-            return list(self._items)
-
-    def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self._items.values())
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self.hits = self.misses = 0
-
-
-_CACHE = FeatureCache(_CACHE_ENTRIES, _CACHE_BYTES)
-
-# Two networks can share a name (load_model(name, fresh=True), a randomised copy in
-# lesson 08): each instance gets its own token so one never answers from the other's scan.
-_TOKENS: "weakref.WeakKeyDictionary[Network, int]" = weakref.WeakKeyDictionary()
-_NEXT_TOKEN = itertools.count()
+def _scans(net: Network) -> LRU:
+    """This network's scans, by (dataset name, dataset length, layer, device): an LRU in
+    the network's cache (`engine.core.cache`), gone with the network."""
+    return cache_for(net).part("features", lambda: LRU(_CACHE_ENTRIES, _CACHE_BYTES))
 
 
 def _cache_key(net: Network, dataset, layer: str) -> tuple | None:
     name = getattr(dataset, "name", None)
     if not name:
         return None  # a dataset that cannot say what it holds is never cached
-    if net not in _TOKENS:
-        _TOKENS[net] = next(_NEXT_TOKEN)
-    return (net.name, _TOKENS[net], str(net.device), str(name), len(dataset), layer)
-
-
-def clear_feature_cache() -> None:
-    _CACHE.clear()
+    return (str(name), len(dataset), layer, str(net.device))
 
 
 def is_cached(net: Network, dataset, layer: str) -> bool:
     """Whether a scan of (net, dataset, layer) would answer from the cache at once."""
     key = _cache_key(net, dataset, layer)
-    return key is not None and key in _CACHE
+    return key is not None and key in _scans(net)
 
 
-def feature_cache_info() -> dict:
-    """Entries, bytes held, hits and misses of the scan cache (for tests and curiosity)."""
-    with _CACHE._lock:
-        return {"entries": len(_CACHE._items), "bytes": _CACHE.nbytes(), "hits": _CACHE.hits, "misses": _CACHE.misses}
+def feature_cache_info(net: Network) -> dict:
+    """Entries, bytes held, hits and misses of `net`'s scans (for tests and curiosity)."""
+    return _scans(net).info()
 
 
 def dataset_labels(dataset) -> torch.Tensor:
@@ -199,17 +143,22 @@ def _describe(net: Network, x: torch.Tensor, layer: str) -> torch.Tensor:
     return out.reshape(out.shape[0], -1).float().cpu()
 
 
-def extract_features_iter(net: Network, dataset, layer: str, *, batch_size: int = 64,
+def extract_features_iter(net: Network, dataset, layer: str, *, batch_size: int | None = None,
                           should_stop: StopCheck = None) -> Iterator[Progress[Features]]:
     """Scan `dataset` and yield `Progress` after each batch, whose result holds the rows
     of the images done so far; the last carries all ``N x D`` features. See lesson 02.
 
-    `layer` is one of ``net.layers`` or ``"pixels"``. A cached scan yields its result
-    at once; a stopped scan (``ended="stopped"``) leaves nothing in the cache. Checks
-    its settings at the call.
+    `layer` is one of ``net.layers`` or ``"pixels"``. `batch_size`: images per forward;
+    None picks it from the memory budget (`engine.core.memory`). A cached scan yields
+    its result at once; a stopped scan (``ended="stopped"``) leaves nothing in the
+    cache. Checks its settings at the call.
     """
     if layer != PIXELS:
         layer = checks.layer(net, layer)
+    if batch_size is None:
+        # pixels: only the preprocessed images are held; a layer: a forward without gradients
+        batch_size = memory.batch_size_for(4 * 3 * net.input_size ** 2, most=256) if layer == PIXELS \
+            else memory.batch_size(net)
     batch_size = checks.integer(batch_size, "batch_size", low=1)
     n = _check_dataset(dataset)
     return _scan(net, dataset, layer, batch_size, n, should_stop)
@@ -218,7 +167,7 @@ def extract_features_iter(net: Network, dataset, layer: str, *, batch_size: int 
 def _scan(net, dataset, layer, batch_size, n, should_stop) -> Iterator[Progress[Features]]:
     name = str(getattr(dataset, "name", "") or type(dataset).__name__)
     key = _cache_key(net, dataset, layer)
-    cached = _CACHE.get(key) if key is not None else None
+    cached = _scans(net).get(key) if key is not None else None
     if cached is not None:
         yield Progress(n, n, Features(cached, layer, name), done=True)
         return
@@ -245,16 +194,16 @@ def _scan(net, dataset, layer, batch_size, n, should_stop) -> Iterator[Progress[
         if stop < n:
             yield Progress(stop, n, Features(out[:stop], layer, name, ""))
     if key is not None:
-        _CACHE.put(key, out)
+        _scans(net).put(key, out)
     yield Progress(n, n, Features(out, layer, name), done=True)
 
 
-def extract_features(net: Network, dataset, layer: str, *, batch_size: int = 64) -> Features:
+def extract_features(net: Network, dataset, layer: str, *, batch_size: int | None = None) -> Features:
     """Each image's output at `layer`, flattened: ``.vectors`` N x D (cached). See lesson 02."""
     return run_to_end(extract_features_iter(net, dataset, layer, batch_size=batch_size))
 
 
-def pixel_features(net: Network, dataset, *, batch_size: int = 256) -> Features:
+def pixel_features(net: Network, dataset, *, batch_size: int | None = None) -> Features:
     """The preprocessed pixels in [0, 1], flattened: ``.vectors`` N x 3*S*S (cached): the
     "no network at all" description of each image."""
     return extract_features(net, dataset, PIXELS, batch_size=batch_size)

@@ -56,7 +56,7 @@ def conv_layers(net: Network) -> list[str]:
 
 
 def _first_conv(net: Network) -> tuple[str, nn.Conv2d]:
-    for name, m in net.model.named_modules():
+    for name, m in checks.network(net, "first_layer_filters").model.named_modules():
         if isinstance(m, nn.Conv2d) and m.in_channels == 3 and m.groups == 1:
             return name, m
     raise ValueError(f"{net.name} has no convolution that reads the RGB image")

@@ -5,7 +5,7 @@ fc7 codes are closest (Krizhevsky, Sutskever & Hinton, 2012, figure 4). They sha
 the query's class even when their pixels look nothing alike, while neighbours by
 raw pixel distance share its colours and layout instead.
 
-`nearest_neighbors(features, query, k, metric)` is exact (a full distance row,
+`nearest_neighbors(features, query, k=, metric=)` is exact (a full distance row,
 no approximate index): datasets in the lessons hold hundreds to a few thousand
 images. `neighbor_agreement` measures the lesson's claim over a whole set.
 """
@@ -50,7 +50,7 @@ def _unit_rows(f: torch.Tensor) -> torch.Tensor:
     return f / f.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
-def pairwise_distances(a: torch.Tensor, b: torch.Tensor, metric: str = "cosine") -> torch.Tensor:
+def pairwise_distances(a: torch.Tensor, b: torch.Tensor, *, metric: str = "cosine") -> torch.Tensor:
     """``len(a) x len(b)`` distances in float64: ``1 - cosine similarity`` or Euclidean.
 
     Computed in float64 (float32 cancellation in L2 can swap near-ties), block by block,
@@ -73,7 +73,7 @@ def pairwise_distances(a: torch.Tensor, b: torch.Tensor, metric: str = "cosine")
     return out.clamp_min_(0) if metric == "cosine" else out
 
 
-def nearest_neighbors(features, query, k: int = 5, metric: str = "cosine",
+def nearest_neighbors(features, query, *, k: int = 5, metric: str = "cosine",
                       exclude: int | Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The `k` rows of `features` closest to `query`: ``(indices, distances)``, nearest first.
 
@@ -99,25 +99,25 @@ def nearest_neighbors(features, query, k: int = 5, metric: str = "cosine",
             skip.add(checks.index(i, "exclude index", n, "the set has items"))
     available = n - len(skip)
     k = checks.integer(k, "k", low=1, high=available)
-    dist = pairwise_distances(q, f, _check_metric(metric))[0]
+    dist = pairwise_distances(q, f, metric=_check_metric(metric))[0]
     if skip:
         dist[list(skip)] = float("inf")
     order = torch.sort(dist, stable=True).indices[:k]
     return order, dist[order].float()
 
 
-def all_nearest_neighbors(features, k: int = 5, metric: str = "cosine") -> torch.Tensor:
+def all_nearest_neighbors(features, *, k: int = 5, metric: str = "cosine") -> torch.Tensor:
     """``N x k`` indices: every row's `k` nearest other rows, nearest first (one distance
     matrix instead of N queries; same tie rule as `nearest_neighbors`)."""
     f = _as_matrix(features)
     k = checks.integer(k, "k", low=1, high=f.shape[0] - 1)
-    dist = pairwise_distances(f, f, metric)
+    dist = pairwise_distances(f, f, metric=metric)
     dist.fill_diagonal_(float("inf"))
     # Stable sort on each row, not topk: ties fall to the lower index.
     return torch.sort(dist, dim=1, stable=True).indices[:, :k]
 
 
-def neighbor_agreement(features, labels, k: int = 5, metric: str = "cosine") -> float:
+def neighbor_agreement(features, labels, *, k: int = 5, metric: str = "cosine") -> float:
     """The fraction of each image's `k` nearest neighbours (itself left out) that share
     its label, averaged over every image of the set: 1.0 means the space groups by
     class perfectly; ``1 / classes`` is what a random arrangement gives on balanced data."""
@@ -125,5 +125,5 @@ def neighbor_agreement(features, labels, k: int = 5, metric: str = "cosine") -> 
     n = _as_matrix(features).shape[0]
     if y.numel() != n:
         raise ValueError(f"{y.numel()} labels for {n} feature rows")
-    nearest = all_nearest_neighbors(features, k, metric)
+    nearest = all_nearest_neighbors(features, k=k, metric=metric)
     return float((y[nearest] == y[:, None]).double().mean())

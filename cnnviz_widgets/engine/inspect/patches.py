@@ -9,12 +9,12 @@ values and positions however large the dataset. A position is (image index, row,
 in the layer's output grid; `crop_patch` turns it into pixels through the layer's
 receptive field (``net.receptive_field(layer).box(row, col)``).
 
-Scans are cached per (model, dataset name, layer), so browsing channels is instant.
+Scans are cached per (model, dataset name, layer) in the network's cache
+(`engine.core.cache`), so browsing channels is instant.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Iterator, Union
@@ -22,7 +22,8 @@ from typing import Iterator, Union
 import numpy as np
 import torch
 
-from ..core import checks
+from ..core import checks, memory
+from ..core.cache import cache_for
 from ..core.network import Network
 from ..core.progress import Progress, StopCheck, run_to_end
 from ..core.receptive_field import ReceptiveField
@@ -35,7 +36,6 @@ __all__ = [
     "max_activating_patches_iter",
     "cached_scan",
     "centre_object_share",
-    "clear_scan_cache",
     "PAD_VALUE",
 ]
 
@@ -144,18 +144,18 @@ def crop_patch(net: Network, image, rf: Union[ReceptiveField, str], row: int, co
 
 # --- the scan ------------------------------------------------------------------------
 
-# net -> OrderedDict[(dataset name, layer)] -> PatchScan; dies with the network.
-_CACHE: "weakref.WeakKeyDictionary[Network, OrderedDict]" = weakref.WeakKeyDictionary()
+# Finished scans are kept in the network's cache (`engine.core.cache`), the last few.
 _CACHE_PER_NET = 32
 
 
-def clear_scan_cache() -> None:
-    _CACHE.clear()
+def _scans(net: Network) -> OrderedDict:
+    """This network's finished scans, by (dataset name, layer), oldest first."""
+    return cache_for(net).part("patch scans", OrderedDict)
 
 
 def cached_scan(net: Network, dataset, layer: str, k: int) -> PatchScan | None:
     """A finished scan of (net, dataset, layer) with at least k per channel, cut to k."""
-    scan = _CACHE.get(net, {}).get((dataset.name, layer))
+    scan = _scans(net).get((dataset.name, layer))
     if scan is None or scan.k < k:
         return None
     return replace(_first_k(scan, k), net=net)
@@ -169,7 +169,7 @@ def _first_k(scan: PatchScan, k: int) -> PatchScan:
 
 
 def _store(net: Network, dataset, scan: PatchScan) -> None:
-    entries = _CACHE.setdefault(net, OrderedDict())
+    entries = _scans(net)
     # Stored without the network: a value that held its own weak key would keep it alive.
     entries[(dataset.name, scan.layer)] = replace(scan, net=None)
     while len(entries) > _CACHE_PER_NET:
@@ -179,6 +179,8 @@ def _store(net: Network, dataset, scan: PatchScan) -> None:
 def _check_settings(net: Network, dataset, layer: str, k, batch_size) -> tuple[str, int, int]:
     layer = checks.layer(net, layer)
     k = checks.integer(k, "k", low=1)
+    if batch_size is None:
+        batch_size = memory.batch_size(net)  # a forward without gradients, at the net's input size
     batch_size = checks.integer(batch_size, "batch_size", low=1)
     if len(dataset) == 0:
         raise ValueError(f"dataset {getattr(dataset, 'name', dataset)!r} is empty: nothing to scan")
@@ -207,13 +209,14 @@ def _arrays_are_inputs(net: Network, dataset) -> bool:
     return (callable(getattr(dataset, "arrays", None)) and size == net.input_size == net.resize_size)
 
 
-def max_activating_patches_iter(net: Network, dataset, layer: str, *, k: int = 9, batch_size: int = 64,
+def max_activating_patches_iter(net: Network, dataset, layer: str, *, k: int = 9, batch_size: int | None = None,
                                 cache: bool = True, should_stop: StopCheck = None) -> Iterator[Progress[PatchScan]]:
     """Scan `dataset` once up to `layer`, keeping each channel's k strongest units;
     yield `Progress` after each batch, whose result is the scan so far (a `PatchScan`
     of the images seen). `should_stop()` is asked after each batch; when true the scan
     ends there with ``ended="stopped"`` (never cached). A cached scan is yielded at
-    once. Checks its settings at the call."""
+    once. `batch_size`: images per forward; None picks it from the memory budget
+    (`engine.core.memory`). Checks its settings at the call."""
     layer, k, batch_size = _check_settings(net, dataset, layer, k, batch_size)
     return _scan(net, dataset, layer, k, batch_size, cache, should_stop)
 
@@ -272,7 +275,7 @@ def _scan(net, dataset, layer, k, batch_size, cache, should_stop) -> Iterator[Pr
     yield Progress(n, n, scan, done=True)
 
 
-def max_activating_patches(net: Network, dataset, layer: str, *, k: int = 9, batch_size: int = 64,
+def max_activating_patches(net: Network, dataset, layer: str, *, k: int = 9, batch_size: int | None = None,
                            cache: bool = True) -> PatchScan:
     """`max_activating_patches_iter` run to the end: the `PatchScan`."""
     return run_to_end(max_activating_patches_iter(net, dataset, layer, k=k, batch_size=batch_size, cache=cache))

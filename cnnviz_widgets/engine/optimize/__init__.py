@@ -1,4 +1,4 @@
-"""Image optimisation, in Lucent's pieces (lessons 09-12).
+"""Image optimisation, in Lucent's pieces (lessons 09-12, 14).
 
 =================  ==========================================================
 `param`            what is optimised: `PixelParam`, `FourierParam` (batches; colours
@@ -20,6 +20,7 @@ constraint:
 `adversarial`      10: fooling images, FGSM, PGD
 `deepdream`        11: DeepDream (octaves, jitter)
 `inversion`        12: an image from a layer's features
+`style`            14: texture synthesis and style transfer (Gram matrices)
 `judge`            09, 10: an independent network's verdict on a picture
 `frequency`        09: how much of a picture's energy is fine detail
 =================  ==========================================================

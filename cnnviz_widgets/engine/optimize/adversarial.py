@@ -31,6 +31,7 @@ import torch
 
 from ..core import checks
 from ..core.progress import Progress, StopCheck, run_to_end
+from ..core.targets import predicted_classes
 from . import LinfBall, OptimizeResult, PixelParam
 from . import objectives as O
 from . import optimize_iter
@@ -89,13 +90,13 @@ def magnify(difference: torch.Tensor, factor: float = 10.0) -> torch.Tensor:
 
 def predicted_class(net, image) -> int:
     """The model's top-1 class index for one image (no gradient)."""
-    x = net.as_batch(image, single=True, what="predicted_class")
-    with torch.no_grad(), net.guard():
-        return int(net(x).argmax(-1)[0])
+    x = checks.network(net, "a fooling attack").as_batch(image, single=True, what="predicted_class")
+    return predicted_classes(net, x)[0]
 
 
 def _start(net, image) -> torch.Tensor:
-    return checks.pixels(net.as_batch(image, single=True, what="a fooling attack"), "image")
+    return checks.pixels(checks.network(net, "a fooling attack").as_batch(image, single=True, what="a fooling attack"),
+                         "image")
 
 
 def pgd_iter(net, image, target: Any = None, *, label: Any = None, eps: float = 8 / 255,
@@ -149,9 +150,12 @@ def _results(net, loop, x, target, label, original_class) -> Iterator[Progress[F
             probability=float(p.max()), linf=linf, l2=l2), progress.done)
 
 
-def pgd(net, image, target: Any = None, **settings) -> FoolResult:
+def pgd(net, image, target: Any = None, *, label: Any = None, eps: float = 8 / 255, step_size: float = 1 / 255,
+        steps: int = 20, stop_when_reached: bool = False, confidence: float | None = None,
+        every: int = 5) -> FoolResult:
     """`pgd_iter` run to the end (all `steps` unless `stop_when_reached`)."""
-    return run_to_end(pgd_iter(net, image, target, **settings))
+    return run_to_end(pgd_iter(net, image, target, label=label, eps=eps, step_size=step_size, steps=steps,
+                               stop_when_reached=stop_when_reached, confidence=confidence, every=every))
 
 
 def fgsm(net, image, target: Any = None, *, label: Any = None, eps: float = 2 / 255) -> FoolResult:
@@ -172,7 +176,9 @@ def fool_iter(net, image, target: Any, *, eps: float = 8 / 255, step_size: float
                     confidence=confidence, every=every, should_stop=should_stop)
 
 
-def fool(net, image, target: Any, **settings) -> FoolResult:
+def fool(net, image, target: Any, *, eps: float = 8 / 255, step_size: float = 1 / 255, steps: int = 60,
+         confidence: float | None = None, every: int = 5) -> FoolResult:
     """Change `image` (PIL, array or 1x3xHxW tensor) until the model says `target`, never
     by more than `eps` per pixel. Check `.success`: the budget may not suffice."""
-    return run_to_end(fool_iter(net, image, target, **settings))
+    return run_to_end(fool_iter(net, image, target, eps=eps, step_size=step_size, steps=steps,
+                                confidence=confidence, every=every))

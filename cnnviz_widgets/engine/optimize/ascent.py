@@ -150,17 +150,59 @@ def _results(loop: Iterator[Progress[OptimizeResult]], target: Target) -> Iterat
                                     target=target), progress.done)
 
 
-def visualize_class(net, target: Any, **settings) -> AscentResult:
+def visualize_class(net, target: Any, *, image=None, size: int = 160, steps: int = 40, param: str = "pixel",
+                    step_size: float | None = None, l2: float | None = None, tv: float | None = None,
+                    blur_every: int | None = None, blur_sigma: float | None = None,
+                    clip_norm_percentile: float = 0.0, clip_contribution_percentile: float = 0.0,
+                    jitter: int = 2, scale: float = 0.0, rotate: float = 0.0, crop: float = 0.0, pad: int = 0,
+                    final_jitter: int = 0, decorrelate: bool | None = None, schedule: str = "constant",
+                    batch: int = 1, diversity: float = 0.0, diversity_layer: str | None = None,
+                    seed: int = 0, every: int = 5) -> AscentResult:
     """`visualize_class_iter` run to the end: ``.image``, ``.losses``."""
-    return run_to_end(visualize_class_iter(net, target, **settings))
+    return run_to_end(visualize_class_iter(net, target,
+        image=image, size=size, steps=steps, param=param, step_size=step_size, l2=l2, tv=tv, blur_every=blur_every,
+        blur_sigma=blur_sigma, clip_norm_percentile=clip_norm_percentile,
+        clip_contribution_percentile=clip_contribution_percentile, jitter=jitter, scale=scale, rotate=rotate,
+        crop=crop, pad=pad, final_jitter=final_jitter, decorrelate=decorrelate, schedule=schedule, batch=batch,
+        diversity=diversity, diversity_layer=diversity_layer, seed=seed, every=every))
 
 
-def visualize_channel_iter(net, layer: str, channel: int, **settings) -> Iterator[Progress[AscentResult]]:
-    """Maximise the mean activation of `channel` of `layer`. See `visualize_class_iter` for settings."""
+def visualize_channel_iter(net, layer: str, channel: int, *,
+                           image=None, size: int = 160, steps: int = 40, param: str = "pixel",
+                           step_size: float | None = None, l2: float | None = None, tv: float | None = None,
+                           blur_every: int | None = None, blur_sigma: float | None = None,
+                           clip_norm_percentile: float = 0.0, clip_contribution_percentile: float = 0.0,
+                           jitter: int = 2, scale: float = 0.0, rotate: float = 0.0, crop: float = 0.0, pad: int = 0,
+                           final_jitter: int = 0, decorrelate: bool | None = None, schedule: str = "constant",
+                           batch: int = 1, diversity: float = 0.0, diversity_layer: str | None = None,
+                           seed: int = 0, every: int = 5,
+                           should_stop: StopCheck = None) -> Iterator[Progress[AscentResult]]:
+    """Maximise the mean activation of `channel` of `layer`. See `visualize_class_iter`
+    for the settings. Checks its settings when called."""
     layer = checks.layer(net, layer)
-    return visualize_class_iter(net, Neuron(layer, checks.channel(net, layer, channel)), **settings)
+    return visualize_class_iter(net, Neuron(layer, checks.channel(net, layer, channel)),
+                                image=image, size=size, steps=steps, param=param, step_size=step_size, l2=l2, tv=tv,
+                                blur_every=blur_every, blur_sigma=blur_sigma,
+                                clip_norm_percentile=clip_norm_percentile,
+                                clip_contribution_percentile=clip_contribution_percentile, jitter=jitter,
+                                scale=scale, rotate=rotate, crop=crop, pad=pad, final_jitter=final_jitter,
+                                decorrelate=decorrelate, schedule=schedule, batch=batch, diversity=diversity,
+                                diversity_layer=diversity_layer, seed=seed, every=every, should_stop=should_stop)
 
 
-def visualize_channel(net, layer: str, channel: int, **settings) -> AscentResult:
+def visualize_channel(net, layer: str, channel: int, *,
+                      image=None, size: int = 160, steps: int = 40, param: str = "pixel",
+                      step_size: float | None = None, l2: float | None = None, tv: float | None = None,
+                      blur_every: int | None = None, blur_sigma: float | None = None,
+                      clip_norm_percentile: float = 0.0, clip_contribution_percentile: float = 0.0,
+                      jitter: int = 2, scale: float = 0.0, rotate: float = 0.0, crop: float = 0.0, pad: int = 0,
+                      final_jitter: int = 0, decorrelate: bool | None = None, schedule: str = "constant",
+                      batch: int = 1, diversity: float = 0.0, diversity_layer: str | None = None,
+                      seed: int = 0, every: int = 5) -> AscentResult:
     """`visualize_channel_iter` run to the end."""
-    return run_to_end(visualize_channel_iter(net, layer, channel, **settings))
+    return run_to_end(visualize_channel_iter(net, layer, channel,
+        image=image, size=size, steps=steps, param=param, step_size=step_size, l2=l2, tv=tv, blur_every=blur_every,
+        blur_sigma=blur_sigma, clip_norm_percentile=clip_norm_percentile,
+        clip_contribution_percentile=clip_contribution_percentile, jitter=jitter, scale=scale, rotate=rotate,
+        crop=crop, pad=pad, final_jitter=final_jitter, decorrelate=decorrelate, schedule=schedule, batch=batch,
+        diversity=diversity, diversity_layer=diversity_layer, seed=seed, every=every))

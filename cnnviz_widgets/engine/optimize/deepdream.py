@@ -121,6 +121,9 @@ def _dream(net, x, layer, octaves, octave_scale, steps, step_size, jitter, every
         yield report(last, o, "done" if o == octaves - 1 else "")
 
 
-def deepdream(net, image, layer: str, **settings) -> DreamResult:
+def deepdream(net, image, layer: str, *, octaves: int = 3, octave_scale: float = 1.4, steps: int = 10,
+              step_size: float = 0.01, jitter: int = 8, size: int | None = None, every: int = 1,
+              seed: int = 0) -> DreamResult:
     """`deepdream_iter` run to the end: ``.image`` is the dream, ``.dreams`` one per octave."""
-    return run_to_end(deepdream_iter(net, image, layer, **settings))
+    return run_to_end(deepdream_iter(net, image, layer, octaves=octaves, octave_scale=octave_scale, steps=steps,
+                                     step_size=step_size, jitter=jitter, size=size, every=every, seed=seed))

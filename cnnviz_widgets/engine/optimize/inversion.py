@@ -71,6 +71,7 @@ def invert_features_iter(net, image, layer: str, *, size: int = DEFAULTS["size"]
     layer = checks.layer(net, layer)
     size = checks.integer(size, "size", low=16)
     seed = checks.integer(seed, "seed")
+    steps = checks.integer(steps, "steps", low=0)  # the loop checks the rest; this one before the forward below
     x0 = checks.pixels(net.as_batch(image, single=True, size=size, what="feature inversion"), "image")
     phi0 = layer_features(net, x0, layer)
     gen = torch.Generator().manual_seed(seed)
@@ -91,11 +92,24 @@ def _results(net, loop, layer, x0, phi0) -> Iterator[Progress[InversionResult]]:
             original=original, relative_error=relative_feature_error(net, r.image, phi0, layer)), p.done)
 
 
-def invert_features(net, image, layer: str, **settings) -> InversionResult:
+def invert_features(net, image, layer: str, *, size: int = DEFAULTS["size"], steps: int = DEFAULTS["steps"],
+                    step_size: float = DEFAULTS["step_size"], tv: float = DEFAULTS["tv"],
+                    alpha_norm: float = DEFAULTS["alpha_norm"], jitter: int = 0, seed: int = 0, every: int = 10,
+                    schedule: str = "constant") -> InversionResult:
     """`invert_features_iter` run to the end."""
-    return run_to_end(invert_features_iter(net, image, layer, **settings))
+    return run_to_end(invert_features_iter(net, image, layer, size=size, steps=steps, step_size=step_size, tv=tv,
+                                           alpha_norm=alpha_norm, jitter=jitter, seed=seed, every=every,
+                                           schedule=schedule))
 
 
-def invert_layers(net, image, layers: Sequence[str], **settings) -> dict[str, InversionResult]:
-    """Reconstructions from several depths (same seed and settings), for side-by-side display."""
-    return {layer: invert_features(net, image, layer, **settings) for layer in layers}
+def invert_layers(net, image, layers: Sequence[str], *, size: int = DEFAULTS["size"], steps: int = DEFAULTS["steps"],
+                  step_size: float = DEFAULTS["step_size"], tv: float = DEFAULTS["tv"],
+                  alpha_norm: float = DEFAULTS["alpha_norm"], jitter: int = 0, seed: int = 0, every: int = 10,
+                  schedule: str = "constant") -> dict[str, InversionResult]:
+    """Reconstructions from several depths (same seed and settings), for side-by-side
+    display: one `InversionResult` per layer, by layer name. Every layer is checked
+    before the first reconstruction starts."""
+    layers = [checks.layer(net, layer) for layer in ([layers] if isinstance(layers, str) else layers)]
+    return {layer: invert_features(net, image, layer, size=size, steps=steps, step_size=step_size, tv=tv,
+                                   alpha_norm=alpha_norm, jitter=jitter, seed=seed, every=every, schedule=schedule)
+            for layer in layers}

@@ -75,9 +75,9 @@ def random_crops(image: torch.Tensor, n: int, size: int, generator: torch.Genera
 
 
 @torch.no_grad()
-def judge(judge_net, image: Any, target: Any, *, crops: int = 16, seed: int = 0,
+def judge(net, image: Any, target: Any, *, crops: int = 16, seed: int = 0,
           smallest: float = 0.6, batch_size: int | None = None) -> Verdict:
-    """The judging network's verdict on `image` for class `target` (index or name).
+    """The judging network `net`'s verdict on `image` for class `target` (index or name).
 
     image: one picture (PIL, array or [0, 1] tensor, any size; a batch's first image is
     judged). The crops are the same for the same `seed`, so two pictures are judged on
@@ -85,19 +85,20 @@ def judge(judge_net, image: Any, target: Any, *, crops: int = 16, seed: int = 0,
     ``smallest=1, crops=1`` judges the whole picture once, pixel grid and all (what a
     fooling image is made for). The network is restored afterwards, as after every engine call.
     """
-    index = judge_net.class_index(target)
+    index = net.class_index(target)
     if isinstance(image, torch.Tensor) and image.dim() == 4:
         image = image[:1]  # a batch of visualisations: its first picture
-    x = checks.pixels(judge_net.as_batch(image, single=True, what="judging"), "image")
+    x = checks.pixels(net.as_batch(image, single=True, what="judging"), "image")
+    if batch_size is not None:
+        batch_size = checks.integer(batch_size, "batch_size", low=1)
     gen = torch.Generator().manual_seed(checks.integer(seed, "seed"))
-    batch = random_crops(x, crops, judge_net.input_size, gen, smallest=smallest)
+    batch = random_crops(x, crops, net.input_size, gen, smallest=smallest)
     if batch_size is None:
-        batch_size = memory.batch_size(judge_net, size=judge_net.input_size)  # forward only
-    batch_size = checks.integer(batch_size, "batch_size", low=1)
-    with judge_net.guard():
-        probs = torch.cat([torch.softmax(judge_net(part), dim=1).cpu() for part in batch.split(batch_size)])
+        batch_size = memory.batch_size(net, size=net.input_size)  # forward only
+    with net.guard():
+        probs = torch.cat([torch.softmax(net(part), dim=1).cpu() for part in batch.split(batch_size)])
     mean = probs.mean(0)
     top = int(mean.argmax())
-    return Verdict(target=judge_net.classes[index], probability=float(mean[index]),
-                   top_class=judge_net.classes[top], top_probability=float(mean[top]),
+    return Verdict(target=net.classes[index], probability=float(mean[index]),
+                   top_class=net.classes[top], top_probability=float(mean[top]),
                    crops=int(batch.shape[0]), per_crop=probs[:, index].clone())

@@ -195,6 +195,11 @@ def _steps(net, objective, param, steps, step_size, optimizer, transforms, regul
     yield snapshot(steps, "done")
 
 
-def optimize(net, objective: Objective, param, **settings) -> OptimizeResult:
+def optimize(net, objective: Objective, param, *, steps: int, step_size: float, optimizer: str = "adam",
+             transforms: Sequence[Callable] = (), regularizers: Sequence[Regularizer] = (), every: int = 1,
+             seed: int = 0, until: Callable[[dict], bool] | None = None,
+             schedule: str = "constant") -> OptimizeResult:
     """`optimize_iter` run to the end: its final `OptimizeResult`."""
-    return run_to_end(optimize_iter(net, objective, param, **settings))
+    return run_to_end(optimize_iter(net, objective, param, steps=steps, step_size=step_size, optimizer=optimizer,
+                                    transforms=transforms, regularizers=regularizers, every=every, seed=seed,
+                                    until=until, schedule=schedule))

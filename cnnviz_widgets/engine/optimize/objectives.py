@@ -22,6 +22,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from ..core import checks
 from ..core.targets import ClassLogit, Neuron, Target
 
 __all__ = [
@@ -102,15 +103,7 @@ def _activation(outputs: dict, layer: str) -> torch.Tensor:
 
 
 def _check_class(index: int, logits: torch.Tensor) -> None:
-    n = logits.shape[-1]
-    if not 0 <= index < n:
-        raise ValueError(f"class index {index} is out of range: the model has classes 0..{n - 1}")
-
-
-def _check_channel(index: int, layer: str, a: torch.Tensor) -> None:
-    n = a.shape[1]
-    if not 0 <= index < n:
-        raise ValueError(f"channel {index} is out of range: {layer} has channels 0..{n - 1}")
+    checks.index(index, "class index", logits.shape[-1], "the model has classes")
 
 
 def maximise(target: Target, name: str | None = None) -> Objective:
@@ -123,7 +116,7 @@ def maximise(target: Target, name: str | None = None) -> Objective:
             for index in target.classes:
                 _check_class(index, output)
         elif isinstance(target, Neuron):
-            _check_channel(target.channel, target.layer, output)
+            checks.channel(None, target.layer, target.channel, channels=output.shape[1])
         return -target(output).mean()
 
     return Objective.term(name or repr(target), fn, (layer,))
@@ -132,13 +125,13 @@ def maximise(target: Target, name: str | None = None) -> Objective:
 def class_score(target: int) -> Objective:
     """Maximise the class's logit (the score before softmax, as Simonyan et al. do:
     maximising the probability would also push the other classes down)."""
-    index = int(target)
+    index = checks.integer(target, "class index", low=0)
     return maximise(ClassLogit(index), f"class {index}")
 
 
 def channel(layer: str, index: int) -> Objective:
     """Maximise the mean activation of one channel of a layer."""
-    index = int(index)
+    index = checks.integer(index, "channel", low=0)
     return maximise(Neuron(layer, index), f"{layer}:{index}")
 
 
@@ -169,7 +162,7 @@ def feature_match(layer: str, target: torch.Tensor) -> Objective:
 
 def target_cross_entropy(target: int) -> Objective:
     """Fooling: the cross-entropy of the logits against `target` (lower = more `target`)."""
-    target = int(target)
+    target = checks.integer(target, "class index", low=0)
 
     def fn(out):
         logits = out[LOGITS]

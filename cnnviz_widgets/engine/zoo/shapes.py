@@ -301,7 +301,7 @@ class ShapesDataset:
             img, mask = self._arrays[0][i], self._arrays[2][i].copy()
         else:
             img, mask = self._render(i)
-        return Item(Image.fromarray(img, "RGB"), self.label(i), mask, f"shapes-{self.seed}-{i}")
+        return Item(Image.fromarray(img), self.label(i), mask, f"shapes-{self.seed}-{i}")
 
     def __iter__(self):
         for i in range(self.n):

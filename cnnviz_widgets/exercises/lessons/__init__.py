@@ -15,6 +15,9 @@
 | `guided_dream_step` | 11 | `GuidedDreamStepChecker` |
 | `total_variation` | 12 | `TotalVariationChecker` |
 | `deletion_curve` | 13 | `DeletionCurveChecker` |
+| `gram_matrix` | 14 | `GramMatrixChecker` |
+| `style_loss` | 14 | `StyleLossChecker` |
+| `unit_iou` | 15 | `UnitIouChecker` |
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ from .pgd_step import PgdStepChecker
 from .guided_dream_step import GuidedDreamStepChecker
 from .total_variation import TotalVariationChecker
 from .deletion_curve import DeletionCurveChecker
+from .gram_matrix import GramMatrixChecker
+from .style_loss import StyleLossChecker
+from .unit_iou import UnitIouChecker
 
 __all__ = ["CHECKERS", "checker"]
 
@@ -50,6 +56,9 @@ CHECKERS: dict[str, type[Checker]] = {c.name: c for c in (
     GuidedDreamStepChecker,
     TotalVariationChecker,
     DeletionCurveChecker,
+    GramMatrixChecker,
+    StyleLossChecker,
+    UnitIouChecker,
 )}
 
 _INSTANCES: dict[str, Checker] = {}

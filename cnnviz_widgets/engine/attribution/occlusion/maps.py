@@ -127,7 +127,7 @@ def occlusion_iter(net: Network, image, target: Any, *, patch: int = 16, stride:
     an earlier call (None: made here).
     """
     method = checks.choice(method, "method", METHODS)
-    x = net.as_batch(image, single=True, what="occlusion")
+    x = checks.network(net, "occlusion").as_batch(image, single=True, what="occlusion")
     h, w = (int(v) for v in x.shape[-2:])
     target = occlusion_target(net, target)
     fill = check_fill(fill)
