@@ -237,7 +237,7 @@ class Network(nn.Module):
         return m[0].numpy().astype(bool)
 
     def as_batch(self, image, *, single: bool = False, size: int | None = None,
-                 what: str = "this technique") -> torch.Tensor:
+                 what: str = "this technique", map_size: bool = True) -> torch.Tensor:
         """The one way an image enters a technique: -> N x 3 x H x W float on the device, detached.
 
         `image`: a PIL image, a uint8 H x W x 3 array or the bytes of an image file go
@@ -245,7 +245,9 @@ class Network(nn.Module):
         (3 x H x W or N x 3 x H x W, any size) is used as it is. Values must be finite.
         `single` insists on exactly one image; `size` resizes the result to
         size x size pixels (smoothly, at least 16), for techniques that run at a size of
-        their own (DeepDream, inversion).
+        their own (DeepDream, inversion). `map_size=False` skips the check that the image
+        is large enough for a map at the last spatial layer (`check_image_size`), for a
+        technique that reads an earlier layer (DeepDream's smaller octaves).
         """
         if isinstance(image, (bytes, bytearray, memoryview)):
             image = load_image(bytes(image), name="the uploaded file")  # BadImage: a ValueError
@@ -268,7 +270,8 @@ class Network(nn.Module):
             size = checks.integer(size, "size", low=16)
             if tuple(x.shape[-2:]) != (size, size):
                 x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        self.check_image_size(tuple(x.shape[-2:]), what)
+        if map_size:
+            self.check_image_size(tuple(x.shape[-2:]), what)
         return x
 
     def check_image_size(self, hw: tuple[int, int], what: str = "this technique") -> None:

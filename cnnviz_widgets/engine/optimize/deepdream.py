@@ -47,7 +47,8 @@ class DreamResult(OptimizeResult):
 
 def activation_energy(net, image: torch.Tensor, layer: str) -> float:
     """Mean squared activation of `layer` for `image` (what DeepDream raises)."""
-    x = net.as_batch(image, what="activation_energy")
+    # an octave's copy may be smaller than a map at the last spatial layer needs; this reads `layer`
+    x = net.as_batch(image, what="activation_energy", map_size=False)
     with torch.no_grad(), net.guard():
         return float(net.forward_to(x, checks.layer(net, layer)).pow(2).mean())
 
