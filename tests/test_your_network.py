@@ -148,6 +148,9 @@ def _run(net, lesson, given=None):
         "13a": lambda f: f(subject, x, 1, batch_size=1),
         "13b": lambda f: f(subject, x, 1, batch_size=1),
         "13c": lambda f: f(subject, x, 1, steps=2, batch_size=2),
+        "14a": lambda f: f(subject, x[0], layers={last: 1.0}, size=s, steps=1),
+        "14b": lambda f: f(subject, x[0], x[0].flip(-1), content_layer=last, style_layers=[last], size=s, steps=1),
+        "15": lambda f: f(subject, _dataset(net), net.spatial_layers()[0], quantile=0.05, batch_size=3),
     }
     return calls[lesson](technique.verb)
 
